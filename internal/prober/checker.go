@@ -1,0 +1,36 @@
+package prober
+
+import (
+	"context"
+	"time"
+
+	"github.com/lvsprobe/lvsprobe/internal/config"
+)
+
+// Result is the outcome of one check attempt.
+type Result struct {
+	OK       bool          // the check passed
+	Message  string        // what happened, built up step by step ("connect 198.18.1.2:80; status 500")
+	Duration time.Duration // how long the attempt took
+	Err      error         // the cause of a failure, nil when OK
+}
+
+// Checker runs one full check against one endpoint. Check honours ctx
+// cancellation and its own connect_timeout, whichever comes first, and
+// never blocks past them. Implementations are safe for concurrent use.
+type Checker interface {
+	Check(ctx context.Context) Result
+	// Key identifies what the check does (type, endpoint and options):
+	// two checkers with the same Key are interchangeable and run once.
+	Key() string
+	String() string
+}
+
+// Transition is a change of a real server's health, delivered only when
+// the health changes.
+type Transition struct {
+	Key    config.RealServerKey // which real server
+	Up     bool                 // its new health
+	Reason string               // the failing or passing check, for logs
+	At     time.Time            // when the deciding check completed
+}
