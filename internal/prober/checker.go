@@ -2,6 +2,8 @@ package prober
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
@@ -33,4 +35,26 @@ type Transition struct {
 	Up     bool                 // its new health
 	Reason string               // the failing or passing check, for logs
 	At     time.Time            // when the deciding check completed
+}
+
+// CheckerOptions are the settings a checker takes from outside its block.
+type CheckerOptions struct {
+	BodyCap int64          // largest HTTP body read before the check fails; 0 means config.DefaultBodyCap
+	SSL     config.SSLDefs // global_defs SSL { } (client certificate, CA) for SSL_GET
+}
+
+// ErrUnsupported is returned by NewChecker for checker types lvsprobe does
+// not run yet.
+var ErrUnsupported = errors.New("checker type not supported yet")
+
+// NewChecker builds the checker for one checker block.
+func NewChecker(c *config.Checker, opts CheckerOptions) (Checker, error) {
+	switch c.Type {
+	case config.TCPCheck:
+		return newTCPChecker(c, opts)
+	case config.HTTPGet, config.SSLGet:
+		return newHTTPChecker(c, opts)
+	default:
+		return nil, fmt.Errorf("%s %s: %w", c.Pos, c.Type, ErrUnsupported)
+	}
 }
