@@ -1,0 +1,59 @@
+# lvsprobe — build, test, generate, fuzz, bench and the labs.
+# Every target runs on a fresh Debian 12 machine once .ci/run's install step
+# (scripts/install-deps) has run; tests that need root run as root.
+
+GO        ?= go
+BIN       ?= bin/lvsprobe
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+PKGS      ?= ./...
+FUZZTIME  ?= 10s
+BENCHTIME ?= 1x
+export CGO_ENABLED ?= 0
+
+.PHONY: all build test test-host vet lint generate fuzz fuzz-long bench demo install-deps clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/lvsprobe
+
+## test: every test — on the host (root: netns, nginx, eBPF), then the
+## packages that need real IPVS inside the kernel-lab guest.
+test: test-host vmtest
+
+test-host:
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+lint: vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) tool staticcheck $(PKGS)
+
+## generate: rebuild the eBPF objects (bpf2go with Debian's clang).
+generate:
+	$(GO) generate ./internal/loader/...
+
+## fuzz: run every Fuzz target for FUZZTIME each (fuzz-long: 10 minutes).
+fuzz:
+	scripts/fuzz $(FUZZTIME)
+
+fuzz-long:
+	scripts/fuzz 10m
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+## demo: lvsprobe's main job on a lab it builds itself.
+demo: build
+	scripts/demo
+
+install-deps:
+	scripts/install-deps
+
+clean:
+	rm -rf bin
+
+-include scripts/vmlab/vmlab.mk
