@@ -1,0 +1,6 @@
+package loader
+
+// The C sources live in bpf/; the generated synprobe_bpfel.{go,o} are
+// committed so that `go build` needs no clang. Regenerate with
+// `make generate` (bpf/bpf.mk) after changing bpf/.
+//go:generate go tool bpf2go -tags linux -cc clang -target bpfel -type synprobe_answer -type synprobe_target -type synprobe_last synprobe ../../bpf/synprobe.c -- -O2 -g -Wall -Werror -I../../bpf/headers -I/usr/include/x86_64-linux-gnu
