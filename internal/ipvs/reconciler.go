@@ -1,0 +1,372 @@
+package ipvs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/lvsprobe/lvsprobe/internal/config"
+)
+
+// DefaultResyncInterval is how often a running Reconciler compares the
+// kernel's table with the desired one when nothing changes, which bounds
+// how long drift (someone ran ipvsadm -d) lasts.
+const DefaultResyncInterval = 5 * time.Second
+
+// stopTimeout bounds the lvs_flush_on_stop work done after Run's context
+// is cancelled.
+const stopTimeout = 30 * time.Second
+
+// ReconcilerOptions tune a Reconciler. The zero value is usable.
+type ReconcilerOptions struct {
+	Log            *slog.Logger  // nil: discard
+	ResyncInterval time.Duration // drift repair period; 0: DefaultResyncInterval
+	RetryBase      time.Duration // first delay after a failed write; 0: DefaultRetryBase
+	RetryMax       time.Duration // longest delay between tries; 0: DefaultRetryMax
+
+	now func() time.Time // clock, replaced by tests
+}
+
+// Reconciler keeps the IPVS services of one configuration in step with
+// the health of their real servers, the way keepalived 2.2.7's checker
+// does (see buildVS for the rules), through a Backend.
+//
+// It owns exactly the services its configurations name: services of a
+// configuration given to Update that the new one no longer names are
+// deleted; every other service in the table is never read beyond the
+// service list, and never written.
+//
+// Health of a real server is, in order: the last value given to
+// SetHealth; else, decided once when the reconciler first sees the real
+// server, its assumed health: alive, unless one of its checkers has alpha
+// set, in which case it is alive only if the kernel already holds it with
+// a weight above 0. That rule lets a restart adopt the table it finds
+// without removing a healthy real server (nothing is re-added or removed
+// until a check says otherwise), while a fresh start with alpha keeps
+// real servers out until their checks pass.
+//
+// All methods are safe for concurrent use.
+type Reconciler struct {
+	b      Backend
+	log    *slog.Logger
+	resync time.Duration
+	now    func() time.Time
+	wake   chan struct{} // capacity 1: coalesced change notifications
+
+	pass sync.Mutex // one pass at a time; held across backend calls
+
+	mu      sync.Mutex // guards everything below; never held across backend calls
+	cfg     *config.Config
+	health  map[config.RealServerKey]bool // reported by SetHealth
+	assumed map[config.RealServerKey]bool // decided at first sight
+	quorum  map[string]bool               // by VirtualServer.ID()
+	retired map[config.ServiceKey]bool    // owned before a reload, not any more: to delete
+	started bool                          // the first pass (lvs_flush) has run
+	retry   *backoff
+	stats   Stats
+}
+
+// NewReconciler returns a Reconciler that applies cfg through b. It does
+// nothing until Reconcile or Run is called.
+func NewReconciler(b Backend, cfg *config.Config, opts ReconcilerOptions) *Reconciler {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.ResyncInterval <= 0 {
+		opts.ResyncInterval = DefaultResyncInterval
+	}
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = DefaultRetryBase
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = DefaultRetryMax
+	}
+	if opts.now == nil {
+		opts.now = time.Now
+	}
+	if cfg == nil {
+		cfg = &config.Config{}
+	}
+	return &Reconciler{
+		b:       b,
+		log:     opts.Log.With("component", "ipvs"),
+		resync:  opts.ResyncInterval,
+		now:     opts.now,
+		wake:    make(chan struct{}, 1),
+		cfg:     cfg,
+		health:  make(map[config.RealServerKey]bool),
+		assumed: make(map[config.RealServerKey]bool),
+		quorum:  make(map[string]bool),
+		retired: make(map[config.ServiceKey]bool),
+		retry:   newBackoff(opts.RetryBase, opts.RetryMax),
+		stats:   Stats{Ops: make(map[OpKind]uint64)},
+	}
+}
+
+// notify wakes Run without blocking; notifications coalesce.
+func (r *Reconciler) notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// SetHealth records the health of a real server as its checks decided
+// it. It never blocks on the backend: a running Run applies it on its next
+// pass, and many changes made in between are applied together.
+func (r *Reconciler) SetHealth(key config.RealServerKey, up bool) {
+	r.mu.Lock()
+	old, known := r.health[key]
+	r.health[key] = up
+	r.mu.Unlock()
+	if !known || old != up {
+		r.notify()
+	}
+}
+
+// Update replaces the configuration (a reload). Health, assumed health
+// and quorum state of the virtual and real servers that remain are kept;
+// services the new configuration no longer names are deleted on the next
+// pass. Only entries whose desired state changed are written.
+func (r *Reconciler) Update(cfg *config.Config) {
+	if cfg == nil {
+		cfg = &config.Config{}
+	}
+	r.mu.Lock()
+	oldIDs := configServiceIDs(r.cfg)
+	newIDs := configServiceIDs(cfg)
+	for id := range oldIDs {
+		if !newIDs[id] {
+			r.retired[id] = true
+		}
+	}
+	for id := range newIDs {
+		delete(r.retired, id)
+	}
+	vsIDs := make(map[string]bool)
+	rsKeys := make(map[config.RealServerKey]bool)
+	for _, vs := range cfg.VirtualServers {
+		vsIDs[vs.ID()] = true
+		for _, rs := range vs.RealServers {
+			rsKeys[rs.Key(vs)] = true
+		}
+	}
+	for k := range r.health {
+		if !rsKeys[k] {
+			delete(r.health, k)
+		}
+	}
+	for k := range r.assumed {
+		if !rsKeys[k] {
+			delete(r.assumed, k)
+		}
+	}
+	for id := range r.quorum {
+		if !vsIDs[id] {
+			delete(r.quorum, id)
+		}
+	}
+	r.cfg = cfg
+	r.mu.Unlock()
+	r.notify()
+}
+
+// Stats returns a copy of the counters.
+func (r *Reconciler) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.stats.clone()
+	s.Pending = len(r.retry.failing)
+	return s
+}
+
+// QuorumUp returns the quorum state of the virtual server with the given
+// ID (VirtualServer.ID()); known is false before the first pass that
+// evaluated it.
+func (r *Reconciler) QuorumUp(vsID string) (up, known bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	up, known = r.quorum[vsID]
+	return up, known
+}
+
+// Run reconciles at once, then on every change (SetHealth, Update), every
+// ResyncInterval, and when a failed write is due for a retry, until ctx
+// is done. Then it applies lvs_flush_on_stop (see flushOnStop) and
+// returns that step's error, or nil.
+func (r *Reconciler) Run(ctx context.Context) error {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		if err := r.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("reconcile pass incomplete", "error", err)
+		}
+		timer.Reset(r.nextWait())
+		select {
+		case <-ctx.Done():
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+			defer cancel()
+			return r.flushOnStop(stopCtx)
+		case <-r.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// nextWait returns how long Run sleeps when nothing changes.
+func (r *Reconciler) nextWait() time.Duration {
+	r.mu.Lock()
+	e := r.retry.earliest()
+	r.mu.Unlock()
+	wait := r.resync
+	if !e.IsZero() {
+		wait = min(wait, max(e.Sub(r.now()), time.Millisecond))
+	}
+	return wait
+}
+
+// configServiceIDs returns the serviceIDs cfg owns.
+func configServiceIDs(cfg *config.Config) map[config.ServiceKey]bool {
+	ids := make(map[config.ServiceKey]bool)
+	for _, vs := range cfg.VirtualServers {
+		for _, k := range serviceKeys(vs) {
+			ids[serviceID(k)] = true
+		}
+	}
+	return ids
+}
+
+// Reconcile runs one pass: it reads the owned part of the table, computes
+// the desired table from the configuration and health, and writes the
+// difference. A write that fails is logged, counted and retried on a
+// later pass after an exponential backoff; the rest of the pass goes on.
+// The error joins every failure of this pass (nil when the table is
+// converged or only waiting on backoff).
+func (r *Reconciler) Reconcile(ctx context.Context) error {
+	r.pass.Lock()
+	defer r.pass.Unlock()
+
+	r.mu.Lock()
+	r.stats.Passes++
+	owned := configServiceIDs(r.cfg)
+	for id := range r.retired {
+		owned[id] = true
+	}
+	first := !r.started
+	flush := first && r.cfg.Global.LVSFlush
+	r.mu.Unlock()
+
+	actual, err := r.readActual(ctx, owned)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if flush {
+		errs = append(errs, r.flushAtStart(ctx, actual)...)
+	}
+
+	r.mu.Lock()
+	desired := r.desiredLocked(actual)
+	retired := make([]config.ServiceKey, 0, len(r.retired))
+	for id := range r.retired {
+		retired = append(retired, id)
+	}
+	r.started = true
+	r.mu.Unlock()
+
+	errs = append(errs, r.apply(ctx, desired, actual, retired)...)
+	return errors.Join(errs...)
+}
+
+// readActual reads the owned services and their destinations.
+func (r *Reconciler) readActual(ctx context.Context, owned map[config.ServiceKey]bool) (table, error) {
+	svcs, err := r.b.Services(ctx)
+	r.countRead(err)
+	if err != nil {
+		return nil, fmt.Errorf("read services: %w", err)
+	}
+	actual := make(table)
+	for _, s := range svcs {
+		if !owned[serviceID(s.ServiceKey)] {
+			continue
+		}
+		ts := actual.service(s)
+		dests, err := r.b.Destinations(ctx, s.ServiceKey)
+		r.countRead(err)
+		if err != nil {
+			return nil, fmt.Errorf("read destinations of %s: %w", s.ServiceKey, err)
+		}
+		for _, d := range dests {
+			d.Addr = d.Addr.Unmap()
+			ts.dests[keyOf(d)] = d
+		}
+	}
+	return actual, nil
+}
+
+func (r *Reconciler) countRead(err error) {
+	r.mu.Lock()
+	r.stats.Reads++
+	if err != nil {
+		r.stats.Errors++
+	}
+	r.mu.Unlock()
+}
+
+// desiredLocked computes the desired table, deciding the assumed health
+// of real servers seen for the first time and advancing quorum states.
+// r.mu must be held.
+func (r *Reconciler) desiredLocked(actual table) table {
+	desired := make(table)
+	for _, vs := range r.cfg.VirtualServers {
+		vsID := vs.ID()
+		alive := func(rs *config.RealServer) bool {
+			k := rs.Key(vs)
+			if up, ok := r.health[k]; ok {
+				return up
+			}
+			if up, ok := r.assumed[k]; ok {
+				return up
+			}
+			up := !hasAlpha(rs) || r.presentInKernel(actual, vs, rs)
+			r.assumed[k] = up
+			return up
+		}
+		var prev *bool
+		if q, ok := r.quorum[vsID]; ok {
+			prev = &q
+		}
+		res := buildVS(desired, vs, alive, prev)
+		if prev != nil && *prev != res.QuorumUp {
+			r.log.Info("quorum changed", "virtual_server", vsID, "up", res.QuorumUp, "sorry_server", res.SorryActive)
+		}
+		r.quorum[vsID] = res.QuorumUp
+		if res.Collisions > 0 {
+			r.log.Warn("real servers share a destination; the first one wins", "virtual_server", vsID, "dropped", res.Collisions)
+		}
+	}
+	return desired
+}
+
+// presentInKernel reports whether the kernel holds rs in service (weight
+// above 0) in one of the services of vs.
+func (r *Reconciler) presentInKernel(actual table, vs *config.VirtualServer, rs *config.RealServer) bool {
+	m := rs.Method
+	if m == "" {
+		m = vs.Method
+	}
+	for _, k := range serviceKeys(vs) {
+		ts := actual[serviceID(k)]
+		if ts == nil {
+			continue
+		}
+		if d, ok := ts.dests[destKey{Addr: rs.Addr.Unmap(), Port: destPort(k, m, rs.Port)}]; ok && d.Weight > 0 {
+			return true
+		}
+	}
+	return false
+}
