@@ -1,0 +1,7 @@
+package testnet
+
+import (
+	"testing"
+)
+
+func TestMain(m *testing.M) { Main(m) }
