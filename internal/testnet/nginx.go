@@ -220,4 +220,3 @@ func (n *Nginx) Port() uint16 { return n.opts.Port }
 
 // TLSPort returns the HTTPS port (0 without TLS).
 func (n *Nginx) TLSPort() uint16 { return n.opts.TLSPort }
-
