@@ -1,0 +1,308 @@
+package prober
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/lvsprobe/lvsprobe/internal/config"
+)
+
+// Scheduler defaults.
+const (
+	DefaultMaxConcurrent = 1024            // checks in flight at once
+	DefaultRate          = 20000           // check attempts started per second, all checkers together
+	DefaultStartDelay    = 1 * time.Second // keepalived's BOOTSTRAP_DELAY before the first check (plus warmup)
+)
+
+// SchedulerOptions tune a [Scheduler]. The zero value is usable.
+type SchedulerOptions struct {
+	Log           *slog.Logger   // nil discards
+	MaxConcurrent int            // checks in flight at once; 0 means DefaultMaxConcurrent
+	Rate          float64        // attempts started per second; 0 means DefaultRate, negative means no cap
+	Burst         int            // attempts the rate cap lets through at once; 0 means Rate/100 (at least 1)
+	StartDelay    time.Duration  // before a checker's first attempt, added to its random warmup; 0 means DefaultStartDelay, negative means none
+	Checker       CheckerOptions // passed to every checker
+	// NewChecker builds a checker for one block; nil means [NewChecker].
+	NewChecker func(*config.Checker, CheckerOptions) (Checker, error)
+}
+
+// ErrRunning is returned by [Scheduler.Run] when the scheduler already ran.
+var ErrRunning = errors.New("scheduler already started")
+
+// Scheduler runs the checks of a configuration with keepalived 2.2.7's
+// timing and reports every change of a real server's health.
+//
+// All pending attempts sit in one heap ordered by due time, served by one
+// dispatch loop; a goroutine exists only for an attempt in flight (at most
+// MaxConcurrent), and attempts start no faster than Rate. Checker blocks
+// that do the same check with the same timing (the same real server under
+// several virtual servers) run once and feed every real server using them.
+//
+// Its methods are safe for concurrent use.
+type Scheduler struct {
+	log        *slog.Logger
+	newChecker func(*config.Checker, CheckerOptions) (Checker, error)
+	ckOpts     CheckerOptions
+	startDelay time.Duration
+	limiter    *rate.Limiter
+	sem        chan struct{}
+	wake       chan struct{} // the head of the queue may have changed
+	lateness   latenessHistogram
+
+	mu      sync.Mutex
+	plan    *plan
+	queue   dueQueue
+	started bool
+	checks  uint64 // attempts completed
+	fails   uint64 // attempts failed
+
+	tmu   sync.Mutex
+	tq    []Transition // delivered in order by the forwarder
+	tWake chan struct{}
+	out   chan Transition
+}
+
+// NewScheduler builds the checkers of cfg. It fails, naming every block,
+// when a checker cannot be built (an unsupported type among them).
+func NewScheduler(cfg *config.Config, opts SchedulerOptions) (*Scheduler, error) {
+	s := &Scheduler{
+		log:        opts.Log,
+		newChecker: opts.NewChecker,
+		ckOpts:     opts.Checker,
+		startDelay: opts.StartDelay,
+		wake:       make(chan struct{}, 1),
+		tWake:      make(chan struct{}, 1),
+		out:        make(chan Transition),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.newChecker == nil {
+		s.newChecker = NewChecker
+	}
+	switch {
+	case s.startDelay == 0:
+		s.startDelay = DefaultStartDelay
+	case s.startDelay < 0:
+		s.startDelay = 0
+	}
+	n := opts.MaxConcurrent
+	if n <= 0 {
+		n = DefaultMaxConcurrent
+	}
+	s.sem = make(chan struct{}, n)
+	r := opts.Rate
+	if r == 0 {
+		r = DefaultRate
+	}
+	if r < 0 {
+		s.limiter = rate.NewLimiter(rate.Inf, 1)
+	} else {
+		b := opts.Burst
+		if b <= 0 {
+			b = max(1, int(r/100))
+		}
+		s.limiter = rate.NewLimiter(rate.Limit(r), b)
+	}
+	entries, err := prepare(cfg, s.newChecker, s.ckOpts)
+	if err != nil {
+		return nil, fmt.Errorf("build checkers: %w", err)
+	}
+	p, fresh := assemble(entries, nil)
+	s.plan = p
+	s.queueFresh(fresh, time.Now())
+	return s, nil
+}
+
+// queueFresh schedules the first attempt of new units: the start delay
+// plus a random part of their warmup, as keepalived's
+// register_checkers_thread does. The caller holds s.mu.
+func (s *Scheduler) queueFresh(fresh []*unit, now time.Time) {
+	for _, u := range fresh {
+		d := s.startDelay
+		if u.pol.warmup > 0 {
+			d += rand.N(u.pol.warmup)
+		}
+		s.queue.schedule(u, now.Add(d))
+	}
+}
+
+// Transitions delivers every change of a real server's health, in the
+// order they happened, while Run runs; it is closed when Run returns.
+// Real servers start up, or down when one of their checkers has alpha
+// (see [Scheduler.Health]); only changes from there are delivered.
+func (s *Scheduler) Transitions() <-chan Transition { return s.out }
+
+// Run runs the checks until ctx is done, then waits for the attempts in
+// flight to end and closes Transitions. It returns nil on cancellation.
+func (s *Scheduler) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return ErrRunning
+	}
+	s.started = true
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	fwdDone := make(chan struct{})
+	go func() {
+		defer close(fwdDone)
+		s.forward(ctx)
+	}()
+	s.dispatch(ctx, &wg)
+	wg.Wait()
+	<-fwdDone
+	close(s.out)
+	return nil
+}
+
+// dispatch starts each unit when it is due, within the rate cap and the
+// concurrency limit, until ctx is done.
+func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		now := time.Now()
+		u := s.queue.popDue(now)
+		wait := time.Duration(-1)
+		var due time.Time
+		if u != nil {
+			u.running = true
+			due = u.due
+		} else if next := s.queue.next(); next != nil {
+			wait = next.due.Sub(now)
+		}
+		s.mu.Unlock()
+
+		if u != nil {
+			if err := s.limiter.Wait(ctx); err != nil {
+				return
+			}
+			select {
+			case s.sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.attempt(ctx, u, due)
+			}()
+			continue
+		}
+		var fire <-chan time.Time
+		if wait >= 0 {
+			timer.Reset(wait)
+			fire = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-fire:
+		}
+		timer.Stop()
+	}
+}
+
+// attempt runs one check of u, due at due, and records its result.
+func (s *Scheduler) attempt(ctx context.Context, u *unit, due time.Time) {
+	defer func() { <-s.sem }()
+	s.lateness.observe(time.Since(due))
+	res := u.checker.Check(ctx)
+	if ctx.Err() != nil {
+		return // cancelled: not a verdict on the real server
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.complete(u, res, time.Now())
+}
+
+// complete applies one result to u and the real servers using it, and
+// queues u's next attempt. The caller holds s.mu.
+func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
+	u.running = false
+	if u.removed {
+		return
+	}
+	s.checks++
+	if !res.OK {
+		s.fails++
+	}
+	wasUp := u.state.up
+	st := u.state.record(u.pol, res.OK)
+	u.last, u.lastAt = res, now
+	s.logAttempt(u, res, wasUp, st)
+	if st.changed {
+		for _, srv := range u.users {
+			if u.state.up {
+				srv.failing--
+			} else {
+				srv.failing++
+			}
+			s.settle(srv, u.checker.String()+": "+resultText(res), now)
+		}
+	}
+	s.queue.schedule(u, now.Add(st.delay))
+	if s.queue.next() == u {
+		s.poke()
+	}
+}
+
+// settle reports srv's health if it changed. The caller holds s.mu.
+func (s *Scheduler) settle(srv *realServer, reason string, at time.Time) {
+	up := srv.failing == 0
+	if up == srv.up {
+		return
+	}
+	srv.up = up
+	s.emit(Transition{Key: srv.key, Up: up, Reason: reason, At: at})
+}
+
+// poke wakes the dispatch loop without blocking.
+func (s *Scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// resultText is a result's message, or its error when it has none.
+func resultText(r Result) string {
+	switch {
+	case r.Message != "":
+		return r.Message
+	case r.Err != nil:
+		return r.Err.Error()
+	case r.OK:
+		return "success"
+	default:
+		return "failure"
+	}
+}
+
+// logAttempt logs what keepalived logs: a checker coming up or going down,
+// and, with log_all_failures, every failed attempt while it is up.
+func (s *Scheduler) logAttempt(u *unit, res Result, wasUp bool, st step) {
+	switch {
+	case st.changed && u.state.up:
+		s.log.Info("check succeeded", "checker", u.checker.String(), "pos", u.block.Pos.String(),
+			"users", len(u.users), "result", resultText(res))
+	case st.changed:
+		s.log.Info("check failed", "checker", u.checker.String(), "pos", u.block.Pos.String(),
+			"users", len(u.users), "retries", u.pol.retry, "result", resultText(res))
+	case !res.OK && wasUp && u.logAll:
+		s.log.Info("check attempt failed", "checker", u.checker.String(), "pos", u.block.Pos.String(),
+			"result", resultText(res))
+	}
+}

@@ -1,0 +1,143 @@
+package prober
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lvsprobe/lvsprobe/internal/config"
+)
+
+// unit is one scheduled check: every checker block with the same Key and
+// the same timing, run once for all the real servers that use it.
+type unit struct {
+	key     string
+	checker Checker
+	block   *config.Checker // the first block that asked for it (its position is logged)
+	pol     policy
+	logAll  bool // log_all_failures on any block that shares it
+	state   checkState
+	users   []*realServer
+
+	due     time.Time
+	index   int  // position in the due queue, -1 when not queued
+	running bool // popped from the queue and not yet completed
+	removed bool // gone from the configuration; a running attempt is discarded
+
+	last   Result
+	lastAt time.Time
+}
+
+// realServer is one real server under one virtual server, with the units
+// that decide its health.
+type realServer struct {
+	key     config.RealServerKey
+	units   []*unit // distinct
+	failing int     // units that are down
+	up      bool    // the health last reported
+}
+
+// plan is the scheduler's view of one configuration.
+type plan struct {
+	units   map[string]*unit
+	servers []*realServer // configuration order
+	byKey   map[config.RealServerKey]*realServer
+}
+
+// unitKey is what makes two checker blocks one check: the checker's own
+// Key (type, endpoint, options) and every setting of its state machine.
+func unitKey(ck Checker, p policy) string {
+	return fmt.Sprintf("%s|dl=%d|r=%d|dbr=%d|w=%d|a=%t|h=%t|fr=%t",
+		ck.Key(), p.delayLoop, p.retry, p.delayBeforeRetry, p.warmup, p.alpha, p.http, p.fastRecovery)
+}
+
+// planEntry is one checker block of one real server, with its checker
+// built.
+type planEntry struct {
+	server config.RealServerKey
+	block  *config.Checker // nil for a real server without checkers
+	ck     Checker
+	pol    policy
+	key    string
+}
+
+// prepare builds the checker of every block of cfg. It touches no
+// scheduler state, so it runs outside the scheduler's lock. All checker
+// errors are returned together.
+func prepare(cfg *config.Config, newChecker func(*config.Checker, CheckerOptions) (Checker, error), opts CheckerOptions) ([]planEntry, error) {
+	var entries []planEntry
+	var errs []error
+	for _, vs := range cfg.VirtualServers {
+		for _, rs := range vs.RealServers {
+			key := rs.Key(vs)
+			entries = append(entries, planEntry{server: key})
+			for _, c := range rs.Checkers {
+				ck, err := newChecker(c, opts)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("real server %s: %w", key, err))
+					continue
+				}
+				pol := policyOf(c)
+				entries = append(entries, planEntry{server: key, block: c, ck: ck, pol: pol, key: unitKey(ck, pol)})
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return entries, nil
+}
+
+// assemble turns prepared entries into units and real servers. Units that
+// old already runs (same unitKey) are carried over with their state and
+// schedule; the new ones come back in fresh, not yet queued.
+func assemble(entries []planEntry, old *plan) (p *plan, fresh []*unit) {
+	p = &plan{units: map[string]*unit{}, byKey: map[config.RealServerKey]*realServer{}}
+	for _, e := range entries {
+		srv := p.byKey[e.server]
+		if srv == nil {
+			srv = &realServer{key: e.server}
+			p.byKey[e.server] = srv
+			p.servers = append(p.servers, srv)
+		}
+		if e.block == nil {
+			continue
+		}
+		u := p.units[e.key]
+		if u == nil {
+			if old != nil {
+				u = old.units[e.key]
+			}
+			if u == nil {
+				u = &unit{key: e.key, checker: e.ck, block: e.block, pol: e.pol, state: newCheckState(e.pol), index: -1}
+				fresh = append(fresh, u)
+			}
+			u.users = u.users[:0]
+			u.logAll = false
+			p.units[e.key] = u
+		}
+		u.logAll = u.logAll || e.block.LogAllFailures
+		if !containsUnit(srv.units, u) {
+			srv.units = append(srv.units, u)
+			u.users = append(u.users, srv)
+		}
+	}
+	for _, srv := range p.servers {
+		for _, u := range srv.units {
+			if !u.state.up {
+				srv.failing++
+			}
+		}
+		srv.up = srv.failing == 0
+	}
+	return p, fresh
+}
+
+func containsUnit(us []*unit, u *unit) bool {
+	for _, x := range us {
+		if x == u {
+			return true
+		}
+	}
+	return false
+}
