@@ -1,0 +1,189 @@
+//go:build linux
+
+package ipvs
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+
+	mobyipvs "github.com/moby/ipvs"
+	"golang.org/x/sys/unix"
+
+	"github.com/lvsprobe/lvsprobe/internal/config"
+)
+
+// protoNumbers maps transport protocols to their IP protocol numbers.
+var protoNumbers = map[config.Protocol]uint16{
+	config.TCP:  unix.IPPROTO_TCP,
+	config.UDP:  unix.IPPROTO_UDP,
+	config.SCTP: unix.IPPROTO_SCTP,
+}
+
+// methodFlags maps forwarding methods to IPVS connection flags.
+var methodFlags = map[config.Method]uint32{
+	config.NAT: mobyipvs.ConnFwdMasq,
+	config.DR:  mobyipvs.ConnFwdDirectRoute,
+	config.TUN: mobyipvs.ConnFwdTunnel,
+}
+
+func familyNumber(family string) uint16 {
+	if family == familyInet6 {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
+}
+
+// netmaskNumber encodes a persistence netmask as the IPVS netlink
+// attribute carries it: an IPv4 mask in network byte order read as a
+// native-endian u32, an IPv6 mask as its prefix length.
+func netmaskNumber(family string, mask netip.Addr) uint32 {
+	if !mask.IsValid() {
+		mask = fullMask(family)
+	}
+	if family == familyInet6 {
+		return uint32(maskBits(mask))
+	}
+	b := mask.Unmap().As4()
+	if !mask.Unmap().Is4() {
+		b = fullMask(familyInet).As4()
+	}
+	return binary.NativeEndian.Uint32(b[:])
+}
+
+// netmaskAddr decodes netmaskNumber.
+func netmaskAddr(family string, n uint32) netip.Addr {
+	if family == familyInet6 {
+		var b [16]byte
+		for i := 0; i < int(min(n, 128)); i++ {
+			b[i/8] |= 0x80 >> (i % 8)
+		}
+		return netip.AddrFrom16(b)
+	}
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], n)
+	return netip.AddrFrom4(b)
+}
+
+// toMobyKey returns the moby/ipvs service that names k (the only fields
+// the kernel reads to find a service).
+func toMobyKey(k config.ServiceKey) (*mobyipvs.Service, error) {
+	id := serviceID(k)
+	m := &mobyipvs.Service{AddressFamily: familyNumber(id.Family)}
+	if id.FWMark != 0 {
+		m.FWMark = id.FWMark
+		return m, nil
+	}
+	p, ok := protoNumbers[k.Protocol]
+	if !ok {
+		return nil, fmt.Errorf("service %s: protocol %q: %w", k, k.Protocol, ErrUnsupported)
+	}
+	if !id.Addr.IsValid() {
+		return nil, fmt.Errorf("service %s: no address: %w", k, ErrUnsupported)
+	}
+	m.Protocol = p
+	m.Address = net.IP(id.Addr.AsSlice())
+	m.Port = k.Port
+	return m, nil
+}
+
+// toMobyService returns s as moby/ipvs spells it.
+func toMobyService(s Service) (*mobyipvs.Service, error) {
+	m, err := toMobyKey(s.ServiceKey)
+	if err != nil {
+		return nil, err
+	}
+	fam := serviceID(s.ServiceKey).Family
+	m.SchedName = s.Scheduler
+	m.Flags = flagBits(s.Flags)
+	m.Timeout = s.Timeout
+	m.Netmask = netmaskNumber(fam, s.Netmask)
+	m.PEName = s.PEName
+	return m, nil
+}
+
+// fromMobyService returns the Service a kernel record describes.
+func fromMobyService(m *mobyipvs.Service) Service {
+	fam := familyInet
+	if m.AddressFamily == unix.AF_INET6 {
+		fam = familyInet6
+	}
+	k := config.ServiceKey{Family: fam}
+	if m.FWMark != 0 {
+		k.FWMark = m.FWMark
+	} else {
+		k.Protocol = config.Protocol("proto-" + strconv.Itoa(int(m.Protocol)))
+		for p, n := range protoNumbers {
+			if n == m.Protocol {
+				k.Protocol = p
+			}
+		}
+		if a, ok := netip.AddrFromSlice(m.Address); ok {
+			k.Addr = a.Unmap()
+		}
+		k.Port = m.Port
+	}
+	return Service{
+		ServiceKey: k,
+		Scheduler:  m.SchedName,
+		Flags:      flagList(m.Flags &^ flagHashed),
+		Timeout:    m.Timeout,
+		Netmask:    netmaskAddr(fam, m.Netmask),
+		PEName:     m.PEName,
+	}
+}
+
+// toMobyDestination returns d as moby/ipvs spells it. moby/ipvs v1.1.0
+// has no tunnel-type attributes: a TUN destination other than plain ipip
+// is refused with ErrUnsupported rather than silently made ipip.
+func toMobyDestination(d Destination) (*mobyipvs.Destination, error) {
+	m := d.Method
+	if m == "" {
+		m = config.NAT
+	}
+	fl, ok := methodFlags[m]
+	if !ok {
+		return nil, fmt.Errorf("destination %s: method %q: %w", addrPort(d.Addr, d.Port), d.Method, ErrUnsupported)
+	}
+	if t := tunnelOf(m, d.Tunnel); t != nil {
+		return nil, fmt.Errorf("destination %s: tunnel type %s (%s): %w", addrPort(d.Addr, d.Port), t.Type, t.Checksum, ErrUnsupported)
+	}
+	a := d.Addr.Unmap()
+	fam := uint16(unix.AF_INET)
+	if a.Is6() {
+		fam = unix.AF_INET6
+	}
+	return &mobyipvs.Destination{
+		Address:         net.IP(a.AsSlice()),
+		Port:            d.Port,
+		Weight:          d.Weight,
+		ConnectionFlags: fl,
+		AddressFamily:   fam,
+		UpperThreshold:  d.UpperThreshold,
+		LowerThreshold:  d.LowerThreshold,
+	}, nil
+}
+
+// fromMobyDestination returns the Destination a kernel record describes.
+// Forwarding methods lvsprobe never sets (local node, bypass) come back
+// as a Method that matches no configured one, so they get corrected.
+func fromMobyDestination(m *mobyipvs.Destination) Destination {
+	d := Destination{
+		Port:           m.Port,
+		Weight:         m.Weight,
+		UpperThreshold: m.UpperThreshold,
+		LowerThreshold: m.LowerThreshold,
+		Method:         config.Method("fwd-" + strconv.Itoa(int(m.ConnectionFlags&mobyipvs.ConnFwdMask))),
+	}
+	for meth, fl := range methodFlags {
+		if fl == m.ConnectionFlags&mobyipvs.ConnFwdMask {
+			d.Method = meth
+		}
+	}
+	if a, ok := netip.AddrFromSlice(m.Address); ok {
+		d.Addr = a.Unmap()
+	}
+	return d
+}

@@ -1,0 +1,210 @@
+//go:build linux
+
+package ipvs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"sync"
+
+	mobyipvs "github.com/moby/ipvs"
+	"github.com/vishvananda/netlink"
+
+	"github.com/lvsprobe/lvsprobe/internal/config"
+)
+
+// Kernel is the Backend over the running kernel's IPVS table, through
+// github.com/moby/ipvs over generic netlink, in the network namespace
+// that was current on the calling thread when NewKernel ran. Every kernel
+// call is serialised under one mutex. Errors wrap the kernel's errno
+// (errors.Is(err, syscall.EEXIST) works).
+//
+// Limits of moby/ipvs v1.1.0 that show here: no tunnel type attributes
+// (TUN with gue or gre is refused with ErrUnsupported; ipip works), no
+// destination address family (a destination has the service's family),
+// and the persistence engine is not read back, so Services reports the
+// engine this Kernel last set on a service (empty after a restart: the
+// reconciler then sets it again, which drops nothing).
+type Kernel struct {
+	log *slog.Logger
+
+	mu sync.Mutex
+	h  *mobyipvs.Handle
+	pe map[config.ServiceKey]string // persistence engines set, by serviceID
+}
+
+var _ Backend = (*Kernel)(nil)
+
+// NewKernel opens the IPVS generic-netlink channel. It returns an error
+// wrapping ErrNoIPVS when the kernel has no IPVS family, after one
+// attempt to load the ip_vs module with modprobe (moby/ipvs itself would
+// only log that and return a handle on which every call fails).
+func NewKernel(log *slog.Logger) (*Kernel, error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := ipvsFamilyPresent(); err != nil {
+		if out, merr := exec.Command("modprobe", "ip_vs").CombinedOutput(); merr != nil {
+			log.Debug("modprobe ip_vs failed", "error", merr, "output", string(out))
+		}
+		if err = ipvsFamilyPresent(); err != nil {
+			return nil, err
+		}
+	}
+	h, err := mobyipvs.New("")
+	if err != nil {
+		return nil, fmt.Errorf("open ipvs netlink: %w", err)
+	}
+	return &Kernel{log: log.With("component", "ipvs-kernel"), h: h, pe: make(map[config.ServiceKey]string)}, nil
+}
+
+// ipvsFamilyPresent returns nil when the generic-netlink family "IPVS"
+// exists, or an error wrapping ErrNoIPVS.
+func ipvsFamilyPresent() error {
+	if _, err := netlink.GenlFamilyGet("IPVS"); err != nil {
+		return fmt.Errorf("look up generic netlink family IPVS: %w", errors.Join(ErrNoIPVS, err))
+	}
+	return nil
+}
+
+// Services returns every service in the table.
+func (k *Kernel) Services(ctx context.Context) ([]Service, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ms, err := k.h.GetServices()
+	if err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	out := make([]Service, 0, len(ms))
+	for _, m := range ms {
+		s := fromMobyService(m)
+		if s.PEName == "" {
+			s.PEName = k.pe[serviceID(s.ServiceKey)]
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Destinations returns the destinations of svc.
+func (k *Kernel) Destinations(ctx context.Context, svc config.ServiceKey) ([]Destination, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m, err := toMobyKey(svc)
+	if err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ms, err := k.h.GetDestinations(m)
+	if err != nil {
+		return nil, fmt.Errorf("list destinations of %s: %w", svc, err)
+	}
+	out := make([]Destination, 0, len(ms))
+	for _, d := range ms {
+		out = append(out, fromMobyDestination(d))
+	}
+	return out, nil
+}
+
+// AddService adds svc.
+func (k *Kernel) AddService(ctx context.Context, svc Service) error {
+	return k.writeService(ctx, "add", svc, (*mobyipvs.Handle).NewService)
+}
+
+// UpdateService changes the settings of svc.
+func (k *Kernel) UpdateService(ctx context.Context, svc Service) error {
+	return k.writeService(ctx, "update", svc, (*mobyipvs.Handle).UpdateService)
+}
+
+func (k *Kernel) writeService(ctx context.Context, verb string, svc Service, call func(*mobyipvs.Handle, *mobyipvs.Service) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m, err := toMobyService(svc)
+	if err != nil {
+		return fmt.Errorf("%s service: %w", verb, err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := call(k.h, m); err != nil {
+		return fmt.Errorf("%s service %s: %w", verb, svc.ServiceKey, err)
+	}
+	k.pe[serviceID(svc.ServiceKey)] = svc.PEName
+	return nil
+}
+
+// DeleteService deletes svc and its destinations.
+func (k *Kernel) DeleteService(ctx context.Context, svc config.ServiceKey) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m, err := toMobyKey(svc)
+	if err != nil {
+		return fmt.Errorf("delete service: %w", err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.h.DelService(m); err != nil {
+		return fmt.Errorf("delete service %s: %w", svc, err)
+	}
+	delete(k.pe, serviceID(svc))
+	return nil
+}
+
+// AddDestination adds d to svc.
+func (k *Kernel) AddDestination(ctx context.Context, svc config.ServiceKey, d Destination) error {
+	return k.writeDest(ctx, "add", svc, d, (*mobyipvs.Handle).NewDestination)
+}
+
+// UpdateDestination changes d in svc.
+func (k *Kernel) UpdateDestination(ctx context.Context, svc config.ServiceKey, d Destination) error {
+	return k.writeDest(ctx, "update", svc, d, (*mobyipvs.Handle).UpdateDestination)
+}
+
+// DeleteDestination removes d from svc.
+func (k *Kernel) DeleteDestination(ctx context.Context, svc config.ServiceKey, d Destination) error {
+	return k.writeDest(ctx, "delete", svc, d, (*mobyipvs.Handle).DelDestination)
+}
+
+func (k *Kernel) writeDest(ctx context.Context, verb string, svc config.ServiceKey, d Destination, call func(*mobyipvs.Handle, *mobyipvs.Service, *mobyipvs.Destination) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ms, err := toMobyKey(svc)
+	if err != nil {
+		return fmt.Errorf("%s destination: %w", verb, err)
+	}
+	if verb == "delete" {
+		d.Method, d.Tunnel = config.NAT, nil // only the address and port matter
+	}
+	md, err := toMobyDestination(d)
+	if err != nil {
+		return fmt.Errorf("%s destination in %s: %w", verb, svc, err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := call(k.h, ms, md); err != nil {
+		return fmt.Errorf("%s destination %s in %s: %w", verb, addrPort(d.Addr, d.Port), svc, err)
+	}
+	return nil
+}
+
+// Close releases the netlink socket.
+func (k *Kernel) Close() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.h != nil {
+		k.h.Close()
+		k.h = nil
+	}
+	return nil
+}
