@@ -46,6 +46,9 @@ func (p *parser) resolveVS(r *rawVS) bool {
 			vs.Family = svcs[0].Family
 		}
 	case vs.FWMark != 0:
+		if r.protoSet != nil {
+			p.warnf(r.protoSet, "virtual server %s: protocol specified for fwmark - protocol will be ignored", vs.ID())
+		}
 		if vs.Family == "" {
 			vs.Family = p.fwmarkFamily(r)
 		}
@@ -121,6 +124,9 @@ func (p *parser) resolveVS(r *rawVS) bool {
 	}
 	if vs.RealServers == nil {
 		vs.RealServers = []*RealServer{}
+		if len(r.rss) == 0 {
+			p.warnf(r.n, "virtual server %s has no real servers", vs.ID())
+		}
 	}
 	if vs.Quorum > weightSum {
 		p.warnf(r.n, "quorum %d for %s exceeds total weight of real servers %d, reducing quorum to %d", vs.Quorum, vs.ID(), weightSum, weightSum)

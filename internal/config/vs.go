@@ -23,6 +23,7 @@ type rawVS struct {
 	weight    int
 	methodSet bool
 	schedSet  bool
+	protoSet  *node // the protocol line, if any
 	rss       []*rawRS
 	ssInhibit bool
 	ssMethod  bool
@@ -153,6 +154,7 @@ func (p *parser) vsKeyword(r *rawVS, n *node) {
 		if !p.need(n, 1) {
 			return
 		}
+		r.protoSet = n
 		switch strings.ToUpper(n.arg(1)) {
 		case "TCP":
 			vs.Protocol = TCP
