@@ -1,0 +1,55 @@
+package synprobe
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the prober's Prometheus instruments, registered on the
+// Registerer given in [Config] (names get the lvsprobe_synprobe_ prefix).
+type metrics struct {
+	sent       prometheus.Counter
+	sendErrors prometheus.Counter
+	answers    *prometheus.CounterVec // by kind: synack, rst
+	invalid    *prometheus.CounterVec // by reason
+	misses     prometheus.Counter
+	rtt        prometheus.Histogram
+	dropped    prometheus.Counter
+	receiver   *prometheus.GaugeVec // 1 for the receiver in use: ebpf or packet
+	kernelLost prometheus.CounterFunc
+	targets    prometheus.GaugeFunc
+}
+
+func newMetrics(reg prometheus.Registerer, lost func() float64, targets func() float64) (*metrics, error) {
+	const ns, sub = "lvsprobe", "synprobe"
+	m := &metrics{
+		sent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "probes_sent_total", Help: "SYN probes sent."}),
+		sendErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "send_errors_total", Help: "SYN probes the kernel refused to send."}),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "answers_total", Help: "Valid answers to SYN probes, by kind (synack, rst)."}, []string{"kind"}),
+		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "answers_invalid_total", Help: "Answers ignored, by reason (bad_checksum, bad_cookie, duplicate, late, malformed, truncated, not_answer, unknown_target)."}, []string{"reason"}),
+		misses: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "misses_total", Help: "Probes with no valid answer before the next probe was due."}),
+		rtt: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "rtt_seconds", Help: "Round-trip time of answered SYN probes.",
+			Buckets: prometheus.ExponentialBuckets(10e-6, 2.5, 12)}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "signals_dropped_total", Help: "Signals dropped because their consumer was not keeping up."}),
+		receiver: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "receiver", Help: "1 for the answer receiver in use (ebpf, or the packet-socket fallback)."}, []string{"kind"}),
+		kernelLost: prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "kernel_lost_total", Help: "Answers the eBPF receiver could not hand up (ring buffer full)."}, lost),
+		targets: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "targets", Help: "Targets being probed."}, targets),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.sent, m.sendErrors, m.answers, m.invalid, m.misses,
+		m.rtt, m.dropped, m.receiver, m.kernelLost, m.targets} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,497 @@
+package synprobe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+)
+
+// ReceiverMode selects how answers are received.
+type ReceiverMode int
+
+// Receiver modes.
+const (
+	ReceiverAuto   ReceiverMode = iota // eBPF, falling back to a packet socket with a warning
+	ReceiverEBPF                       // eBPF only; New fails where it cannot load
+	ReceiverPacket                     // the packet-socket fallback only
+)
+
+// Config configures a [Prober]. Zero fields take the values of
+// [DefaultConfig].
+type Config struct {
+	PortLo, PortHi    uint16                // source ports reserved for probes (inclusive)
+	Interval          time.Duration         // per-target probe interval
+	PPS               int                   // global cap on probes per second
+	Batch             int                   // probes per sendmmsg call
+	Interfaces        []string              // interfaces whose ingress the eBPF receiver watches
+	Receiver          ReceiverMode          // eBPF, fallback, or eBPF with fallback
+	SecretRotation    time.Duration         // how often the cookie key changes
+	SignalBuffer      int                   // capacity of the Signals channel
+	ReservedPortsFile string                // the sysctl file; "" for /proc/sys/net/ipv4/ip_local_reserved_ports
+	Logger            *slog.Logger          // nil discards
+	Registerer        prometheus.Registerer // nil registers nothing
+}
+
+// DefaultConfig returns the defaults: probe each target every 100 ms, at
+// most 200,000 probes/s in all, source ports 61000-61999 (outside Linux's
+// default ephemeral range 32768-60999).
+func DefaultConfig() Config {
+	return Config{
+		PortLo: 61000, PortHi: 61999,
+		Interval:       100 * time.Millisecond,
+		PPS:            200000,
+		Batch:          64,
+		SecretRotation: time.Minute,
+		SignalBuffer:   4096,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.PortLo == 0 {
+		c.PortLo, c.PortHi = d.PortLo, d.PortHi
+	}
+	if c.Interval <= 0 {
+		c.Interval = d.Interval
+	}
+	if c.PPS <= 0 {
+		c.PPS = d.PPS
+	}
+	if c.Batch <= 0 {
+		c.Batch = d.Batch
+	}
+	if c.SecretRotation <= 0 {
+		c.SecretRotation = d.SecretRotation
+	}
+	if c.SignalBuffer <= 0 {
+		c.SignalBuffer = d.SignalBuffer
+	}
+	if c.ReservedPortsFile == "" {
+		c.ReservedPortsFile = reservedPortsFile
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// target is the prober's state for one address and port.
+type target struct {
+	addr     netip.AddrPort
+	local    netip.Addr
+	interval uint64 // ns
+	next     uint64 // ktime ns when the next probe is due
+	idx      int    // index in the due heap, -1 when not in it
+	gen      uint32 // probes sent, picks the source port
+	base     uint32 // per-target offset into the port range
+
+	// The outstanding probe.
+	lport    uint16
+	sentNs   uint64
+	pending  bool
+	answered bool
+
+	state TargetState
+}
+
+// Prober sends SYN probes to its targets and turns the answers into
+// signals. Its methods are safe for concurrent use. Create it with [New]
+// in the network namespace it should probe from.
+type Prober struct {
+	cfg     Config
+	log     *slog.Logger
+	ports   portRange
+	cookies *cookies
+	resv    *reservation
+	recv    receiver
+	m       *metrics
+	signals chan Signal
+	seed    maphash.Seed
+
+	mu      sync.Mutex
+	targets map[netip.AddrPort]*target
+	due     due
+	wake    chan struct{}
+
+	sendMu sync.Mutex // guards snd
+	snd    *sender
+
+	running atomic.Bool
+	closed  bool
+}
+
+// ErrRunning is returned by Run when the prober is already running.
+var ErrRunning = errors.New("prober already running")
+
+// New reserves the source ports, opens the raw sockets and the receiver
+// (eBPF where it loads; see [ReceiverMode]) in the calling thread's
+// network namespace.
+func New(cfg Config) (p *Prober, err error) {
+	cfg = cfg.withDefaults()
+	if cfg.PortHi < cfg.PortLo {
+		return nil, fmt.Errorf("new prober: port range %d-%d is empty", cfg.PortLo, cfg.PortHi)
+	}
+	p = &Prober{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "synprobe"),
+		ports:   portRange{cfg.PortLo, cfg.PortHi},
+		signals: make(chan Signal, cfg.SignalBuffer),
+		seed:    maphash.MakeSeed(),
+		targets: map[netip.AddrPort]*target{},
+		wake:    make(chan struct{}, 1),
+		snd:     newSender(cfg.Batch),
+	}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	if p.cookies, err = newCookies(); err != nil {
+		return nil, err
+	}
+	if p.resv, err = reservePorts(cfg.ReservedPortsFile, p.ports); err != nil {
+		return nil, err
+	}
+	if err := p.openReceiver(); err != nil {
+		return nil, err
+	}
+	p.m, err = newMetrics(cfg.Registerer, p.kernelLost, p.targetCount)
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	p.m.receiver.WithLabelValues(p.recv.name()).Set(1)
+	return p, nil
+}
+
+func (p *Prober) openReceiver() error {
+	if p.cfg.Receiver != ReceiverPacket {
+		r, err := newEBPFReceiver(p.ports, p.cfg.Interfaces, p.log)
+		if err == nil {
+			p.recv = r
+			return nil
+		}
+		if p.cfg.Receiver == ReceiverEBPF {
+			return err
+		}
+		p.log.Warn("eBPF receiver unavailable, falling back to a packet socket", "err", err)
+	}
+	r, err := newPacketReceiver(p.ports)
+	if err != nil {
+		return err
+	}
+	p.recv = r
+	return nil
+}
+
+// Receiver reports the receiver in use: "ebpf" or "packet".
+func (p *Prober) Receiver() string { return p.recv.name() }
+
+func (p *Prober) kernelLost() float64 {
+	if r, ok := p.recv.(*ebpfReceiver); ok {
+		return float64(r.lost())
+	}
+	return 0
+}
+
+func (p *Prober) targetCount() float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return float64(len(p.targets))
+}
+
+// Add starts probing addr every interval (0 for the configured default).
+// Adding a target twice changes its interval.
+func (p *Prober) Add(addr netip.AddrPort, interval time.Duration) error {
+	if !addr.IsValid() || addr.Port() == 0 {
+		return fmt.Errorf("add target %v: needs an address and a port", addr)
+	}
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	if interval <= 0 {
+		interval = p.cfg.Interval
+	}
+	local, err := localAddrFor(addr.Addr())
+	if err != nil {
+		return fmt.Errorf("add target %v: %w", addr, err)
+	}
+	p.sendMu.Lock()
+	err = p.snd.open(addr.Addr().Is4(), !addr.Addr().Is4())
+	p.sendMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("add target %v: %w", addr, err)
+	}
+	h := maphash.Comparable(p.seed, addr)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t, ok := p.targets[addr]; ok {
+		t.interval = uint64(interval)
+		return nil
+	}
+	t := &target{
+		addr: addr, local: local, interval: uint64(interval),
+		base:  uint32(h),
+		state: TargetState{Target: addr},
+	}
+	// Stagger first probes over one interval so targets added together
+	// do not fire together.
+	t.next = ktimeNs() + (h>>32)%uint64(interval)
+	p.targets[addr] = t
+	p.dueAdd(t)
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (p *Prober) dueAdd(t *target) {
+	t.idx = len(p.due)
+	p.due = append(p.due, t)
+	p.due.reschedule(t)
+}
+
+// Remove stops probing addr.
+func (p *Prober) Remove(addr netip.AddrPort) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.targets[addr]
+	if !ok {
+		return
+	}
+	delete(p.targets, addr)
+	if t.idx >= 0 {
+		last := len(p.due) - 1
+		p.due.Swap(t.idx, last)
+		p.due[last] = nil
+		p.due = p.due[:last]
+		if t.idx < len(p.due) {
+			p.due.reschedule(p.due[t.idx])
+		}
+		t.idx = -1
+	}
+}
+
+// Signals returns the channel of signals. A signal that does not fit is
+// dropped and counted (signals_dropped_total); [Prober.Snapshot] always
+// has the current state.
+func (p *Prober) Signals() <-chan Signal { return p.signals }
+
+// Snapshot returns the state of one target.
+func (p *Prober) Snapshot(addr netip.AddrPort) (TargetState, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.targets[addr]
+	if !ok {
+		return TargetState{}, false
+	}
+	return t.state, true
+}
+
+// SnapshotAll appends the state of every target to dst.
+func (p *Prober) SnapshotAll(dst []TargetState) []TargetState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.targets {
+		dst = append(dst, t.state)
+	}
+	return dst
+}
+
+func (p *Prober) emit(s Signal) {
+	select {
+	case p.signals <- s:
+	default:
+		p.m.dropped.Inc()
+	}
+}
+
+// Run probes and receives until ctx is done; it returns ctx's error then,
+// or the first failure of the sender or receiver.
+func (p *Prober) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer p.running.Store(false)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.recv.run(ctx, p.handle) })
+	g.Go(func() error { return p.sendLoop(ctx) })
+	g.Go(func() error {
+		tk := time.NewTicker(p.cfg.SecretRotation)
+		defer tk.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-tk.C:
+				if err := p.cookies.rotate(); err != nil {
+					return err
+				}
+			}
+		}
+	})
+	return g.Wait()
+}
+
+// sendLoop sends due probes in batches, paced by the global token bucket.
+func (p *Prober) sendLoop(ctx context.Context) error {
+	lim := rate.NewLimiter(rate.Limit(p.cfg.PPS), max(p.cfg.Batch, p.cfg.PPS/100))
+	batch4 := make([]probe, 0, p.cfg.Batch)
+	batch6 := make([]probe, 0, p.cfg.Batch)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := ktimeNs()
+		batch4, batch6 = p.collect(now, batch4[:0], batch6[:0])
+		for _, b := range [][]probe{batch4, batch6} {
+			if len(b) == 0 {
+				continue
+			}
+			if err := lim.WaitN(ctx, len(b)); err != nil {
+				return ctx.Err()
+			}
+			p.sendMu.Lock()
+			n, err := p.snd.send(b)
+			p.sendMu.Unlock()
+			p.m.sent.Add(float64(n))
+			if err != nil {
+				p.m.sendErrors.Add(float64(len(b) - n))
+				p.log.Debug("send probes", "err", err)
+			}
+		}
+		if len(batch4)+len(batch6) > 0 {
+			continue // more may be due already
+		}
+		wait := time.Second
+		p.mu.Lock()
+		if t := p.due.peek(); t != nil {
+			wait = time.Duration(t.next - min(t.next, ktimeNs()))
+		}
+		p.mu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// collect takes the targets due at now (up to a batch of each family),
+// settles their previous probe (a miss when unanswered) and prepares the
+// next one. The send time is stamped here, just before the send.
+func (p *Prober) collect(now uint64, b4, b6 []probe) ([]probe, []probe) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	size := uint32(p.ports.size())
+	for {
+		t := p.due.peek()
+		if t == nil || t.next > now || len(b4) == cap(b4) || len(b6) == cap(b6) {
+			return b4, b6
+		}
+		if t.pending && !t.answered {
+			t.state.ConsecutiveMisses++
+			p.m.misses.Inc()
+			p.emit(Signal{Target: t.addr, Kind: Miss, ConsecutiveMisses: t.state.ConsecutiveMisses})
+		}
+		t.lport = p.ports.lo + uint16((t.base+t.gen)%size)
+		t.gen++
+		t.sentNs = now
+		t.pending, t.answered = true, false
+		t.state.Sent++
+		pr := probe{local: t.local, remote: t.addr.Addr(), lport: t.lport, rport: t.addr.Port()}
+		pr.seq = p.cookies.seq(pr.local, pr.remote, pr.lport, pr.rport)
+		if pr.remote.Is4() {
+			b4 = append(b4, pr)
+		} else {
+			b6 = append(b6, pr)
+		}
+		t.next += t.interval
+		if t.next <= now { // fell behind (pps cap, a pause): skip, don't burst
+			t.next = now + t.interval
+		}
+		p.due.reschedule(t)
+	}
+}
+
+// handle validates one packet from the receiver and updates its target.
+func (p *Prober) handle(ktime uint64, pkt []byte, wireLen int) {
+	var a answer
+	if err := decodeAnswer(pkt, wireLen, &a); err != nil {
+		p.m.invalid.WithLabelValues(err.Error()).Inc()
+		return
+	}
+	if reason := p.settle(ktime, &a); reason != nil {
+		p.m.invalid.WithLabelValues(reason.Error()).Inc()
+	}
+}
+
+func (p *Prober) settle(ktime uint64, a *answer) error {
+	key := netip.AddrPortFrom(a.src, a.sport)
+	p.mu.Lock()
+	t, ok := p.targets[key]
+	if !ok || a.dst != t.local {
+		p.mu.Unlock()
+		return errUnknown
+	}
+	if !p.cookies.valid(t.local, t.addr.Addr(), a.dport, t.addr.Port(), a.ack) {
+		p.mu.Unlock()
+		return errBadCookie
+	}
+	if a.dport != t.lport || !t.pending {
+		p.mu.Unlock()
+		return errLate
+	}
+	if t.answered {
+		p.mu.Unlock()
+		return errDuplicate
+	}
+	rtt := time.Duration(ktime - min(ktime, t.sentNs))
+	t.answered = true
+	t.state.Answered++
+	t.state.ConsecutiveMisses = 0
+	t.state.LastRTT = rtt
+	t.state.RSTSeen = a.rst()
+	t.state.SynAckSeen = !a.rst()
+	kind := SynAck
+	if a.rst() {
+		kind = Reset
+	}
+	p.mu.Unlock()
+	p.m.answers.WithLabelValues(kind.String()).Inc()
+	p.m.rtt.Observe(rtt.Seconds())
+	p.emit(Signal{Target: key, Kind: kind, RTT: rtt})
+	return nil
+}
+
+// Close stops using the sockets and the receiver and gives the reserved
+// ports back. Run must have returned.
+func (p *Prober) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	var errs []error
+	p.sendMu.Lock()
+	errs = append(errs, p.snd.close())
+	p.sendMu.Unlock()
+	if p.recv != nil {
+		errs = append(errs, p.recv.close())
+	}
+	if p.resv != nil {
+		errs = append(errs, p.resv.release())
+	}
+	return errors.Join(errs...)
+}

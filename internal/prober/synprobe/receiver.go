@@ -1,0 +1,66 @@
+package synprobe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/lvsprobe/lvsprobe/internal/loader"
+)
+
+// receiver hands up packets that look like answers to our probes.
+type receiver interface {
+	// run calls deliver for each packet (from its network header on;
+	// pkt is valid only during the call) until ctx is done.
+	run(ctx context.Context, deliver func(ktimeNs uint64, pkt []byte, wireLen int)) error
+	close() error
+	// name is "ebpf" or "packet", for logs and metrics.
+	name() string
+}
+
+// ebpfReceiver is the TC ingress program of bpf/synprobe.c.
+type ebpfReceiver struct{ sp *loader.SynProbe }
+
+// newEBPFReceiver loads the program and attaches it to the ingress of
+// each named interface in the caller's network namespace.
+func newEBPFReceiver(ports portRange, ifaces []string, log *slog.Logger) (*ebpfReceiver, error) {
+	if len(ifaces) == 0 {
+		return nil, errors.New("ebpf receiver: no interfaces to attach to")
+	}
+	sp, err := loader.LoadSynProbe(loader.SynProbeOptions{PortLo: ports.lo, PortHi: ports.hi, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("ebpf receiver: %w", err)
+	}
+	for _, name := range ifaces {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			sp.Close()
+			return nil, fmt.Errorf("ebpf receiver: %w", err)
+		}
+		how, err := sp.Attach(ifi.Index)
+		if err != nil {
+			sp.Close()
+			return nil, fmt.Errorf("ebpf receiver: %w", err)
+		}
+		log.Debug("synprobe receiver attached", "interface", name, "hook", how)
+	}
+	return &ebpfReceiver{sp: sp}, nil
+}
+
+func (r *ebpfReceiver) run(ctx context.Context, deliver func(uint64, []byte, int)) error {
+	return r.sp.ReadAnswers(ctx, func(a *loader.Answer) { deliver(a.KtimeNs, a.Packet, a.WireLen) })
+}
+
+func (r *ebpfReceiver) close() error { return r.sp.Close() }
+func (r *ebpfReceiver) name() string { return "ebpf" }
+
+// lost returns the answers the kernel side dropped (ring buffer full).
+func (r *ebpfReceiver) lost() uint64 {
+	st, err := r.sp.Stats()
+	if err != nil {
+		return 0
+	}
+	return st.RingFull
+}

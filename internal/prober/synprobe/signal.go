@@ -1,0 +1,48 @@
+package synprobe
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Kind is what a [Signal] reports.
+type Kind int
+
+// Kinds of signal.
+const (
+	SynAck Kind = iota + 1 // the target answered a probe with a SYN-ACK: something listens
+	Reset                  // the target answered with a RST: nothing listens
+	Miss                   // no valid answer before the next probe was due
+)
+
+// String names the kind for logs.
+func (k Kind) String() string {
+	switch k {
+	case SynAck:
+		return "synack"
+	case Reset:
+		return "rst"
+	case Miss:
+		return "miss"
+	}
+	return "unknown"
+}
+
+// Signal is one observation about one target, for the failure detector.
+type Signal struct {
+	Target            netip.AddrPort // the probed address and port
+	Kind              Kind           // what happened
+	RTT               time.Duration  // answer time - send time (0 for Miss)
+	ConsecutiveMisses int            // misses in a row, including this one (0 after an answer)
+}
+
+// TargetState is the current view of one target.
+type TargetState struct {
+	Target            netip.AddrPort // the probed address and port
+	ConsecutiveMisses int            // probes in a row with no valid answer
+	LastRTT           time.Duration  // RTT of the newest valid answer, 0 if none yet
+	SynAckSeen        bool           // the newest valid answer was a SYN-ACK
+	RSTSeen           bool           // the newest valid answer was a RST
+	Sent              uint64         // probes sent
+	Answered          uint64         // probes validly answered
+}
