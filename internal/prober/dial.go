@@ -1,0 +1,138 @@
+package prober
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/lvsprobe/lvsprobe/internal/config"
+	"golang.org/x/sys/unix"
+)
+
+// errConfig reports a checker block that cannot be run as written.
+var errConfig = errors.New("invalid checker")
+
+// endpoint is where and how a checker connects: the connection options
+// every TCP-based checker shares (connect_ip, connect_port, bindto,
+// bind_port, bind_if, fwmark, connect_timeout).
+type endpoint struct {
+	addr    netip.AddrPort // connect_ip:connect_port
+	bind    netip.Addr     // bindto; invalid when unset
+	port    uint16         // bind_port; 0 when unset
+	bindIf  string         // bind_if: SO_BINDTODEVICE
+	fwmark  uint32         // fwmark: SO_MARK
+	timeout time.Duration  // connect_timeout
+}
+
+// newEndpoint takes the connection options of c.
+func newEndpoint(c *config.Checker) (endpoint, error) {
+	e := endpoint{
+		addr:    netip.AddrPortFrom(c.ConnectIP, c.ConnectPort),
+		bind:    c.BindTo,
+		port:    c.BindPort,
+		bindIf:  c.BindIf,
+		fwmark:  c.FWMark,
+		timeout: c.ConnectTimeout,
+	}
+	if !c.ConnectIP.IsValid() || c.ConnectPort == 0 {
+		return e, fmt.Errorf("%s %s: no address to connect to (connect_ip %v, connect_port %d): %w",
+			c.Pos, c.Type, c.ConnectIP, c.ConnectPort, errConfig)
+	}
+	if e.bind.IsValid() && e.bind.Is4() != e.addr.Addr().Is4() {
+		return e, fmt.Errorf("%s %s: bindto %v and connect_ip %v differ in family: %w", c.Pos, c.Type, e.bind, e.addr.Addr(), errConfig)
+	}
+	if e.timeout <= 0 {
+		e.timeout = config.DefaultConnectTimeout
+	}
+	return e, nil
+}
+
+// String returns "ADDR:PORT", the way results name the endpoint.
+func (e endpoint) String() string { return e.addr.String() }
+
+// key identifies the endpoint and every option that changes the packets
+// sent, for [Checker.Key].
+func (e endpoint) key() string {
+	k := e.addr.String()
+	if e.bind.IsValid() || e.port != 0 {
+		k += " bindto " + netip.AddrPortFrom(e.bind, e.port).String()
+	}
+	if e.bindIf != "" {
+		k += " bind_if " + e.bindIf
+	}
+	if e.fwmark != 0 {
+		k += " fwmark " + strconv.FormatUint(uint64(e.fwmark), 10)
+	}
+	return k + " timeout " + e.timeout.String()
+}
+
+// dial connects within ctx. The connection comes back with SO_LINGER 0
+// set, so that closing it sends a RST: the director never holds
+// TIME_WAIT sockets for its checks and a close never blocks (keepalived
+// #2271).
+func (e endpoint) dial(ctx context.Context) (*net.TCPConn, error) {
+	d := net.Dialer{
+		KeepAlive: -1,
+		Control:   e.control,
+	}
+	if e.bind.IsValid() || e.port != 0 {
+		la := &net.TCPAddr{Port: int(e.port)}
+		if e.bind.IsValid() {
+			la.IP = e.bind.AsSlice()
+			la.Zone = e.bind.Zone()
+		}
+		d.LocalAddr = la
+	}
+	c, err := d.DialContext(ctx, "tcp", e.addr.String())
+	if err != nil {
+		return nil, err
+	}
+	tc := c.(*net.TCPConn)
+	if err := tc.SetLinger(0); err != nil {
+		_ = tc.Close()
+		return nil, fmt.Errorf("set SO_LINGER: %w", err)
+	}
+	return tc, nil
+}
+
+// control sets the socket options of the checker on the socket before
+// connect: SO_MARK, SO_BINDTODEVICE and, with bind_port, SO_REUSEADDR (a
+// fixed source port would otherwise be unusable while an earlier
+// connection from it lingers).
+func (e endpoint) control(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		if e.fwmark != 0 {
+			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(e.fwmark)); err != nil {
+				serr = fmt.Errorf("set SO_MARK %d: %w", e.fwmark, err)
+				return
+			}
+		}
+		if e.bindIf != "" {
+			if err := unix.BindToDevice(int(fd), e.bindIf); err != nil {
+				serr = fmt.Errorf("bind to device %s: %w", e.bindIf, err)
+				return
+			}
+		}
+		if e.port != 0 {
+			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+				serr = fmt.Errorf("set SO_REUSEADDR: %w", err)
+				return
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("socket control: %w", err)
+	}
+	return serr
+}
+
+// withTimeout bounds ctx by the endpoint's connect_timeout.
+func (e endpoint) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, e.timeout)
+}
