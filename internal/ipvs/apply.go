@@ -27,13 +27,11 @@ func (r *Reconciler) apply(ctx context.Context, desired, actual table, retired [
 		switch {
 		case have == nil:
 			if err := r.do(ctx, OpAddService, want.svc.ServiceKey, nil, func() error { return r.addService(ctx, want.svc) }); err != nil {
-				errs = append(errs, err)
+				errs = keep(errs, err)
 				continue // its destinations cannot go in yet
 			}
 		case !sameService(want.svc, have.svc):
-			if err := r.do(ctx, OpUpdateService, want.svc.ServiceKey, nil, func() error { return r.updateService(ctx, want.svc) }); err != nil {
-				errs = append(errs, err)
-			}
+			errs = keep(errs, r.do(ctx, OpUpdateService, want.svc.ServiceKey, nil, func() error { return r.updateService(ctx, want.svc) }))
 			haveDests = have.dests
 		default:
 			haveDests = have.dests
@@ -51,7 +49,7 @@ func (r *Reconciler) apply(ctx context.Context, desired, actual table, retired [
 		}
 		err := r.do(ctx, OpDeleteService, have.svc.ServiceKey, nil, func() error { return r.deleteService(ctx, have.svc.ServiceKey) })
 		if err != nil {
-			errs = append(errs, err)
+			errs = keep(errs, err)
 			continue
 		}
 		r.mu.Lock()
@@ -84,28 +82,34 @@ func (r *Reconciler) applyDests(ctx context.Context, svc config.ServiceKey, want
 	}
 	for _, k := range del {
 		d := have[k]
-		if err := r.do(ctx, OpDeleteDestination, svc, &k, func() error { return r.deleteDest(ctx, svc, d) }); err != nil {
-			errs = append(errs, err)
-		}
+		errs = keep(errs, r.do(ctx, OpDeleteDestination, svc, &k, func() error { return r.deleteDest(ctx, svc, d) }))
 	}
 	for _, k := range upd {
 		d := want[k]
-		if err := r.do(ctx, OpUpdateDestination, svc, &k, func() error { return r.updateDest(ctx, svc, d) }); err != nil {
-			errs = append(errs, err)
-		}
+		errs = keep(errs, r.do(ctx, OpUpdateDestination, svc, &k, func() error { return r.updateDest(ctx, svc, d) }))
 	}
 	for _, k := range add {
 		d := want[k]
-		if err := r.do(ctx, OpAddDestination, svc, &k, func() error { return r.addDest(ctx, svc, d) }); err != nil {
-			errs = append(errs, err)
-		}
+		errs = keep(errs, r.do(ctx, OpAddDestination, svc, &k, func() error { return r.addDest(ctx, svc, d) }))
 	}
 	return errs
 }
 
+// errDeferred is returned by do for a write not tried because its target
+// is backing off; it was reported when it failed.
+var errDeferred = errors.New("deferred: backing off")
+
+// keep appends err to errs unless it is nil or errDeferred.
+func keep(errs []error, err error) []error {
+	if err == nil || err == errDeferred {
+		return errs
+	}
+	return append(errs, err)
+}
+
 // do runs one write unless its target is backing off, and keeps the
-// backoff and the failure count. It returns the write's error; a deferred
-// write returns nil (it was reported when it failed).
+// backoff and the failure count. It returns the write's error, or
+// errDeferred.
 func (r *Reconciler) do(ctx context.Context, kind OpKind, svc config.ServiceKey, dest *destKey, write func() error) error {
 	t := opTarget{svc: serviceID(svc)}
 	if dest != nil {
@@ -118,7 +122,7 @@ func (r *Reconciler) do(ctx context.Context, kind OpKind, svc config.ServiceKey,
 	}
 	r.mu.Unlock()
 	if !ready {
-		return nil
+		return errDeferred
 	}
 	err := write()
 	r.mu.Lock()
@@ -157,8 +161,7 @@ func (r *Reconciler) count(kind OpKind, err error) {
 
 func (r *Reconciler) addService(ctx context.Context, s Service) error {
 	err := r.b.AddService(ctx, s)
-	r.count(OpAddService, err)
-	if errors.Is(err, syscall.EEXIST) {
+	if r.raced(OpAddService, err, syscall.EEXIST) {
 		err = r.b.UpdateService(ctx, s)
 		r.count(OpUpdateService, err)
 	}
@@ -167,8 +170,7 @@ func (r *Reconciler) addService(ctx context.Context, s Service) error {
 
 func (r *Reconciler) updateService(ctx context.Context, s Service) error {
 	err := r.b.UpdateService(ctx, s)
-	r.count(OpUpdateService, err)
-	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ESRCH) {
+	if r.raced(OpUpdateService, err, syscall.ENOENT, syscall.ESRCH) {
 		err = r.b.AddService(ctx, s)
 		r.count(OpAddService, err)
 	}
@@ -177,17 +179,15 @@ func (r *Reconciler) updateService(ctx context.Context, s Service) error {
 
 func (r *Reconciler) deleteService(ctx context.Context, k config.ServiceKey) error {
 	err := r.b.DeleteService(ctx, k)
-	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ESRCH) {
+	if r.raced(OpDeleteService, err, syscall.ENOENT, syscall.ESRCH) {
 		return nil
 	}
-	r.count(OpDeleteService, err)
 	return err
 }
 
 func (r *Reconciler) addDest(ctx context.Context, svc config.ServiceKey, d Destination) error {
 	err := r.b.AddDestination(ctx, svc, d)
-	r.count(OpAddDestination, err)
-	if errors.Is(err, syscall.EEXIST) {
+	if r.raced(OpAddDestination, err, syscall.EEXIST) {
 		err = r.b.UpdateDestination(ctx, svc, d)
 		r.count(OpUpdateDestination, err)
 	}
@@ -196,8 +196,7 @@ func (r *Reconciler) addDest(ctx context.Context, svc config.ServiceKey, d Desti
 
 func (r *Reconciler) updateDest(ctx context.Context, svc config.ServiceKey, d Destination) error {
 	err := r.b.UpdateDestination(ctx, svc, d)
-	r.count(OpUpdateDestination, err)
-	if errors.Is(err, syscall.ENOENT) {
+	if r.raced(OpUpdateDestination, err, syscall.ENOENT) {
 		err = r.b.AddDestination(ctx, svc, d)
 		r.count(OpAddDestination, err)
 	}
@@ -206,11 +205,26 @@ func (r *Reconciler) updateDest(ctx context.Context, svc config.ServiceKey, d De
 
 func (r *Reconciler) deleteDest(ctx context.Context, svc config.ServiceKey, d Destination) error {
 	err := r.b.DeleteDestination(ctx, svc, d)
-	if errors.Is(err, syscall.ENOENT) {
+	if r.raced(OpDeleteDestination, err, syscall.ENOENT) {
 		return nil
 	}
-	r.count(OpDeleteDestination, err)
 	return err
+}
+
+// raced counts a write whose error is nil or not one of races, and
+// reports whether err is one of races (then it counts a race, not an
+// error, and the caller absorbs it).
+func (r *Reconciler) raced(kind OpKind, err error, races ...syscall.Errno) bool {
+	for _, e := range races {
+		if errors.Is(err, e) {
+			r.mu.Lock()
+			r.stats.Races++
+			r.mu.Unlock()
+			return true
+		}
+	}
+	r.count(kind, err)
+	return false
 }
 
 // flushAtStart implements lvs_flush. keepalived flushes the whole table;

@@ -120,3 +120,5 @@ func tableDump(t *testing.T, b Backend) []string {
 	}
 	return out
 }
+
+func newBuffer() *bytes.Buffer { return &bytes.Buffer{} }

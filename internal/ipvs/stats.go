@@ -21,6 +21,7 @@ type Stats struct {
 	Reads    uint64            // backend reads: Services and Destinations calls
 	Ops      map[OpKind]uint64 // successful writes by kind
 	Errors   uint64            // failed backend calls, reads and writes
+	Races    uint64            // writes that met EEXIST/ENOENT (someone else changed the table) and were absorbed
 	Deferred uint64            // writes not tried because their target was backing off
 	Pending  int               // targets now backing off after an error
 }
