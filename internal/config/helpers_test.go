@@ -32,7 +32,7 @@ func mustParse(tb testing.TB, src string) *Config {
 
 // vsBlock wraps body in a minimal valid virtual server.
 func vsBlock(body string) string {
-	return "virtual_server 198.18.0.1 80 {\n lb_algo rr\n lb_kind NAT\n" + body + "\n}\n"
+	return "virtual_server 198.18.0.1 80 {\n lb_algo rr\n lb_kind NAT\n" + body + "\n protocol TCP\n}\n"
 }
 
 // rsBlock wraps body in a minimal valid real server inside vsBlock.

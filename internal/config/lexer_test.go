@@ -68,7 +68,7 @@ func TestInclude(t *testing.T) {
 		return p
 	}
 	write("conf.d/a.conf", vsBlock(" real_server 198.18.1.1 80 {\n TCP_CHECK {\n }\n }"))
-	write("conf.d/b.conf", "virtual_server 198.18.0.2 80 {\n lb_algo rr\n lb_kind NAT\n}\n")
+	write("conf.d/b.conf", "virtual_server 198.18.0.2 80 {\n lb_algo rr\n lb_kind NAT\n real_server 198.18.1.2 80 {\n }\n}\n")
 	main := write("keepalived.conf", "include conf.d/*.conf\ninclude conf.d/none-*.conf\n")
 	cfg, err := Load(main, LoadOptions{})
 	if err != nil {

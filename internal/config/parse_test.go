@@ -133,6 +133,7 @@ func TestVirtualServerForms(t *testing.T) {
 virtual_server group G {
  lb_algo rr
  lb_kind DR
+ protocol TCP
  real_server 198.18.1.1 {
  }
 }
@@ -182,16 +183,16 @@ func TestErrors(t *testing.T) {
 		{"bad delay_loop", vsBlock(" delay_loop abc"), "test.conf:4: delay_loop: invalid number 'abc'"},
 		{"bad scheduler", vsBlock(" lb_algo xx"), "test.conf:4: invalid lvs_scheduler 'xx'"},
 		{"bad address", "virtual_server 198.18.0.300 80 {\n}\n", "test.conf:1: invalid virtual server: invalid IP address '198.18.0.300'"},
-		{"bad rs address", rsBlock("", "") + "virtual_server 198.18.0.9 80 {\n real_server foo 80 {\n }\n}\n", "test.conf:10: invalid real server: invalid IP address 'foo'"},
+		{"bad rs address", rsBlock("", "") + "virtual_server 198.18.0.9 80 {\n real_server foo 80 {\n }\n}\n", "test.conf:11: invalid real server: invalid IP address 'foo'"},
 		{"unknown checker", rsBlock("", " FOO_CHECK {\n }"), "test.conf:6: unknown checker block 'FOO_CHECK'"},
 		{"missing brace", vsBlock(" real_server 198.18.1.1 80 {"), "test.conf:1: missing '}': block \"virtual_server\" opened here is not closed"},
-		{"extra brace", vsBlock("") + "}\n", "test.conf:6: extra '}'"},
+		{"extra brace", vsBlock("") + "}\n", "test.conf:7: extra '}'"},
 		{"http no url", rsBlock("", " HTTP_GET {\n }"), "test.conf:6: HTTP_GET checker has no url"},
 		{"bad weight", rsBlock("", " weight -2"), "test.conf:6: real server weight: negative number '-2'"},
-		{"family mismatch", rsBlock("", "") + "virtual_server 198.18.0.9 80 {\n real_server 2001:db8::1 80 {\n }\n}\n", "test.conf:10: address family of virtual server and real server 2001:db8::1 don't match"},
+		{"family mismatch", rsBlock("", "") + "virtual_server 198.18.0.9 80 {\n real_server 2001:db8::1 80 {\n }\n}\n", "test.conf:11: address family of virtual server and real server 2001:db8::1 don't match"},
 		{"duplicate rs", vsBlock(" real_server 198.18.1.1 80 {\n }\n real_server 198.18.1.1 80 {\n }"), "test.conf:6: real server TCP 198.18.0.1:80 -> 198.18.1.1:80 is duplicated"},
 		{"missing parameter", vsBlock(" delay_loop"), "test.conf:4: delay_loop: missing parameter"},
-		{"unknown group", "virtual_server group X {\n lb_algo rr\n}\n", "test.conf:1: virtual_server_group X is not defined"},
+		{"unknown group", "virtual_server group X {\n lb_algo rr\n real_server 198.18.1.1 80 {\n }\n}\n", "test.conf:1: virtual_server_group X is not defined"},
 		{"unterminated quote", vsBlock(` virtualhost "abc`), "test.conf:4: unterminated quote"},
 		{"gue needs port", vsBlock(" lb_kind TUN type gue"), "test.conf:4: gue tunnels require port"},
 		{"sh flag without sh", vsBlock(" sh-port"), "test.conf:4: sh-port only applies to the sh scheduler"},
@@ -200,7 +201,7 @@ func TestErrors(t *testing.T) {
 		{"file check unknown track", rsBlock("", " FILE_CHECK {\n track_file nope\n }"), "test.conf:7: track_file nope not found"},
 		{"seq", "~SEQ(i,1,3) x\n", "test.conf:1: ~SEQ is not supported by lvsprobe"},
 		{"keyword with block", vsBlock(" delay_loop 5 {\n }"), "test.conf:4: unexpected '{' after delay_loop"},
-		{"duplicate vs", vsBlock("") + vsBlock(""), "test.conf:6: virtual server TCP 198.18.0.1:80 is already defined at test.conf:1"},
+		{"duplicate vs", rsBlock("", "") + rsBlock("", ""), "test.conf:10: virtual server TCP 198.18.0.1:80 is already defined at test.conf:1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,11 +224,11 @@ func TestWarnings(t *testing.T) {
 	tests := []struct {
 		name, src, want string
 	}{
-		{"unknown keyword", vsBlock(" foo_bar 1"), "test.conf:4: unknown keyword 'foo_bar'"},
-		{"no scheduler", "virtual_server 198.18.0.1 80 {\n lb_kind NAT\n}\n", "no scheduler set, using default 'wlc'"},
+		{"unknown keyword", rsBlock(" foo_bar 1", ""), "test.conf:4: unknown keyword 'foo_bar'"},
+		{"no scheduler", "virtual_server 198.18.0.1 80 {\n lb_kind NAT\n real_server 198.18.1.1 80 {\n }\n}\n", "no scheduler set, using default 'wlc'"},
 		{"no method", "virtual_server 198.18.0.1 80 {\n lb_algo rr\n real_server 198.18.1.1 80 {\n }\n}\n", "no forwarding method set, using default NAT"},
 		{"nb_get_retry", rsBlock("", " HTTP_GET {\n nb_get_retry 2\n url {\n path /\n }\n }"), "test.conf:7: nb_get_retry is deprecated"},
-		{"port mismatch", "virtual_server 198.18.0.1 80 {\n lb_algo rr\n lb_kind DR\n real_server 198.18.1.1 81 {\n }\n}\n", "test.conf:4: virtual server TCP 198.18.0.1:80 and real server 198.18.1.1 ports don't match"},
+		{"port mismatch", "virtual_server 198.18.0.1 80 {\n lb_algo rr\n lb_kind DR\n real_server 198.18.1.1 81 {\n }\n}\n", "test.conf:4: virtual server UDP 198.18.0.1:80 and real server 198.18.1.1 ports don't match"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

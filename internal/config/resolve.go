@@ -29,6 +29,7 @@ func (p *parser) resolveVS(r *rawVS) bool {
 	if r.t.delayLoop != nil {
 		vs.DelayLoop = *r.t.delayLoop
 	}
+	p.serviceChecks(r)
 	switch {
 	case vs.Group != "":
 		g := p.cfg.Groups[vs.Group]
@@ -55,6 +56,10 @@ func (p *parser) resolveVS(r *rawVS) bool {
 		vs.Services = []ServiceKey{{Protocol: vs.Protocol, FWMark: vs.FWMark, Family: vs.Family}}
 	default:
 		vs.Services = []ServiceKey{{Protocol: vs.Protocol, Addr: vs.Addr, Port: vs.Port, Family: vs.Family}}
+	}
+	if len(r.rss) == 0 {
+		p.warnf(r.n, "virtual server %s has no real servers - ignoring", vs.ID())
+		return false
 	}
 	if !r.schedSet {
 		p.warnf(r.n, "virtual server %s: no scheduler set, using default 'wlc'", vs.ID())
@@ -124,9 +129,6 @@ func (p *parser) resolveVS(r *rawVS) bool {
 	}
 	if vs.RealServers == nil {
 		vs.RealServers = []*RealServer{}
-		if len(r.rss) == 0 {
-			p.warnf(r.n, "virtual server %s has no real servers", vs.ID())
-		}
 	}
 	if vs.Quorum > weightSum {
 		p.warnf(r.n, "quorum %d for %s exceeds total weight of real servers %d, reducing quorum to %d", vs.Quorum, vs.ID(), weightSum, weightSum)
@@ -269,4 +271,44 @@ func firstInt(a ...*int) *int {
 		}
 	}
 	return nil
+}
+
+// serviceChecks applies keepalived's checks of the service definition;
+// each corrects the configuration with a warning.
+func (p *parser) serviceChecks(r *rawVS) {
+	vs := r.vs
+	hasAddrs := vs.FWMark == 0 && vs.Group == ""
+	hasMarks := vs.FWMark != 0
+	zeroPortMember := false
+	if g := p.cfg.Groups[vs.Group]; vs.Group != "" && g != nil {
+		for _, m := range g.Members {
+			if m.First.IsValid() {
+				hasAddrs = true
+				zeroPortMember = zeroPortMember || m.Port == 0
+			} else {
+				hasMarks = true
+			}
+		}
+	}
+	if vs.Protocol == "" {
+		vs.Protocol = TCP // fwmark services: the protocol is not used
+	}
+	if vs.HASuspend && hasMarks {
+		p.warnf(r.n, "virtual server %s: cannot use ha_suspend with fwmarks - clearing ha_suspend", vs.ID())
+		vs.HASuspend = false
+	}
+	if hasAddrs {
+		if r.protoSet == nil {
+			vs.Protocol = UDP
+			p.warnf(r.n, "virtual server %s: no protocol set - defaulting to UDP", vs.ID())
+		}
+		if vs.OnePacket && vs.Protocol != UDP {
+			p.warnf(r.n, "virtual server %s: one packet scheduling requires UDP - resetting", vs.ID())
+			vs.OnePacket = false
+		}
+		if vs.Persistence == 0 && (vs.Group == "" && vs.Port == 0 || zeroPortMember) {
+			p.warnf(r.n, "virtual server %s: zero port only valid for persistent services - setting persistence_timeout %d", vs.ID(), int(DefaultPersistenceTimeout.Seconds()))
+			vs.Persistence = DefaultPersistenceTimeout
+		}
+	}
 }

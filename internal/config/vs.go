@@ -45,7 +45,7 @@ var schedulers = map[string]bool{"rr": true, "wrr": true, "lc": true, "wlc": tru
 	"mh": true, "dh": true, "fo": true, "ovf": true, "lblcr": true, "sed": true, "nq": true, "twos": true}
 
 func (p *parser) virtualServer(b *node) {
-	vs := &VirtualServer{Pos: b.pos, Protocol: TCP, DelayLoop: DefaultDelayLoop, Quorum: DefaultQuorum}
+	vs := &VirtualServer{Pos: b.pos, DelayLoop: DefaultDelayLoop, Quorum: DefaultQuorum}
 	r := &rawVS{n: b, vs: vs, weight: DefaultWeight}
 	switch b.arg(1) {
 	case "fwmark":
