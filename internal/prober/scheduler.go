@@ -29,6 +29,11 @@ type SchedulerOptions struct {
 	Burst         int            // attempts the rate cap lets through at once; 0 means Rate/100 (at least 1)
 	StartDelay    time.Duration  // before a checker's first attempt, added to its random warmup; 0 means DefaultStartDelay, negative means none
 	Checker       CheckerOptions // passed to every checker
+	// FirstVerdict also delivers, once per real server, the health its
+	// checks first agree on (every checker has run) when it equals the
+	// initial state, so a consumer that assumed a health of its own (the
+	// IPVS reconciler adopting the table it finds) learns the truth.
+	FirstVerdict bool
 	// NewChecker builds a checker for one block; nil means [NewChecker].
 	NewChecker func(*config.Checker, CheckerOptions) (Checker, error)
 }
@@ -51,6 +56,7 @@ type Scheduler struct {
 	newChecker func(*config.Checker, CheckerOptions) (Checker, error)
 	ckOpts     CheckerOptions
 	startDelay time.Duration
+	firstVerd  bool
 	limiter    *rate.Limiter
 	sem        chan struct{}
 	wake       chan struct{} // the head of the queue may have changed
@@ -77,6 +83,7 @@ func NewScheduler(cfg *config.Config, opts SchedulerOptions) (*Scheduler, error)
 		newChecker: opts.NewChecker,
 		ckOpts:     opts.Checker,
 		startDelay: opts.StartDelay,
+		firstVerd:  opts.FirstVerdict,
 		wake:       make(chan struct{}, 1),
 		tWake:      make(chan struct{}, 1),
 		out:        make(chan Transition),
@@ -243,14 +250,21 @@ func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
 	st := u.state.record(u.pol, res.OK)
 	u.last, u.lastAt = res, now
 	s.logAttempt(u, res, wasUp, st)
-	if st.changed {
-		for _, srv := range u.users {
+	for _, srv := range u.users {
+		reported := false
+		if st.changed {
 			if u.state.up {
 				srv.failing--
 			} else {
 				srv.failing++
 			}
-			s.settle(srv, u.checker.String()+": "+resultText(res), now)
+			reported = s.settle(srv, u.checker.String()+": "+resultText(res), now)
+		}
+		if !srv.verdict && srv.allRun() {
+			srv.verdict = true
+			if s.firstVerd && !reported {
+				s.emit(Transition{Key: srv.key, Up: srv.up, Reason: "first verdict: " + u.checker.String() + ": " + resultText(res), At: now})
+			}
 		}
 	}
 	s.queue.schedule(u, now.Add(st.delay))
@@ -259,14 +273,16 @@ func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
 	}
 }
 
-// settle reports srv's health if it changed. The caller holds s.mu.
-func (s *Scheduler) settle(srv *realServer, reason string, at time.Time) {
+// settle reports srv's health if it changed, and whether it did. The
+// caller holds s.mu.
+func (s *Scheduler) settle(srv *realServer, reason string, at time.Time) bool {
 	up := srv.failing == 0
 	if up == srv.up {
-		return
+		return false
 	}
 	srv.up = up
 	s.emit(Transition{Key: srv.key, Up: up, Reason: reason, At: at})
+	return true
 }
 
 // poke wakes the dispatch loop without blocking.

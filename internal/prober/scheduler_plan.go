@@ -35,6 +35,17 @@ type realServer struct {
 	units   []*unit // distinct
 	failing int     // units that are down
 	up      bool    // the health last reported
+	verdict bool    // every unit has run since the real server appeared
+}
+
+// allRun reports whether every unit of srv has reached a verdict.
+func (srv *realServer) allRun() bool {
+	for _, u := range srv.units {
+		if !u.state.hasRun {
+			return false
+		}
+	}
+	return true
 }
 
 // plan is the scheduler's view of one configuration.

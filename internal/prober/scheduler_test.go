@@ -387,3 +387,43 @@ func TestSchedulerCancel(t *testing.T) {
 		}
 	})
 }
+
+func TestSchedulerFirstVerdict(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := newFakeEnv()
+		alpha := timing{delayLoop: time.Second, retry: 1, delayBeforeRetry: 100 * time.Millisecond, alpha: true}
+		plain := timing{delayLoop: time.Second, retry: 1, delayBeforeRetry: 100 * time.Millisecond}
+		// rs 1: alpha and failing (starts down, stays down); rs 2: plain and
+		// passing (starts up, stays up); rs 3: two checks, the second
+		// warming up later, so its verdict waits for both.
+		cfg := &config.Config{VirtualServers: []*config.VirtualServer{vs(1,
+			rs(1, tcpBlock(1, 80, alpha)),
+			rs(2, tcpBlock(2, 80, plain)),
+			rs(3, tcpBlock(3, 80, plain), tcpBlock(3, 81, timing{delayLoop: 5 * time.Second, delayBeforeRetry: time.Second, warmup: 0})),
+		)}}
+		env.setFail("198.18.0.1:80", true)
+		s, err := NewScheduler(cfg, SchedulerOptions{NewChecker: env.newChecker, FirstVerdict: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := startScheduler(t, s)
+		time.Sleep(3500 * time.Millisecond)
+		synctest.Wait()
+		got := map[string]bool{}
+		for _, tr := range c.list() {
+			if _, dup := got[tr.Key.Addr.String()]; dup {
+				t.Errorf("second report for %v: %+v", tr.Key, tr)
+			}
+			got[tr.Key.Addr.String()] = tr.Up
+		}
+		want := map[string]bool{"198.18.0.1": false, "198.18.0.2": true, "198.18.0.3": true}
+		if len(got) != len(want) {
+			t.Fatalf("reports %v, want %v", got, want)
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s reported up=%t, want %t", k, got[k], v)
+			}
+		}
+	})
+}

@@ -36,6 +36,7 @@ func (s *Scheduler) Update(cfg *config.Config) error {
 			continue
 		}
 		srv.up = prev.up
+		srv.verdict = prev.verdict && srv.allRun()
 		s.settle(srv, "configuration reloaded", now)
 	}
 	s.plan = p
