@@ -1,6 +1,7 @@
 package config
 
 import (
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -63,4 +64,25 @@ func (d *diags) err() error {
 		list = append(list, Diagnostic{Pos: d.lastPos, Msg: "too many errors; " + strconv.Itoa(d.dropped) + " more not shown"})
 	}
 	return &Error{Diagnostics: list}
+}
+
+// sort orders the findings by file (in the order files were read) and line.
+func (d *diags) sort(files []string) {
+	rank := map[string]int{}
+	for i, f := range files {
+		if _, ok := rank[f]; !ok {
+			rank[f] = i
+		}
+	}
+	less := func(list []Diagnostic) func(i, j int) bool {
+		return func(i, j int) bool {
+			a, b := list[i].Pos, list[j].Pos
+			if a.File != b.File {
+				return rank[a.File] < rank[b.File]
+			}
+			return a.Line < b.Line
+		}
+	}
+	sort.SliceStable(d.errs, less(d.errs))
+	sort.SliceStable(d.warns, less(d.warns))
 }

@@ -53,6 +53,7 @@ func finish(lx *lexer, d *diags, opts LoadOptions) (*Config, error) {
 		trackFiles: map[string]bool{}, bfds: map[string]bool{}}
 	p.top(tree)
 	p.resolveAll()
+	d.sort(lx.files)
 	if err := d.err(); err != nil {
 		return nil, err
 	}
