@@ -46,10 +46,10 @@ func netmaskNumber(family string, mask netip.Addr) uint32 {
 	if family == familyInet6 {
 		return uint32(maskBits(mask))
 	}
-	b := mask.Unmap().As4()
 	if !mask.Unmap().Is4() {
-		b = fullMask(familyInet).As4()
+		mask = fullMask(familyInet)
 	}
+	b := mask.Unmap().As4()
 	return binary.NativeEndian.Uint32(b[:])
 }
 
@@ -125,12 +125,13 @@ func fromMobyService(m *mobyipvs.Service) Service {
 		}
 		k.Port = m.Port
 	}
+	k = serviceID(k) // the family follows the address, as everywhere else
 	return Service{
 		ServiceKey: k,
 		Scheduler:  m.SchedName,
 		Flags:      flagList(m.Flags &^ flagHashed),
 		Timeout:    m.Timeout,
-		Netmask:    netmaskAddr(fam, m.Netmask),
+		Netmask:    netmaskAddr(k.Family, m.Netmask),
 		PEName:     m.PEName,
 	}
 }
