@@ -101,7 +101,6 @@ func ok200(body string) string {
 	return "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\nConnection: close\r\n\r\n" + body
 }
 
-
 // checkerFor builds a checker block against addr.
 func checkerFor(typ config.CheckerType, addr netip.AddrPort, timeout time.Duration, urls ...*config.URL) *config.Checker {
 	c := &config.Checker{

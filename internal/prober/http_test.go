@@ -45,7 +45,9 @@ func TestHTTPRequest(t *testing.T) {
 	}
 }
 
-func strconvPort(s *rawServer) string { return strings.TrimPrefix(s.addr.String(), s.addr.Addr().String()+":") }
+func strconvPort(s *rawServer) string {
+	return strings.TrimPrefix(s.addr.String(), s.addr.Addr().String()+":")
+}
 
 func TestHTTPChecks(t *testing.T) {
 	body := "<html>service up, version 42</html>\n"
