@@ -128,6 +128,10 @@ type Prober struct {
 
 	running atomic.Bool
 	closed  bool
+
+	// observe, when set (by tests, before Run), sees the outcome of every
+	// packet the receiver hands up: nil for a valid answer, else the reason.
+	observe func(error)
 }
 
 // ErrRunning is returned by Run when the prober is already running.
@@ -136,12 +140,12 @@ var ErrRunning = errors.New("prober already running")
 // New reserves the source ports, opens the raw sockets and the receiver
 // (eBPF where it loads; see [ReceiverMode]) in the calling thread's
 // network namespace.
-func New(cfg Config) (p *Prober, err error) {
+func New(cfg Config) (_ *Prober, err error) {
 	cfg = cfg.withDefaults()
 	if cfg.PortHi < cfg.PortLo {
 		return nil, fmt.Errorf("new prober: port range %d-%d is empty", cfg.PortLo, cfg.PortHi)
 	}
-	p = &Prober{
+	p := &Prober{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "synprobe"),
 		ports:   portRange{cfg.PortLo, cfg.PortHi},
@@ -426,12 +430,15 @@ func (p *Prober) collect(now uint64, b4, b6 []probe) ([]probe, []probe) {
 // handle validates one packet from the receiver and updates its target.
 func (p *Prober) handle(ktime uint64, pkt []byte, wireLen int) {
 	var a answer
-	if err := decodeAnswer(pkt, wireLen, &a); err != nil {
-		p.m.invalid.WithLabelValues(err.Error()).Inc()
-		return
+	err := decodeAnswer(pkt, wireLen, &a)
+	if err == nil {
+		err = p.settle(ktime, &a)
 	}
-	if reason := p.settle(ktime, &a); reason != nil {
-		p.m.invalid.WithLabelValues(reason.Error()).Inc()
+	if err != nil {
+		p.m.invalid.WithLabelValues(err.Error()).Inc()
+	}
+	if p.observe != nil {
+		p.observe(err)
 	}
 }
 

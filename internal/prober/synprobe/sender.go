@@ -141,11 +141,11 @@ func ktimeNs() uint64 {
 // localAddrFor returns the source address the kernel would use to reach
 // remote, by connecting a UDP socket (which sends nothing).
 func localAddrFor(remote netip.Addr) (netip.Addr, error) {
-	family := unix.AF_INET
-	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: 9, Addr: remote.As4()}
-	if !remote.Is4() {
-		family = unix.AF_INET6
-		sa = &unix.SockaddrInet6{Port: 9, Addr: remote.As16()}
+	family := unix.AF_INET6
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: 9, Addr: remote.As16()}
+	if remote.Is4() {
+		family = unix.AF_INET
+		sa = &unix.SockaddrInet4{Port: 9, Addr: remote.As4()}
 	}
 	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
