@@ -72,3 +72,18 @@ func TestIncludeCycleBounded(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestExpansionBomb checks that nested multiline definitions cannot
+// expand exponentially.
+func TestExpansionBomb(t *testing.T) {
+	src := "$A=x \\\nx\n"
+	for _, n := range []string{"B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M", "N", "O", "P", "Q", "R", "S", "T", "U"} {
+		prev := string(rune(n[0] - 1))
+		src += "$" + n + "=$" + prev + " \\\n$" + prev + "\n"
+	}
+	src += "$U\n"
+	_, diags := parseString(t, src, LoadOptions{})
+	if !hasMsg(diags, "parameter expansions") {
+		t.Fatalf("no expansion limit error: %v", diags[:min(3, len(diags))])
+	}
+}

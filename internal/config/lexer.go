@@ -15,6 +15,7 @@ const (
 	maxIncludeDepth = 32
 	maxExpansions   = 64 // $NAME replacements per line
 	maxFiles        = 4096
+	maxTotalExpand  = 1 << 16 // $NAME replacements and multiline lines per load
 )
 
 // line is one logical line: the words of a statement, or a lone "{" or "}".
@@ -42,6 +43,9 @@ type lexer struct {
 	out      []line
 	// pending multiline definition being read
 	multi *definition
+	// expansions done so far, bounded by maxTotalExpand
+	expansions   int
+	expandFailed bool
 }
 
 func newLexer(d *diags, configID string) *lexer {
@@ -193,14 +197,26 @@ func (lx *lexer) logical(pos Pos, dir, s string, depth int) {
 		if !changed {
 			break
 		}
+		lx.expansions += 1 + len(extra)
+		if lx.expansions > maxTotalExpand {
+			if !lx.expandFailed {
+				lx.d.errorf(pos, fmt.Sprintf("more than %d $ parameter expansions", maxTotalExpand))
+			}
+			lx.expandFailed = true
+			return
+		}
 		ns, _ = decomment(ns, lx.d, pos)
 		if ns == "" {
 			return
 		}
 		if len(extra) > 0 {
-			lx.emitOrInclude(pos, dir, ns)
+			if depth >= maxIncludeDepth {
+				lx.d.errorf(pos, "multiline $ definitions nested too deeply")
+				return
+			}
+			lx.logical(pos, dir, ns, depth+1)
 			for _, e := range extra {
-				if depth < maxIncludeDepth {
+				if e != "" {
 					lx.logical(pos, dir, e, depth+1)
 				}
 			}

@@ -8,6 +8,7 @@ import (
 // resolveAll applies keepalived's defaults and inheritance (virtual server
 // → real server → checker) and fills VirtualServer.Services.
 func (p *parser) resolveAll() {
+	p.scriptSecurity()
 	ids := map[string]Pos{}
 	for _, r := range p.vss {
 		if !p.resolveVS(r) {
@@ -309,6 +310,31 @@ func (p *parser) serviceChecks(r *rawVS) {
 		if vs.Persistence == 0 && (vs.Group == "" && vs.Port == 0 || zeroPortMember) {
 			p.warnf(r.n, "virtual server %s: zero port only valid for persistent services - setting persistence_timeout %d", vs.ID(), int(DefaultPersistenceTimeout.Seconds()))
 			vs.Persistence = DefaultPersistenceTimeout
+		}
+	}
+}
+
+// scriptSecurity warns, as keepalived does, when check or notify scripts
+// are configured without enable_script_security.
+func (p *parser) scriptSecurity() {
+	if p.cfg.Global.EnableScriptSecurity {
+		return
+	}
+	for _, r := range p.vss {
+		scripts := []*Script{r.vs.QuorumUp, r.vs.QuorumDown}
+		for _, rr := range r.rss {
+			scripts = append(scripts, rr.rs.NotifyUp, rr.rs.NotifyDown)
+			for _, k := range rr.checkers {
+				if k.c.Misc != nil {
+					scripts = append(scripts, k.c.Misc.Path)
+				}
+			}
+		}
+		for _, s := range scripts {
+			if s != nil {
+				p.d.warnf(s.Pos, "scripts are configured but enable_script_security is not set")
+				return
+			}
 		}
 	}
 }
