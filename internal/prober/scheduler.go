@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -250,6 +251,10 @@ func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
 	st := u.state.record(u.pol, res.OK)
 	u.last, u.lastAt = res, now
 	s.logAttempt(u, res, wasUp, st)
+	reason := resultText(res)
+	if name := u.checker.String(); !strings.HasPrefix(reason, name) {
+		reason = name + ": " + reason
+	}
 	for _, srv := range u.users {
 		reported := false
 		if st.changed {
@@ -258,12 +263,12 @@ func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
 			} else {
 				srv.failing++
 			}
-			reported = s.settle(srv, u.checker.String()+": "+resultText(res), now)
+			reported = s.settle(srv, reason, now)
 		}
 		if !srv.verdict && srv.allRun() {
 			srv.verdict = true
 			if s.firstVerd && !reported {
-				s.emit(Transition{Key: srv.key, Up: srv.up, Reason: "first verdict: " + u.checker.String() + ": " + resultText(res), At: now})
+				s.emit(Transition{Key: srv.key, Up: srv.up, Reason: "first verdict: " + reason, At: now})
 			}
 		}
 	}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/lvsprobe/lvsprobe/internal/config"
+	"github.com/lvsprobe/lvsprobe/internal/ipvs"
+	"github.com/lvsprobe/lvsprobe/internal/prober"
+)
+
+func init() {
+	register(command{name: "run", summary: "check the real servers and keep IPVS in step (--ipvs=dry-run prints ipvsadm commands)", run: cmdRun})
+}
+
+// runFlags are the flags of `lvsprobe run`.
+type runFlags struct {
+	file          string
+	configID      string
+	ipvs          string
+	maxConcurrent int
+	rate          float64
+}
+
+func cmdRun(ctx context.Context, e *env, args []string) error {
+	var f runFlags
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.StringVar(&f.file, "f", defaultConfigPath, "keepalived configuration `file`")
+	fs.StringVar(&f.configID, "config-id", "", "configuration `id` selecting @ID lines (keepalived -i)")
+	fs.StringVar(&f.ipvs, "ipvs", "kernel", "IPVS backend: kernel, or dry-run to print the ipvsadm commands instead")
+	fs.IntVar(&f.maxConcurrent, "max-concurrent", prober.DefaultMaxConcurrent, "checks in flight at once")
+	fs.Float64Var(&f.rate, "rate", prober.DefaultRate, "check attempts started per second at most (negative: no cap)")
+	fs.Usage = func() {
+		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--rate N]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{code: 2}
+	}
+	if fs.NArg() > 0 || (f.ipvs != "kernel" && f.ipvs != "dry-run") || f.maxConcurrent <= 0 || f.rate == 0 {
+		fs.Usage()
+		return &exitError{code: 2}
+	}
+	return runProber(ctx, e, f)
+}
+
+// runProber wires the configuration, the scheduler and the reconciler
+// together until ctx is done; SIGHUP reloads the configuration.
+func runProber(ctx context.Context, e *env, f runFlags) error {
+	cfg, err := loadRunConfig(e.log, f)
+	if err != nil {
+		return err
+	}
+	var b ipvs.Backend
+	if f.ipvs == "dry-run" {
+		b = ipvs.NewDryRun(e.log, e.stdout)
+	} else {
+		k, err := ipvs.NewKernel(e.log)
+		if err != nil {
+			return fmt.Errorf("open ipvs: %w", err)
+		}
+		b = k
+	}
+	defer b.Close()
+
+	sched, err := prober.NewScheduler(cfg, prober.SchedulerOptions{
+		Log:           e.log.With("component", "prober"),
+		MaxConcurrent: f.maxConcurrent,
+		Rate:          f.rate,
+		Checker:       prober.CheckerOptions{SSL: cfg.Global.SSL},
+		FirstVerdict:  true, // the reconciler assumes a health until told
+	})
+	if err != nil {
+		return fmt.Errorf("start checks: %w", err)
+	}
+	rec := ipvs.NewReconciler(b, cfg, ipvs.ReconcilerOptions{Log: e.log})
+	e.log.Info("lvsprobe running", "config", f.file, "ipvs", f.ipvs,
+		"virtual_servers", len(cfg.VirtualServers), "checks", sched.Stats().Checks)
+
+	var wg sync.WaitGroup
+	var recErr error
+	wg.Go(func() { _ = sched.Run(ctx) })
+	wg.Go(func() { recErr = rec.Run(ctx) })
+	wg.Go(func() { forwardHealth(e.log, sched, rec) })
+	wg.Go(func() { reloadOnHUP(ctx, e.log, f, sched, rec) })
+	wg.Wait()
+	if recErr != nil {
+		return fmt.Errorf("stop ipvs: %w", recErr)
+	}
+	return nil
+}
+
+// loadRunConfig loads the configuration and logs its warnings.
+func loadRunConfig(log *slog.Logger, f runFlags) (*config.Config, error) {
+	cfg, err := config.Load(f.file, config.LoadOptions{ConfigID: f.configID, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", f.file, err)
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration", "warning", w.String())
+	}
+	return cfg, nil
+}
+
+// forwardHealth logs every transition and hands it to the reconciler,
+// until the scheduler stops.
+func forwardHealth(log *slog.Logger, sched *prober.Scheduler, rec *ipvs.Reconciler) {
+	for t := range sched.Transitions() {
+		state := "down"
+		if t.Up {
+			state = "up"
+		}
+		log.Info("real server "+state, "real_server", t.Key.String(), "reason", t.Reason)
+		rec.SetHealth(t.Key, t.Up)
+	}
+}
+
+// reloadOnHUP reloads the configuration on SIGHUP until ctx is done. A
+// configuration that fails to load or to build its checkers is logged and
+// the running one kept.
+func reloadOnHUP(ctx context.Context, log *slog.Logger, f runFlags, sched *prober.Scheduler, rec *ipvs.Reconciler) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, err := loadRunConfig(log, f)
+		if err == nil {
+			err = sched.Update(cfg)
+		}
+		if err != nil {
+			log.Error("reload failed; keeping the running configuration", "error", err)
+			continue
+		}
+		rec.Update(cfg)
+		log.Info("configuration reloaded", "config", f.file, "checks", sched.Stats().Checks)
+	}
+}
