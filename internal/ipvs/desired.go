@@ -98,8 +98,8 @@ type vsResult struct {
 }
 
 // buildVS adds the desired destinations of vs to t and returns its quorum
-// state. alive reports whether a real server counts as alive (reported,
-// assumed or default health; see Reconciler). The rules are keepalived
+// state. alive[i] reports whether vs.RealServers[i] counts as alive
+// (reported, assumed or default health; see Reconciler). The rules are keepalived
 // 2.2.7's (check/ipwrapper.c):
 //   - an alive real server is in with its weight; a dead one is out, or in
 //     with weight 0 under inhibit_on_failure;
@@ -110,10 +110,10 @@ type vsResult struct {
 //     with weight 1; with sorry_server_inhibit the sorry server stays in
 //     with weight 0 while quorum holds;
 //   - without a sorry_server, quorum changes nothing in the table.
-func buildVS(t table, vs *config.VirtualServer, alive func(*config.RealServer) bool, prev *bool) vsResult {
+func buildVS(t table, vs *config.VirtualServer, alive []bool, prev *bool) vsResult {
 	sum := 0
-	for _, rs := range vs.RealServers {
-		if alive(rs) {
+	for i, rs := range vs.RealServers {
+		if alive[i] {
 			sum += realWeight(rs.Weight)
 		}
 	}
@@ -138,8 +138,8 @@ func buildVS(t table, vs *config.VirtualServer, alive func(*config.RealServer) b
 			}
 			sorry = &d
 		}
-		for _, rs := range vs.RealServers {
-			up := alive(rs)
+		for i, rs := range vs.RealServers {
+			up := alive[i]
 			weight := realWeight(rs.Weight)
 			switch {
 			case res.SorryActive && rs.InhibitOnFailure:

@@ -150,9 +150,10 @@ func (r *Reconciler) Update(cfg *config.Config) {
 	vsIDs := make(map[string]bool)
 	rsKeys := make(map[config.RealServerKey]bool)
 	for _, vs := range cfg.VirtualServers {
-		vsIDs[vs.ID()] = true
+		vsID := vs.ID()
+		vsIDs[vsID] = true
 		for _, rs := range vs.RealServers {
-			rsKeys[rs.Key(vs)] = true
+			rsKeys[config.RealServerKey{VirtualServer: vsID, Addr: rs.Addr, Port: rs.Port}] = true
 		}
 	}
 	for k := range r.health {
@@ -324,17 +325,18 @@ func (r *Reconciler) desiredLocked(actual table) table {
 	desired := make(table)
 	for _, vs := range r.cfg.VirtualServers {
 		vsID := vs.ID()
-		alive := func(rs *config.RealServer) bool {
-			k := rs.Key(vs)
-			if up, ok := r.health[k]; ok {
-				return up
+		alive := make([]bool, len(vs.RealServers))
+		for i, rs := range vs.RealServers {
+			k := config.RealServerKey{VirtualServer: vsID, Addr: rs.Addr, Port: rs.Port} // rs.Key(vs), without recomputing vs.ID()
+			up, ok := r.health[k]
+			if !ok {
+				up, ok = r.assumed[k]
 			}
-			if up, ok := r.assumed[k]; ok {
-				return up
+			if !ok {
+				up = !hasAlpha(rs) || r.presentInKernel(actual, vs, rs)
+				r.assumed[k] = up
 			}
-			up := !hasAlpha(rs) || r.presentInKernel(actual, vs, rs)
-			r.assumed[k] = up
-			return up
+			alive[i] = up
 		}
 		var prev *bool
 		if q, ok := r.quorum[vsID]; ok {
