@@ -226,6 +226,9 @@ func (p *parser) httpKeyword(k *rawChecker, n *node) {
 			p.errorf(n, "invalid http_protocol version %s", v)
 		}
 	case "enable_sni", "fast_recovery", "tls_compliant":
+		if kw == "tls_compliant" {
+			p.newerKeyword(n)
+		}
 		v, ok := p.optBool(n)
 		if !ok {
 			return
@@ -239,6 +242,7 @@ func (p *parser) httpKeyword(k *rawChecker, n *node) {
 			h.TLSCompliant = v
 		}
 	case "sni_name":
+		p.newerKeyword(n)
 		if p.need(n, 1) {
 			h.SNIName = n.arg(1)
 		}
@@ -548,4 +552,10 @@ func (p *parser) bfdKeyword(k *rawChecker, n *node) {
 	default:
 		p.unknown(n)
 	}
+}
+
+// newerKeyword warns about a keyword lvsprobe reads that keepalived 2.2.7
+// does not know (it came in a later release).
+func (p *parser) newerKeyword(n *node) {
+	p.warnf(n, "%s is not known to keepalived 2.2.7 (added in a later release)", n.keyword())
 }

@@ -6,8 +6,11 @@ import (
 	"strings"
 )
 
-// maxGroupServices bounds how many IPVS services one group may expand to.
-const maxGroupServices = 1 << 16
+// Bounds on group expansion: per virtual server, and for the whole load.
+const (
+	maxGroupServices = 1 << 16
+	maxTotalServices = 1 << 20
+)
 
 func (p *parser) group(b *node) {
 	name := b.arg(1)

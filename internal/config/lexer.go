@@ -16,6 +16,7 @@ const (
 	maxExpansions   = 64 // $NAME replacements per line
 	maxFiles        = 4096
 	maxTotalExpand  = 1 << 16 // $NAME replacements and multiline lines per load
+	maxExpandBytes  = 16 << 20 // bytes produced by $NAME replacement per load
 )
 
 // line is one logical line: the words of a statement, or a lone "{" or "}".
@@ -45,6 +46,7 @@ type lexer struct {
 	multi *definition
 	// expansions done so far, bounded by maxTotalExpand
 	expansions   int
+	expandBytes  int
 	expandFailed bool
 }
 
@@ -198,9 +200,10 @@ func (lx *lexer) logical(pos Pos, dir, s string, depth int) {
 			break
 		}
 		lx.expansions += 1 + len(extra)
-		if lx.expansions > maxTotalExpand {
+		lx.expandBytes += len(ns)
+		if lx.expansions > maxTotalExpand || lx.expandBytes > maxExpandBytes {
 			if !lx.expandFailed {
-				lx.d.errorf(pos, fmt.Sprintf("more than %d $ parameter expansions", maxTotalExpand))
+				lx.d.errorf(pos, fmt.Sprintf("too many $ parameter expansions (more than %d, or %d bytes)", maxTotalExpand, maxExpandBytes))
 			}
 			lx.expandFailed = true
 			return

@@ -16,6 +16,7 @@ type parser struct {
 	trackFiles map[string]bool // track_file / vrrp_track_file names, for FILE_CHECK
 	bfds       map[string]bool // bfd_instance names, for BFD_CHECK
 	sslSeen    bool
+	services   int // services expanded from groups so far
 }
 
 func (p *parser) errorf(n *node, format string, a ...any) {

@@ -43,6 +43,11 @@ func (p *parser) resolveVS(r *rawVS) bool {
 			p.errorf(r.n, "virtual_server_group %s expands to more than %d services", vs.Group, maxGroupServices)
 			return false
 		}
+		p.services += len(svcs)
+		if p.services > maxTotalServices {
+			p.errorf(r.n, "virtual server groups expand to more than %d services in total", maxTotalServices)
+			return false
+		}
 		vs.Services = svcs
 		if vs.Family == "" && len(svcs) > 0 {
 			vs.Family = svcs[0].Family
