@@ -51,7 +51,7 @@ func serveRaw(t testing.TB, l net.Listener, cfg *tls.Config, fn func(c net.Conn)
 				return
 			}
 			go func() {
-				defer c.Close()
+				defer func() { _ = c.Close() }() // the TLS connection, once wrapped: close_notify
 				if cfg != nil {
 					c = tls.Server(c, cfg)
 				}
