@@ -237,7 +237,7 @@ func TestCheckerKey(t *testing.T) {
 		}
 	}
 	tcp := func() *config.Checker { return checkerFor(config.TCPCheck, addr, time.Second) }
-	if key(tcp()) == k0 || key(tcp()) != key(tcp()) {
+	if k1, k2 := key(tcp()), key(tcp()); k1 == k0 || k1 != k2 {
 		t.Error("TCP_CHECK key not distinct or not stable")
 	}
 }
