@@ -21,12 +21,3 @@ func (t table) service(svc Service) *tableService {
 	}
 	return ts
 }
-
-// destinations returns the number of destinations in t.
-func (t table) destinations() int {
-	n := 0
-	for _, ts := range t {
-		n += len(ts.dests)
-	}
-	return n
-}
