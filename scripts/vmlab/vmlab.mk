@@ -1,0 +1,26 @@
+# The kernel lab (scripts/vmlab/README.md); included from the Makefile.
+#
+#   make vmlab-setup              install QEMU etc., fetch and unpack the kernel
+#   make vmtest                   the tests that need real IPVS, in the guest
+#   make vmshell                  an interactive root shell in the guest
+#   make vmrun CMD='ipvsadm -Ln'  one command in the guest
+
+# Packages whose tests need the kernel's IPVS; they run in the guest.
+VMTEST_PKGS ?= ./scripts/vmlab/selftest/... ./internal/ipvs/...
+VMTEST_FLAGS ?= -count=1
+VMLAB_DIR := $(dir $(lastword $(MAKEFILE_LIST)))
+GO ?= go
+
+.PHONY: vmlab-setup vmtest vmshell vmrun
+
+vmlab-setup:
+	$(VMLAB_DIR)setup
+
+vmtest: vmlab-setup
+	LVSPROBE_STRICT=1 $(GO) test $(VMTEST_FLAGS) -exec "$(abspath $(VMLAB_DIR)../vmtest)" $(VMTEST_PKGS)
+
+vmshell: vmlab-setup
+	$(VMLAB_DIR)run --shell
+
+vmrun: vmlab-setup
+	$(VMLAB_DIR)run sh -c '$(CMD)'
