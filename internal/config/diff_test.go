@@ -81,7 +81,9 @@ var diffCases = []diffCase{
 	{name: "braces on next line", edit: replace("real_server 198.18.1.2 80 {", "real_server 198.18.1.2 80\n   {")},
 	{name: "one-line blocks", extra: "virtual_server 198.18.0.3 80 { lb_algo rr\nlb_kind DR\nprotocol TCP\nreal_server 198.18.1.9 80 { TCP_CHECK { connect_timeout 1 } } }\n"},
 	{name: "quoted strings", rs: `      virtualhost "www.example.com"`},
-	{name: "definitions", edit: func(s string) string { return "$RS=198.18.1.7\n$T=connect_timeout 2\n" + strings.Replace(s, "198.18.1.2 80", "$RS 80", 1) }, chk: "         ${T}"},
+	{name: "definitions", edit: func(s string) string {
+		return "$RS=198.18.1.7\n$T=connect_timeout 2\n" + strings.Replace(s, "198.18.1.2 80", "$RS 80", 1)
+	}, chk: "         ${T}"},
 	{name: "conditional lines", vs: "@other lb_algo bogus\n@^other persistence_timeout 30"},
 	{name: "decimal timers", vs: "   delay_loop 1.5\n   connect_timeout 0.25\n   delay_before_retry 0.000001"},
 	{name: "inherited timers", vs: "   retry 3\n   warmup 2", rs: "      delay_loop 9\n      retry 2", chk: "         retry 0"},

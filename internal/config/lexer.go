@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,7 +14,7 @@ const (
 	maxIncludeDepth = 32
 	maxExpansions   = 64 // $NAME replacements per line
 	maxFiles        = 4096
-	maxTotalExpand  = 1 << 16 // $NAME replacements and multiline lines per load
+	maxTotalExpand  = 1 << 16  // $NAME replacements and multiline lines per load
 	maxExpandBytes  = 16 << 20 // bytes produced by $NAME replacement per load
 )
 
@@ -41,7 +40,8 @@ type lexer struct {
 	files    []string
 	seen     map[string]bool
 	stack    []string
-	out      []line
+	out      []line     // logical lines, when sink is nil
+	sink     func(line) // receives each logical line as it is made
 	// pending multiline definition being read
 	multi *definition
 	// expansions done so far, bounded by maxTotalExpand
@@ -112,12 +112,14 @@ func (lx *lexer) lexData(name, abs string, data []byte) {
 
 	dir := filepath.Dir(name)
 	lineNo := 0
-	for len(data) > 0 {
-		var phys []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			phys, data = data[:i], data[i+1:]
+	// One conversion: every line, word and value is a substring of text.
+	text := string(data)
+	for len(text) > 0 {
+		var phys string
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			phys, text = text[:i], text[i+1:]
 		} else {
-			phys, data = data, nil
+			phys, text = text, ""
 		}
 		lineNo++
 		pos := Pos{File: name, Line: lineNo}
@@ -126,13 +128,12 @@ func (lx *lexer) lexData(name, abs string, data []byte) {
 			lx.endMulti()
 			continue
 		}
-		if bytes.IndexByte(phys, 0) >= 0 {
+		if strings.IndexByte(phys, 0) >= 0 {
 			lx.d.errorf(pos, "NUL byte in line")
 			lx.endMulti()
 			continue
 		}
-		s := strings.TrimRight(string(phys), "\r\n")
-		lx.physical(pos, dir, s)
+		lx.physical(pos, dir, strings.TrimRight(phys, "\r"))
 	}
 	lx.endMulti()
 }
@@ -410,7 +411,7 @@ func (lx *lexer) split(pos Pos, s string) {
 		if i > 0 {
 			lx.emit(pos, s[:i])
 		}
-		lx.out = append(lx.out, line{pos: pos, words: []string{s[i : i+1]}, raw: s[i : i+1]})
+		lx.put(line{pos: pos, words: []string{s[i : i+1]}, raw: s[i : i+1]})
 		s = strings.TrimLeft(s[i+1:], " \t")
 	}
 }
@@ -439,13 +440,21 @@ func (lx *lexer) emit(pos Pos, s string) {
 	if len(w) == 0 {
 		return
 	}
-	lx.out = append(lx.out, line{pos: pos, words: w, raw: s})
+	lx.put(line{pos: pos, words: w, raw: s})
+}
+
+func (lx *lexer) put(l line) {
+	if lx.sink != nil {
+		lx.sink(l)
+		return
+	}
+	lx.out = append(lx.out, l)
 }
 
 // tokenize splits on blanks; a word that starts with a double quote runs
 // to the next double quote (keepalived's alloc_strvec).
 func tokenize(s string) []string {
-	var w []string
+	w := make([]string, 0, 4)
 	for {
 		s = strings.TrimLeft(s, " \t\v\f\r")
 		if s == "" {
@@ -478,6 +487,9 @@ func tokenize(s string) []string {
 // trailing backslash is removed and reported as a continuation.
 func decomment(s string, d *diags, pos Pos) (string, bool) {
 	s = strings.TrimLeft(s, " \t")
+	if strings.IndexAny(s, "!#\"\\") < 0 {
+		return strings.TrimRight(s, " \t"), false
+	}
 	var b []byte
 	quote, cont := false, false
 	i := 0

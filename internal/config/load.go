@@ -26,8 +26,10 @@ func (o LoadOptions) logger() *slog.Logger {
 func Load(path string, opts LoadOptions) (*Config, error) {
 	d := &diags{}
 	lx := newLexer(d, opts.ConfigID)
+	tb := newTreeBuilder(d)
+	lx.sink = tb.add
 	lx.readFile(Pos{File: path, Line: 0}, path)
-	return finish(lx, d, opts)
+	return finish(lx, tb, d, opts)
 }
 
 // Parse is Load for a configuration held in memory; name is used in
@@ -35,6 +37,8 @@ func Load(path string, opts LoadOptions) (*Config, error) {
 func Parse(name string, data []byte, opts LoadOptions) (*Config, error) {
 	d := &diags{}
 	lx := newLexer(d, opts.ConfigID)
+	tb := newTreeBuilder(d)
+	lx.sink = tb.add
 	abs, err := filepath.Abs(name)
 	if err != nil {
 		abs = name
@@ -44,11 +48,11 @@ func Parse(name string, data []byte, opts LoadOptions) (*Config, error) {
 		return nil, d.err()
 	}
 	lx.lexData(name, abs, data)
-	return finish(lx, d, opts)
+	return finish(lx, tb, d, opts)
 }
 
-func finish(lx *lexer, d *diags, opts LoadOptions) (*Config, error) {
-	tree := buildTree(lx.out, d)
+func finish(lx *lexer, tb *treeBuilder, d *diags, opts LoadOptions) (*Config, error) {
+	tree := tb.finish()
 	p := &parser{d: d, log: opts.logger(), cfg: &Config{Files: lx.files, Groups: map[string]*VirtualServerGroup{}},
 		trackFiles: map[string]bool{}, bfds: map[string]bool{}}
 	p.top(tree)

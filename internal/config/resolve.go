@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -94,7 +95,11 @@ func (p *parser) resolveVS(r *rawVS) bool {
 	}
 
 	weightSum := 0
-	seen := map[string]Pos{}
+	type rsID struct {
+		addr netip.Addr
+		port uint16
+	}
+	seen := make(map[rsID]Pos, len(r.rss))
 	for _, rr := range r.rss {
 		rs := rr.rs
 		if !rr.methodSet {
@@ -106,9 +111,9 @@ func (p *parser) resolveVS(r *rawVS) bool {
 			continue
 		}
 		rs.Port = p.fixPort(r, rs.Pos, rs.Method, rs.Port, "real server "+rs.Addr.String())
-		key := rs.Key(vs).String()
+		key := rsID{rs.Addr, rs.Port}
 		if prev, dup := seen[key]; dup {
-			p.d.errorf(rs.Pos, fmt.Sprintf("real server %s is duplicated (first at %s)", key, prev))
+			p.d.errorf(rs.Pos, fmt.Sprintf("real server %s is duplicated (first at %s)", rs.Key(vs), prev))
 			ok = false
 			continue
 		}
