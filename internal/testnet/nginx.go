@@ -167,6 +167,7 @@ func (n *Nginx) waitAccepting(port uint16) error {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
+			_ = c.(*net.TCPConn).SetLinger(0) // a RST: no TIME_WAIT left on the director
 			return c.Close()
 		}
 		if !errors.Is(err, syscall.ECONNREFUSED) {
