@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +108,7 @@ func tableDump(t *testing.T, b Backend) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	slices.SortFunc(svcs, func(a, b Service) int { return compareServiceKeys(serviceID(a.ServiceKey), serviceID(b.ServiceKey)) })
 	var out []string
 	for _, s := range svcs {
 		out = append(out, ipvsadmServiceCmd("-A", s))
@@ -114,6 +116,7 @@ func tableDump(t *testing.T, b Backend) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
+		slices.SortFunc(ds, func(a, b Destination) int { return compareDestKeys(keyOf(a), keyOf(b)) })
 		for _, d := range ds {
 			out = append(out, ipvsadmDestCmd("-a", s.ServiceKey, d))
 		}
