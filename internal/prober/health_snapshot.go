@@ -36,6 +36,7 @@ type SchedulerStats struct {
 	Attempts    uint64 // attempts completed
 	Failures    uint64 // attempts failed
 	InFlight    int    // attempts running now
+	Transitions uint64 // health changes delivered or queued
 }
 
 // Health returns the health of every real server, in configuration order.
@@ -66,7 +67,7 @@ func (s *Scheduler) Stats() SchedulerStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := SchedulerStats{Checks: len(s.plan.units), RealServers: len(s.plan.servers),
-		Attempts: s.checks, Failures: s.fails, InFlight: len(s.sem)}
+		Attempts: s.checks, Failures: s.fails, InFlight: len(s.sem), Transitions: s.transitions.Load()}
 	for _, srv := range s.plan.servers {
 		if !srv.up {
 			st.Down++

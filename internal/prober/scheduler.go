@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -53,15 +54,16 @@ var ErrRunning = errors.New("scheduler already started")
 //
 // Its methods are safe for concurrent use.
 type Scheduler struct {
-	log        *slog.Logger
-	newChecker func(*config.Checker, CheckerOptions) (Checker, error)
-	ckOpts     CheckerOptions
-	startDelay time.Duration
-	firstVerd  bool
-	limiter    *rate.Limiter
-	sem        chan struct{}
-	wake       chan struct{} // the head of the queue may have changed
-	lateness   latenessHistogram
+	log         *slog.Logger
+	newChecker  func(*config.Checker, CheckerOptions) (Checker, error)
+	ckOpts      CheckerOptions
+	startDelay  time.Duration
+	firstVerd   bool
+	limiter     *rate.Limiter
+	sem         chan struct{}
+	wake        chan struct{} // the head of the queue may have changed
+	lateness    latenessHistogram
+	transitions atomic.Uint64 // transitions emitted
 
 	mu      sync.Mutex
 	plan    *plan

@@ -8,6 +8,7 @@ func (s *Scheduler) emit(t Transition) {
 	s.tmu.Lock()
 	s.tq = append(s.tq, t)
 	s.tmu.Unlock()
+	s.transitions.Add(1)
 	select {
 	case s.tWake <- struct{}{}:
 	default:
