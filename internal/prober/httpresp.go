@@ -238,8 +238,8 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	case b.read > b.limit:
 		b.err = fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, b.limit)
 		return n - 1, b.err
-	case errors.Is(err, io.EOF) && b.left < 0 && !b.chunked:
-		b.err = io.EOF
+	case errors.Is(err, io.EOF) && !b.chunked && b.left <= 0:
+		b.err = io.EOF // the close ends the body, or came right after its last byte
 	case errors.Is(err, io.EOF):
 		b.err = fmt.Errorf("body: %w", io.ErrUnexpectedEOF)
 	case err != nil:

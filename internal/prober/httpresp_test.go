@@ -8,11 +8,16 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // readAll reads a response from s with a body limit.
 func readAll(s string, limit int64) (*responseHead, []byte, error) {
-	br := bufio.NewReaderSize(strings.NewReader(s), 16)
+	return readAllFrom(strings.NewReader(s), limit)
+}
+
+func readAllFrom(r io.Reader, limit int64) (*responseHead, []byte, error) {
+	br := bufio.NewReaderSize(r, 16)
 	h, err := readResponseHead(br)
 	if err != nil {
 		return nil, nil, err
@@ -33,6 +38,7 @@ func TestReadResponse(t *testing.T) {
 	}{
 		{"content-length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello+extra", 100, 200, "hello", nil},
 		{"to close", "HTTP/1.0 503 Service Unavailable\r\nServer: x\r\n\r\nbusy\n", 100, 503, "busy\n", nil},
+		{"length then EOF", "HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n" + strings.Repeat("b", 40), 100, 200, strings.Repeat("b", 40), nil},
 		{"bare LF", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok", 100, 200, "ok", nil},
 		{"no reason", "HTTP/1.1 204\r\n\r\n", 100, 204, "", nil},
 		{"folded header", "HTTP/1.1 200 OK\r\nX-A: a\r\n  b\r\nContent-Length: 1\r\n\r\nz", 100, 200, "z", nil},
@@ -68,6 +74,12 @@ func TestReadResponse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h, body, err := readAll(tt.in, tt.limit)
+			// A reader that hands over its last bytes together with io.EOF
+			// (as crypto/tls does before close_notify) must read the same.
+			h2, body2, err2 := readAllFrom(iotest.DataErrReader(strings.NewReader(tt.in)), tt.limit)
+			if !errors.Is(err2, tt.wantErr) || (err2 == nil) != (err == nil) || string(body2) != string(body) || (h2 == nil) != (h == nil) {
+				t.Fatalf("with data and EOF together: body %q, %v; want %q, %v", body2, err2, body, err)
+			}
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
