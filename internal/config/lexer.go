@@ -312,7 +312,8 @@ func (lx *lexer) expand(pos Pos, s string) (string, []string, bool) {
 			i++
 			continue
 		}
-		name, end := "", i+1
+		var name string
+		var end int
 		if s[i+1] == '{' {
 			k := strings.IndexByte(s[i+2:], '}')
 			if k < 0 {
@@ -487,7 +488,7 @@ func tokenize(s string) []string {
 // trailing backslash is removed and reported as a continuation.
 func decomment(s string, d *diags, pos Pos) (string, bool) {
 	s = strings.TrimLeft(s, " \t")
-	if strings.IndexAny(s, "!#\"\\") < 0 {
+	if !strings.ContainsAny(s, "!#\"\\") {
 		return strings.TrimRight(s, " \t"), false
 	}
 	var b []byte

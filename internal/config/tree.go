@@ -26,16 +26,6 @@ func (n *node) arg(i int) string {
 	return ""
 }
 
-// buildTree groups logical lines into statements and blocks. A "{" opens
-// the block of the statement just before it; unbalanced braces are errors.
-func buildTree(lines []line, d *diags) []*node {
-	tb := newTreeBuilder(d)
-	for _, l := range lines {
-		tb.add(l)
-	}
-	return tb.finish()
-}
-
 // treeBuilder builds the tree one logical line at a time, so that the
 // lexer never holds every line of a large configuration.
 type treeBuilder struct {

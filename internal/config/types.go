@@ -88,7 +88,7 @@ type Config struct {
 type Global struct {
 	RouterID             string        `json:"router_id,omitempty"`
 	LVSFlush             bool          `json:"lvs_flush"`
-	LVSFlushOnStop       string        `json:"lvs_flush_on_stop,omitempty"` // "", "VS" or "RS"
+	LVSFlushOnStop       string        `json:"lvs_flush_on_stop,omitempty"` // "", "FULL" (no argument) or "VS"
 	LVSTimeoutTCP        time.Duration `json:"lvs_timeout_tcp,omitempty"`
 	LVSTimeoutTCPFin     time.Duration `json:"lvs_timeout_tcpfin,omitempty"`
 	LVSTimeoutUDP        time.Duration `json:"lvs_timeout_udp,omitempty"`

@@ -25,7 +25,6 @@ type rawVS struct {
 	schedSet  bool
 	protoSet  *node // the protocol line, if any
 	rss       []*rawRS
-	ssInhibit bool
 	ssMethod  bool
 }
 
