@@ -32,6 +32,9 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 volatile const __u16 port_lo = 0;
 volatile const __u16 port_hi = 0;
 
+/* Bytes of pending records that make the reader wake at once. */
+volatile const __u64 wakeup_bytes = 64 * sizeof(struct synprobe_answer);
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 22);
@@ -155,7 +158,11 @@ int synprobe_rb(struct __sk_buff *skb)
 	    bpf_skb_load_bytes(skb, p.l3off, a->pkt, n) < 0)
 		n = 0;
 	a->cap_len = n;
-	bpf_ringbuf_submit(a, 0);
+	/* Wake the reader only once a batch has piled up; below that it
+	 * polls on a short timer (loader.ReadAnswers), so a steady trickle
+	 * of answers costs no wakeup each. */
+	bpf_ringbuf_submit(a, bpf_ringbuf_query(&answers, BPF_RB_AVAIL_DATA) >=
+				      wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	return TC_ACT_OK;
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
@@ -35,10 +36,11 @@ func (d Delivery) String() string {
 
 // SynProbeOptions configure [LoadSynProbe].
 type SynProbeOptions struct {
-	PortLo, PortHi uint16       // the prober's reserved source ports, inclusive
-	Delivery       Delivery     // how answers reach Go
-	ForceClsact    bool         // attach with a clsact qdisc even where TCX exists
-	Logger         *slog.Logger // nil discards
+	PortLo, PortHi uint16        // the prober's reserved source ports, inclusive
+	Delivery       Delivery      // how answers reach Go
+	ForceClsact    bool          // attach with a clsact qdisc even where TCX exists
+	PollInterval   time.Duration // longest delay of an answer in the ring buffer; 0 means 2ms
+	Logger         *slog.Logger  // nil discards
 }
 
 // SynProbe is the loaded SYN-probe receiver. Its methods are safe for
@@ -47,6 +49,7 @@ type SynProbe struct {
 	objs     synprobeObjects
 	opts     SynProbeOptions
 	log      *slog.Logger
+	poll     time.Duration
 	mu       sync.Mutex
 	attached []attachment
 	closed   bool
@@ -77,7 +80,10 @@ func LoadSynProbe(opts SynProbeOptions) (*SynProbe, error) {
 	if err := spec.Variables[synprobeVarPortHi].Set(opts.PortHi); err != nil {
 		return nil, fmt.Errorf("set port_hi: %w", err)
 	}
-	s := &SynProbe{opts: opts, log: log}
+	s := &SynProbe{opts: opts, log: log, poll: opts.PollInterval}
+	if s.poll <= 0 {
+		s.poll = 2 * time.Millisecond
+	}
 	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
 		if vl := VerifierLog(err); vl != "" {
 			log.Error("synprobe rejected by the verifier", "log", vl)

@@ -52,6 +52,7 @@ const (
 	synprobeVarPortHi       = "port_hi"
 	synprobeVarPortLo       = "port_lo"
 	synprobeVarUnusedAnswer = "unused_answer"
+	synprobeVarWakeupBytes  = "wakeup_bytes"
 )
 
 // loadSynprobe returns the embedded CollectionSpec for synprobe.
@@ -116,6 +117,7 @@ type synprobeVariableSpecs struct {
 	PortHi       *ebpf.VariableSpec `ebpf:"port_hi"`
 	PortLo       *ebpf.VariableSpec `ebpf:"port_lo"`
 	UnusedAnswer *ebpf.VariableSpec `ebpf:"unused_answer"`
+	WakeupBytes  *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // synprobeObjects contains all objects after they have been loaded into the kernel.
@@ -158,6 +160,7 @@ type synprobeVariables struct {
 	PortHi       *ebpf.Variable `ebpf:"port_hi"`
 	PortLo       *ebpf.Variable `ebpf:"port_lo"`
 	UnusedAnswer *ebpf.Variable `ebpf:"unused_answer"`
+	WakeupBytes  *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // synprobePrograms contains all programs after they have been loaded into the kernel.
