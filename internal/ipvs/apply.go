@@ -14,7 +14,9 @@ import (
 
 // apply writes the difference between desired and actual, then deletes
 // the retired services still present. Within a service, destinations are
-// deleted first, then updated, then added, each in address order.
+// deleted first, then updated, then added, each in address order. Each
+// successful write is applied to actual too, so that after a clean pass
+// actual is the table as it now is.
 func (r *Reconciler) apply(ctx context.Context, desired, actual table, retired []config.ServiceKey) []error {
 	var errs []error
 	for _, id := range sortedServiceIDs(desired) {
@@ -23,20 +25,21 @@ func (r *Reconciler) apply(ctx context.Context, desired, actual table, retired [
 		}
 		want := desired[id]
 		have := actual[id]
-		haveDests := map[destKey]Destination{}
 		switch {
 		case have == nil:
 			if err := r.do(ctx, OpAddService, want.svc.ServiceKey, nil, func() error { return r.addService(ctx, want.svc) }); err != nil {
 				errs = keep(errs, err)
 				continue // its destinations cannot go in yet
 			}
+			have = actual.service(want.svc)
 		case !sameService(want.svc, have.svc):
-			errs = keep(errs, r.do(ctx, OpUpdateService, want.svc.ServiceKey, nil, func() error { return r.updateService(ctx, want.svc) }))
-			haveDests = have.dests
-		default:
-			haveDests = have.dests
+			if err := r.do(ctx, OpUpdateService, want.svc.ServiceKey, nil, func() error { return r.updateService(ctx, want.svc) }); err != nil {
+				errs = keep(errs, err)
+			} else {
+				have.svc = want.svc
+			}
 		}
-		errs = append(errs, r.applyDests(ctx, want.svc.ServiceKey, want.dests, haveDests)...)
+		errs = append(errs, r.applyDests(ctx, want.svc.ServiceKey, want.dests, have.dests)...)
 	}
 	slices.SortFunc(retired, compareServiceKeys)
 	for _, id := range retired {
@@ -52,6 +55,7 @@ func (r *Reconciler) apply(ctx context.Context, desired, actual table, retired [
 			errs = keep(errs, err)
 			continue
 		}
+		delete(actual, id)
 		r.mu.Lock()
 		delete(r.retired, id)
 		r.mu.Unlock()
@@ -59,7 +63,8 @@ func (r *Reconciler) apply(ctx context.Context, desired, actual table, retired [
 	return errs
 }
 
-// applyDests writes the destination changes of one service.
+// applyDests writes the destination changes of one service, and applies
+// the successful ones to have.
 func (r *Reconciler) applyDests(ctx context.Context, svc config.ServiceKey, want, have map[destKey]Destination) []error {
 	var errs []error
 	var del, upd, add []destKey
@@ -82,16 +87,24 @@ func (r *Reconciler) applyDests(ctx context.Context, svc config.ServiceKey, want
 	}
 	for _, k := range del {
 		d := have[k]
-		errs = keep(errs, r.do(ctx, OpDeleteDestination, svc, &k, func() error { return r.deleteDest(ctx, svc, d) }))
+		if err := r.do(ctx, OpDeleteDestination, svc, &k, func() error { return r.deleteDest(ctx, svc, d) }); err != nil {
+			errs = keep(errs, err)
+		} else {
+			delete(have, k)
+		}
 	}
-	for _, k := range upd {
-		d := want[k]
-		errs = keep(errs, r.do(ctx, OpUpdateDestination, svc, &k, func() error { return r.updateDest(ctx, svc, d) }))
+	put := func(kind OpKind, keys []destKey, write func(context.Context, config.ServiceKey, Destination) error) {
+		for _, k := range keys {
+			d := want[k]
+			if err := r.do(ctx, kind, svc, &k, func() error { return write(ctx, svc, d) }); err != nil {
+				errs = keep(errs, err)
+			} else {
+				have[k] = d
+			}
+		}
 	}
-	for _, k := range add {
-		d := want[k]
-		errs = keep(errs, r.do(ctx, OpAddDestination, svc, &k, func() error { return r.addDest(ctx, svc, d) }))
-	}
+	put(OpUpdateDestination, upd, r.updateDest)
+	put(OpAddDestination, add, r.addDest)
 	return errs
 }
 

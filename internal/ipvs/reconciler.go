@@ -57,7 +57,8 @@ type Reconciler struct {
 	now    func() time.Time
 	wake   chan struct{} // capacity 1: coalesced change notifications
 
-	pass sync.Mutex // one pass at a time; held across backend calls
+	pass  sync.Mutex // one pass at a time; held across backend calls
+	cache table      // the owned table after the last clean pass, or nil; guarded by pass
 
 	mu      sync.Mutex // guards everything below; never held across backend calls
 	cfg     *config.Config
@@ -195,15 +196,21 @@ func (r *Reconciler) QuorumUp(vsID string) (up, known bool) {
 	return up, known
 }
 
-// Run reconciles at once, then on every change (SetHealth, Update), every
-// ResyncInterval, and when a failed write is due for a retry, until ctx
-// is done. Then it applies lvs_flush_on_stop (see flushOnStop) and
+// Run reconciles at once, then on every change (SetHealth, Update; see
+// Apply), every ResyncInterval (see Reconcile: this read bounds how long
+// drift lasts), and when a failed write is due for a retry, until ctx is
+// done. Then it applies lvs_flush_on_stop (see flushOnStop) and
 // returns that step's error, or nil.
 func (r *Reconciler) Run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	read := true
+	lastRead := r.now()
 	for {
-		if err := r.Reconcile(ctx); err != nil && ctx.Err() == nil {
+		if read {
+			lastRead = r.now()
+		}
+		if err := r.reconcile(ctx, read); err != nil && ctx.Err() == nil {
 			r.log.Warn("reconcile pass incomplete", "error", err)
 		}
 		timer.Reset(r.nextWait())
@@ -213,7 +220,12 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			defer cancel()
 			return r.flushOnStop(stopCtx)
 		case <-r.wake:
+			// A change: apply it from the cached table, unless a resync
+			// is due anyway (a steady stream of changes must not
+			// postpone drift repair).
+			read = r.now().Sub(lastRead) >= r.resync
 		case <-timer.C:
+			read = true
 		}
 	}
 }
@@ -247,7 +259,16 @@ func configServiceIDs(cfg *config.Config) map[config.ServiceKey]bool {
 // later pass after an exponential backoff; the rest of the pass goes on.
 // The error joins every failure of this pass (nil when the table is
 // converged or only waiting on backoff).
-func (r *Reconciler) Reconcile(ctx context.Context) error {
+func (r *Reconciler) Reconcile(ctx context.Context) error { return r.reconcile(ctx, true) }
+
+// Apply runs one pass like Reconcile, but against the table as the last
+// pass read and then wrote it, without reading it again (unless no pass
+// has read it yet, or a write failed since). It is what Run does on a
+// health change or a reload: the cost is the changes, not the table's
+// size. Drift made by others is seen by the next Reconcile.
+func (r *Reconciler) Apply(ctx context.Context) error { return r.reconcile(ctx, false) }
+
+func (r *Reconciler) reconcile(ctx context.Context, read bool) error {
 	r.pass.Lock()
 	defer r.pass.Unlock()
 
@@ -261,10 +282,15 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	flush := first && r.cfg.Global.LVSFlush
 	r.mu.Unlock()
 
-	actual, err := r.readActual(ctx, owned)
-	if err != nil {
-		return err
+	actual := r.cache
+	if read || actual == nil {
+		var err error
+		if actual, err = r.readActual(ctx, owned); err != nil {
+			r.cache = nil
+			return err
+		}
 	}
+	r.cache = nil // until this pass has written without a failure
 	var errs []error
 	if flush {
 		errs = append(errs, r.flushAtStart(ctx, actual)...)
@@ -280,6 +306,14 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	r.mu.Unlock()
 
 	errs = append(errs, r.apply(ctx, desired, actual, retired)...)
+	if len(errs) == 0 && ctx.Err() == nil {
+		for id := range actual {
+			if !owned[id] {
+				delete(actual, id)
+			}
+		}
+		r.cache = actual
+	}
 	return errors.Join(errs...)
 }
 

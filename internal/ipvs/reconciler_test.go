@@ -417,3 +417,31 @@ func TestReconcilerDuplicateDestinations(t *testing.T) {
 func foreignOnly(dump []string) []string {
 	return slices.DeleteFunc(dump, func(l string) bool { return !strings.Contains(l, "198.18.0.99:80") })
 }
+
+func TestApplyWritesChangesWithoutReading(t *testing.T) {
+	vs := virtualServer("198.18.0.1", 80, realServer("198.18.1.1", 80, 1), realServer("198.18.1.2", 80, 1))
+	h := newHarness(t, configOf(vs))
+	h.pass()
+	reads := h.r.Stats().Reads
+
+	h.r.SetHealth(key(vs, 0), false)
+	h.out.Reset()
+	mustNil(t, h.r.Apply(t.Context()))
+	if diff := cmp.Diff([]string{"ipvsadm -d -t 198.18.0.1:80 -r 198.18.1.1:80"}, lines(h.out.String())); diff != "" {
+		t.Fatalf("Apply (-want +got):\n%s", diff)
+	}
+	if got := h.r.Stats().Reads; got != reads {
+		t.Fatalf("Apply read the table (%d reads)", got-reads)
+	}
+
+	// Drift is invisible to Apply and repaired by the next Reconcile.
+	mustNil(t, h.dry.DeleteDestination(t.Context(), vs.Services[0], Destination{Addr: netip.MustParseAddr("198.18.1.2"), Port: 80}))
+	h.out.Reset()
+	mustNil(t, h.r.Apply(t.Context()))
+	if got := lines(h.out.String()); len(got) != 0 {
+		t.Fatalf("Apply wrote %q", got)
+	}
+	if diff := cmp.Diff([]string{"ipvsadm -a -t 198.18.0.1:80 -r 198.18.1.2:80 -m -w 1"}, h.pass()); diff != "" {
+		t.Fatalf("Reconcile (-want +got):\n%s", diff)
+	}
+}
