@@ -13,7 +13,7 @@ import (
 type unit struct {
 	key     string
 	checker Checker
-	block   *config.Checker // the first block that asked for it (its position is logged)
+	block   *config.Checker // the first block of the current configuration that asks for it (its position is logged)
 	pol     policy
 	logAll  bool // log_all_failures on any block that shares it
 	state   checkState
@@ -123,6 +123,7 @@ func assemble(entries []planEntry, old *plan) (p *plan, fresh []*unit) {
 				u = &unit{key: e.key, checker: e.ck, block: e.block, pol: e.pol, state: newCheckState(e.pol), index: -1}
 				fresh = append(fresh, u)
 			}
+			u.block = e.block // the position in the file now loaded
 			u.users = u.users[:0]
 			u.logAll = false
 			p.units[e.key] = u
