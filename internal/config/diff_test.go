@@ -98,6 +98,11 @@ var diffCases = []diffCase{
 	{name: "all checkers", rs: "      DNS_CHECK {\n         type A\n         name example.com\n      }\n      UDP_CHECK {\n         payload 0102\n         require_reply 01xx\n      }\n      PING_CHECK {\n      }\n      SMTP_CHECK {\n         helo_name lb\n      }"},
 	{name: "http options", chk: "         http_protocol 1.1\n         virtualhost h.example\n         fast_recovery\n         enable_sni\n         connect_ip 198.18.1.1\n         bindto 198.18.0.1\n         log_all_failures"},
 	{name: "url options", edit: replace("path /\n", "path /\n            digest 9b3a0c85a887a256d6939da88aabd8cd\n            status_code 200 302\n            virtualhost u.example\n")},
+	{name: "tunnel options on NAT", vs: "   lvs_method NAT type gue port 5"},
+	{name: "boolean arguments", rs: "      alpha yes\n      inhibit_on_failure no", chk: "         alpha off"},
+	{name: "tunnelled real server of the other family", edit: replace("real_server 198.18.1.2 80 {", "real_server 2001:db8::2 80 {\n      lvs_method TUN")},
+	{name: "real server without port", edit: replace("real_server 198.18.1.2 80", "real_server 198.18.1.2")},
+	{name: "two urls", edit: replace("path /\n         }\n", "path /\n         }\n         url {\n            path /b\n            status_code 500\n         }\n")},
 	{name: "glob include matching nothing", extra: "include /nonexistent-lvsprobe-dir/*.conf\n"},
 
 	{name: "bad delay_loop", vs: "   delay_loop abc"},
@@ -139,6 +144,10 @@ var diffCases = []diffCase{
 	{name: "ports differ under DR", edit: func(s string) string {
 		return strings.Replace(strings.Replace(s, "lb_kind NAT", "lb_kind DR", 1), "198.18.1.2 80", "198.18.1.2 81", 1)
 	}, expect: kaStrict},
+	{name: "quorum above weight", vs: "   quorum 50", expect: kaStrict},
+	{name: "hysteresis not below quorum", vs: "   hysteresis 1", expect: kaStrict},
+	{name: "ops on tcp", vs: "   ops", expect: kaStrict},
+	{name: "zero port without persistence", edit: replace("virtual_server 198.18.0.1 80 {", "virtual_server 198.18.0.1 0 {"), expect: kaStrict},
 	{name: "virtual server without real servers", extra: "virtual_server 198.18.0.9 80 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n}\n", expect: kaStrict},
 	{name: "protocol on fwmark", edit: replace("virtual_server 198.18.0.1 80 {", "virtual_server fwmark 7 {\n   protocol UDP"), expect: kaStrict},
 	{name: "newer keyword sni_name", chk: "         sni_name h.example", expect: kaStrict},

@@ -31,6 +31,9 @@ func (p *parser) resolveVS(r *rawVS) bool {
 	if r.t.delayLoop != nil {
 		vs.DelayLoop = *r.t.delayLoop
 	}
+	if vs.FWMark != 0 && vs.Family == "" {
+		vs.Family = p.fwmarkFamily(r)
+	}
 	p.serviceChecks(r)
 	switch {
 	case vs.Group != "":
@@ -56,9 +59,6 @@ func (p *parser) resolveVS(r *rawVS) bool {
 	case vs.FWMark != 0:
 		if r.protoSet != nil {
 			p.warnf(r.protoSet, "virtual server %s: protocol specified for fwmark - protocol will be ignored", vs.ID())
-		}
-		if vs.Family == "" {
-			vs.Family = p.fwmarkFamily(r)
 		}
 		vs.Services = []ServiceKey{{Protocol: vs.Protocol, FWMark: vs.FWMark, Family: vs.Family}}
 	default:

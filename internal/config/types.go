@@ -34,8 +34,14 @@ type Pos struct {
 	Line int    `json:"line"`
 }
 
-// String returns "FILE:LINE", the form every diagnostic starts with.
-func (p Pos) String() string { return fmt.Sprintf("%s:%d", p.File, p.Line) }
+// String returns "FILE:LINE", the form every diagnostic starts with, or
+// just "FILE" when the position is the file as a whole (Line 0).
+func (p Pos) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d", p.File, p.Line)
+}
 
 // Protocol is the transport of a virtual service.
 type Protocol string

@@ -358,8 +358,7 @@ func (p *parser) method(n *node, who string) (Method, *Tunnel, bool) {
 	}
 	if m != TUN {
 		if len(n.words) > 2 {
-			p.errorf(n, "tunnel options given for %s method", m)
-			return "", nil, false
+			p.warnf(n, "tunnel options have no effect with the %s method", m)
 		}
 		t = nil
 	}
