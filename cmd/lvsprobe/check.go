@@ -55,7 +55,7 @@ func cmdCheck(_ context.Context, e *env, args []string) error {
 		for _, d := range ce.Diagnostics {
 			fmt.Fprintln(e.stderr, d.String())
 		}
-		fmt.Fprintf(e.stderr, "%s: invalid (%d errors)\n", *file, len(ce.Diagnostics))
+		fmt.Fprintf(e.stderr, "%s: invalid: %d error(s)\n", *file, len(ce.Diagnostics))
 		return &exitError{code: 1}
 	}
 	for _, w := range cfg.Warnings {

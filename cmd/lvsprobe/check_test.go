@@ -68,7 +68,7 @@ func TestCheckCommand(t *testing.T) {
 	}
 	t.Run("missing file", func(t *testing.T) {
 		code, _, stderr := runCheck(t, "-f", filepath.Join(t.TempDir(), "none.conf"))
-		if code != 1 || !strings.Contains(stderr, "none.conf: read") {
+		if code != 1 || !strings.Contains(stderr, "none.conf: cannot read: no such file or directory") {
 			t.Fatalf("exit %d, stderr %s", code, stderr)
 		}
 	})

@@ -76,7 +76,11 @@ func (lx *lexer) readFile(from Pos, path string) {
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		lx.d.errorf(from, fmt.Sprintf("read %s: %v", path, unwrapPathErr(err)))
+		if from.Line == 0 {
+			lx.d.errorf(from, fmt.Sprintf("cannot read: %v", unwrapPathErr(err)))
+		} else {
+			lx.d.errorf(from, fmt.Sprintf("read %s: %v", path, unwrapPathErr(err)))
+		}
 		return
 	}
 	if !fi.Mode().IsRegular() {
