@@ -121,7 +121,7 @@ func buildVS(t table, vs *config.VirtualServer, alive []bool, prev *bool) vsResu
 	res.SorryActive = vs.SorryServer != nil && !res.QuorumUp
 
 	for _, k := range serviceKeys(vs) {
-		ts := t.service(serviceFor(vs, k))
+		ts := t.service(serviceFor(vs, k), len(vs.RealServers)+1)
 		var sorry *Destination
 		if ss := vs.SorryServer; ss != nil && (res.SorryActive || vs.SorryServerInhibit) {
 			m := ss.Method

@@ -31,7 +31,7 @@ var _ Backend = (*DryRun)(nil)
 // nothing) and logging to log (nil: no logs).
 func NewDryRun(log *slog.Logger, w io.Writer) *DryRun {
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	if w == nil {
 		w = io.Discard

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os/exec"
 	"sync"
@@ -45,7 +44,7 @@ var _ Backend = (*Kernel)(nil)
 // only log that and return a handle on which every call fails).
 func NewKernel(log *slog.Logger) (*Kernel, error) {
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	if err := ipvsFamilyPresent(); err != nil {
 		if out, merr := exec.Command("modprobe", "ip_vs").CombinedOutput(); merr != nil {

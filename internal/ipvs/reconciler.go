@@ -4,13 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
 )
+
+// rsHealth is the health of a real server: reported by SetHealth, or
+// assumed when the reconciler first saw it.
+type rsHealth struct {
+	up       bool
+	reported bool
+}
 
 // DefaultResyncInterval is how often a running Reconciler compares the
 // kernel's table with the desired one when nothing changes, which bounds
@@ -62,8 +68,7 @@ type Reconciler struct {
 
 	mu      sync.Mutex // guards everything below; never held across backend calls
 	cfg     *config.Config
-	health  map[config.RealServerKey]bool // reported by SetHealth
-	assumed map[config.RealServerKey]bool // decided at first sight
+	health  map[config.RealServerKey]rsHealth
 	quorum  map[string]bool               // by VirtualServer.ID()
 	retired map[config.ServiceKey]bool    // owned before a reload, not any more: to delete
 	started bool                          // the first pass (lvs_flush) has run
@@ -75,7 +80,7 @@ type Reconciler struct {
 // nothing until Reconcile or Run is called.
 func NewReconciler(b Backend, cfg *config.Config, opts ReconcilerOptions) *Reconciler {
 	if opts.Log == nil {
-		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.ResyncInterval <= 0 {
 		opts.ResyncInterval = DefaultResyncInterval
@@ -99,8 +104,7 @@ func NewReconciler(b Backend, cfg *config.Config, opts ReconcilerOptions) *Recon
 		now:     opts.now,
 		wake:    make(chan struct{}, 1),
 		cfg:     cfg,
-		health:  make(map[config.RealServerKey]bool),
-		assumed: make(map[config.RealServerKey]bool),
+		health:  make(map[config.RealServerKey]rsHealth),
 		quorum:  make(map[string]bool),
 		retired: make(map[config.ServiceKey]bool),
 		retry:   newBackoff(opts.RetryBase, opts.RetryMax),
@@ -121,10 +125,10 @@ func (r *Reconciler) notify() {
 // pass, and many changes made in between are applied together.
 func (r *Reconciler) SetHealth(key config.RealServerKey, up bool) {
 	r.mu.Lock()
-	old, known := r.health[key]
-	r.health[key] = up
+	old := r.health[key]
+	r.health[key] = rsHealth{up: up, reported: true}
 	r.mu.Unlock()
-	if !known || old != up {
+	if !old.reported || old.up != up {
 		r.notify()
 	}
 }
@@ -148,33 +152,61 @@ func (r *Reconciler) Update(cfg *config.Config) {
 	for id := range newIDs {
 		delete(r.retired, id)
 	}
-	vsIDs := make(map[string]bool)
-	rsKeys := make(map[config.RealServerKey]bool)
-	for _, vs := range cfg.VirtualServers {
-		vsID := vs.ID()
-		vsIDs[vsID] = true
-		for _, rs := range vs.RealServers {
-			rsKeys[config.RealServerKey{VirtualServer: vsID, Addr: rs.Addr, Port: rs.Port}] = true
-		}
-	}
-	for k := range r.health {
-		if !rsKeys[k] {
-			delete(r.health, k)
-		}
-	}
-	for k := range r.assumed {
-		if !rsKeys[k] {
-			delete(r.assumed, k)
-		}
-	}
-	for id := range r.quorum {
-		if !vsIDs[id] {
-			delete(r.quorum, id)
-		}
-	}
+	r.forgetRemoved(cfg)
 	r.cfg = cfg
 	r.mu.Unlock()
 	r.notify()
+}
+
+// forgetRemoved drops the health, assumed health and quorum state of the
+// real and virtual servers that cfg no longer has. It compares each
+// virtual server's real-server list with its previous one, so a reload
+// that changes little costs little. r.mu must be held.
+func (r *Reconciler) forgetRemoved(cfg *config.Config) {
+	next := make(map[string]*config.VirtualServer, len(cfg.VirtualServers))
+	for _, vs := range cfg.VirtualServers {
+		next[vs.ID()] = vs
+	}
+	forget := func(k config.RealServerKey) {
+		delete(r.health, k)
+	}
+	for _, old := range r.cfg.VirtualServers {
+		id := old.ID()
+		nvs := next[id]
+		if nvs == nil {
+			delete(r.quorum, id)
+			for _, rs := range old.RealServers {
+				forget(config.RealServerKey{VirtualServer: id, Addr: rs.Addr, Port: rs.Port})
+			}
+			continue
+		}
+		if sameRealServerList(old, nvs) {
+			continue
+		}
+		keep := make(map[config.RealServerKey]bool, len(nvs.RealServers))
+		for _, rs := range nvs.RealServers {
+			keep[config.RealServerKey{VirtualServer: id, Addr: rs.Addr, Port: rs.Port}] = true
+		}
+		for _, rs := range old.RealServers {
+			if k := (config.RealServerKey{VirtualServer: id, Addr: rs.Addr, Port: rs.Port}); !keep[k] {
+				forget(k)
+			}
+		}
+	}
+}
+
+// sameRealServerList reports whether a and b list the same real servers
+// (address and port) in the same order.
+func sameRealServerList(a, b *config.VirtualServer) bool {
+	if len(a.RealServers) != len(b.RealServers) {
+		return false
+	}
+	for i, rs := range a.RealServers {
+		if rs.Addr != b.RealServers[i].Addr || rs.Port != b.RealServers[i].Port {
+			return false
+		}
+	}
+	return true
 }
 
 // Stats returns a copy of the counters.
@@ -362,15 +394,12 @@ func (r *Reconciler) desiredLocked(actual table) table {
 		alive := make([]bool, len(vs.RealServers))
 		for i, rs := range vs.RealServers {
 			k := config.RealServerKey{VirtualServer: vsID, Addr: rs.Addr, Port: rs.Port} // rs.Key(vs), without recomputing vs.ID()
-			up, ok := r.health[k]
+			h, ok := r.health[k]
 			if !ok {
-				up, ok = r.assumed[k]
+				h.up = !hasAlpha(rs) || r.presentInKernel(actual, vs, rs)
+				r.health[k] = h
 			}
-			if !ok {
-				up = !hasAlpha(rs) || r.presentInKernel(actual, vs, rs)
-				r.assumed[k] = up
-			}
-			alive[i] = up
+			alive[i] = h.up
 		}
 		var prev *bool
 		if q, ok := r.quorum[vsID]; ok {

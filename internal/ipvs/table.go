@@ -11,12 +11,17 @@ type tableService struct {
 	dests map[destKey]Destination
 }
 
-// service returns the entry for k, creating it with svc when absent.
-func (t table) service(svc Service) *tableService {
+// service returns the entry for svc, creating it when absent with room
+// for size destinations (a hint).
+func (t table) service(svc Service, size ...int) *tableService {
 	id := serviceID(svc.ServiceKey)
 	ts := t[id]
 	if ts == nil {
-		ts = &tableService{svc: svc, dests: make(map[destKey]Destination)}
+		n := 0
+		if len(size) > 0 {
+			n = size[0]
+		}
+		ts = &tableService{svc: svc, dests: make(map[destKey]Destination, n)}
 		t[id] = ts
 	}
 	return ts
