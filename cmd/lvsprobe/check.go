@@ -30,7 +30,7 @@ func cmdCheck(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	file := fs.String("f", defaultConfigPath, "keepalived configuration `file`")
-	id := fs.String("config-id", "", "configuration `id` selecting @ID lines (keepalived -i)")
+	id := fs.String("config-id", "", "configuration `id` selecting @ID lines, as keepalived -i (default: the short host name)")
 	dump := fs.Bool("dump", false, "print the resolved topology as JSON")
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: lvsprobe check [-f FILE] [--config-id ID] [--dump]")

@@ -105,6 +105,7 @@ var diffCases = []diffCase{
 	{name: "two urls", edit: replace("path /\n         }\n", "path /\n         }\n         url {\n            path /b\n            status_code 500\n         }\n")},
 	{name: "glob include matching nothing", extra: "include /nonexistent-lvsprobe-dir/*.conf\n"},
 
+	{name: "conditional on the host name", vs: "@" + defaultConfigID() + " delay_loop abc"},
 	{name: "bad delay_loop", vs: "   delay_loop abc"},
 	{name: "zero delay_loop", vs: "   delay_loop 0"},
 	{name: "negative timer", chk: "         connect_timeout -1"},

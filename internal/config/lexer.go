@@ -51,6 +51,9 @@ type lexer struct {
 }
 
 func newLexer(d *diags, configID string) *lexer {
+	if configID == "" {
+		configID = defaultConfigID()
+	}
 	return &lexer{d: d, configID: configID, defs: map[string]*definition{}, seen: map[string]bool{}}
 }
 
@@ -197,7 +200,7 @@ func (lx *lexer) logical(pos Pos, dir, s string, depth int) {
 			lx.d.errorf(pos, s[:4]+" is not supported by lvsprobe")
 			return
 		}
-		if len(lx.defs) == 0 || !strings.Contains(s, "$") {
+		if !strings.Contains(s, "$") {
 			break
 		}
 		ns, extra, changed := lx.expand(pos, s)
@@ -333,12 +336,12 @@ func (lx *lexer) expand(pos Pos, s string) (string, []string, bool) {
 			}
 			// keepalived matches the longest defined name that is a prefix
 			name, end = s[i+1:k], k
-			for len(name) > 0 && lx.defs[name] == nil {
+			for len(name) > 0 && lx.lookup(name) == nil {
 				name = name[:len(name)-1]
 				end--
 			}
 		}
-		def := lx.defs[name]
+		def := lx.lookup(name)
 		if name == "" || def == nil {
 			b.WriteByte(c)
 			i++
@@ -358,6 +361,27 @@ func (lx *lexer) expand(pos Pos, s string) (string, []string, bool) {
 		}
 	}
 	return b.String(), extra, changed
+}
+
+// lookup returns the definition of name: the user's, else one of
+// keepalived's standard ones ($_PWD, $_INSTANCE, $_HASH, $_BANG).
+func (lx *lexer) lookup(name string) *definition {
+	if d := lx.defs[name]; d != nil {
+		return d
+	}
+	switch name {
+	case "_HASH":
+		return &definition{lines: []string{"#"}}
+	case "_BANG":
+		return &definition{lines: []string{"!"}}
+	case "_INSTANCE":
+		return &definition{lines: []string{lx.configID}}
+	case "_PWD":
+		if len(lx.stack) > 0 {
+			return &definition{lines: []string{filepath.Dir(lx.stack[len(lx.stack)-1])}}
+		}
+	}
+	return nil
 }
 
 // isInclude recognises keepalived's include forms: "include PATH" and the
@@ -532,3 +556,14 @@ loop:
 
 func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 func isAlnum(c byte) bool { return isAlpha(c) || c >= '0' && c <= '9' }
+
+// defaultConfigID is keepalived's default for -i: the host name up to its
+// first dot.
+func defaultConfigID() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	short, _, _ := strings.Cut(h, ".")
+	return short
+}

@@ -24,7 +24,8 @@ func TestLexer(t *testing.T) {
 		{"undefined stays", "$X=1\na $Y\n", "", []string{"a|$Y"}},
 		{"multiline definition", "$M=a 1 \\\n b 2\nx\n$M\n", "", []string{"x", "a|1", "b|2"}},
 		{"conditional match", "@one a\n@two b\n@^one c\n@^two d\n", "one", []string{"a", "d"}},
-		{"conditional no id", "@one a\n@^one b\n", "", []string{"b"}},
+		{"conditional default id is the host name", "@" + defaultConfigID() + " a\n@^" + defaultConfigID() + " b\n", "", []string{"a"}},
+		{"standard definitions", "a ${_INSTANCE} $_BANG\n", "me", []string{"a|me"}},
 		{"quote splits word", `a"b c"d` + "\n", "", []string{"a|b c|d"}},
 	}
 	for _, tt := range tests {

@@ -8,7 +8,7 @@ import (
 
 // LoadOptions control how a configuration is read.
 type LoadOptions struct {
-	ConfigID string       // keepalived's -i: selects `@ID` lines and drops `@^ID` lines
+	ConfigID string       // keepalived's -i: selects `@ID` lines and drops `@^ID` lines; empty means the short host name, as in keepalived
 	Log      *slog.Logger // informational messages (skipped VRRP blocks); nil discards them
 }
 
