@@ -95,6 +95,9 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 	wg.Go(func() { forwardHealth(e.log, sched, rec) })
 	wg.Go(func() { reloadOnHUP(ctx, e.log, f, sched, rec) })
 	wg.Wait()
+	st, l := sched.Stats(), sched.Lateness()
+	e.log.Info("lvsprobe stopped", "attempts", st.Attempts, "failed", st.Failures, "transitions", st.Transitions,
+		"lateness_p50", l.Quantile(0.5), "lateness_p99", l.Quantile(0.99), "lateness_max", l.Max)
 	if recErr != nil {
 		return fmt.Errorf("stop ipvs: %w", recErr)
 	}
