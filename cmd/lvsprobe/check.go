@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
 )
@@ -15,15 +17,6 @@ const defaultConfigPath = "/etc/keepalived/keepalived.conf"
 
 func init() {
 	register(command{name: "check", summary: "validate the LVS part of a keepalived.conf (--dump prints it as JSON)", run: cmdCheck})
-}
-
-// dumpOutput is what `check --dump` prints.
-type dumpOutput struct {
-	Files          []string                              `json:"files"`
-	Global         config.Global                         `json:"global"`
-	Groups         map[string]*config.VirtualServerGroup `json:"groups,omitempty"`
-	VirtualServers []*config.VirtualServer               `json:"virtual_servers"`
-	Warnings       []string                              `json:"warnings,omitempty"`
 }
 
 func cmdCheck(_ context.Context, e *env, args []string) error {
@@ -65,16 +58,46 @@ func cmdCheck(_ context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "%s: valid: %d virtual servers, %d real servers\n", *file, len(cfg.VirtualServers), countRS(cfg))
 		return nil
 	}
-	out := dumpOutput{Files: cfg.Files, Global: cfg.Global, Groups: cfg.Groups, VirtualServers: cfg.VirtualServers}
-	for _, w := range cfg.Warnings {
-		out.Warnings = append(out.Warnings, w.String())
-	}
-	enc := json.NewEncoder(e.stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
+	if err := writeDump(e.stdout, cfg); err != nil {
 		return fmt.Errorf("write dump: %w", err)
 	}
 	return nil
+}
+
+// writeDump prints the resolved topology as one JSON object. Virtual
+// servers are encoded one at a time, so a large configuration is never
+// held twice in memory.
+func writeDump(w io.Writer, cfg *config.Config) error {
+	bw := bufio.NewWriter(w)
+	head := struct {
+		Files    []string                              `json:"files"`
+		Global   config.Global                         `json:"global"`
+		Groups   map[string]*config.VirtualServerGroup `json:"groups,omitempty"`
+		Warnings []string                              `json:"warnings,omitempty"`
+	}{Files: cfg.Files, Global: cfg.Global, Groups: cfg.Groups}
+	for _, d := range cfg.Warnings {
+		head.Warnings = append(head.Warnings, d.String())
+	}
+	b, err := json.MarshalIndent(head, "", "  ")
+	if err != nil {
+		return err
+	}
+	// reopen the object to append the virtual servers
+	bw.Write(b[:len(b)-2])
+	bw.WriteString(",\n  \"virtual_servers\": [")
+	for i, vs := range cfg.VirtualServers {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		b, err := json.MarshalIndent(vs, "    ", "  ")
+		if err != nil {
+			return err
+		}
+		bw.WriteString("\n    ")
+		bw.Write(b)
+	}
+	bw.WriteString("\n  ]\n}\n")
+	return bw.Flush()
 }
 
 func countRS(cfg *config.Config) int {

@@ -330,20 +330,25 @@ func (p *parser) scriptSecurity() {
 	if p.cfg.Global.EnableScriptSecurity {
 		return
 	}
-	for _, r := range p.vss {
-		scripts := []*Script{r.vs.QuorumUp, r.vs.QuorumDown}
-		for _, rr := range r.rss {
-			scripts = append(scripts, rr.rs.NotifyUp, rr.rs.NotifyDown)
-			for _, k := range rr.checkers {
-				if k.c.Misc != nil {
-					scripts = append(scripts, k.c.Misc.Path)
-				}
-			}
+	warn := func(s *Script) bool {
+		if s == nil {
+			return false
 		}
-		for _, s := range scripts {
-			if s != nil {
-				p.d.warnf(s.Pos, "scripts are configured but enable_script_security is not set")
+		p.d.warnf(s.Pos, "scripts are configured but enable_script_security is not set")
+		return true
+	}
+	for _, r := range p.vss {
+		if warn(r.vs.QuorumUp) || warn(r.vs.QuorumDown) {
+			return
+		}
+		for _, rr := range r.rss {
+			if warn(rr.rs.NotifyUp) || warn(rr.rs.NotifyDown) {
 				return
+			}
+			for _, k := range rr.checkers {
+				if k.c.Misc != nil && warn(k.c.Misc.Path) {
+					return
+				}
 			}
 		}
 	}

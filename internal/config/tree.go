@@ -11,7 +11,6 @@ type node struct {
 	words    []string
 	raw      string
 	hasBlock bool
-	endPos   Pos // the closing brace, when hasBlock
 	children []*node
 }
 
@@ -56,7 +55,6 @@ func (tb *treeBuilder) add(l line) {
 		case len(tb.stack) == 1:
 			tb.d.errorf(l.pos, "extra '}'")
 		default:
-			top.endPos = l.pos
 			tb.stack = tb.stack[:len(tb.stack)-1]
 		}
 		return
