@@ -36,7 +36,7 @@ type SchedulerStats struct {
 	Attempts    uint64 // attempts completed
 	Failures    uint64 // attempts failed
 	InFlight    int    // attempts running now
-	Transitions uint64 // health changes delivered or queued
+	Transitions uint64 // reports delivered or queued: changes, and first verdicts with FirstVerdict
 }
 
 // Health returns the health of every real server, in configuration order.
