@@ -187,7 +187,6 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 		wait := time.Duration(-1)
 		var due time.Time
 		if u != nil {
-			u.running = true
 			due = u.due
 		} else if next := s.queue.next(); next != nil {
 			wait = next.due.Sub(now)
@@ -241,7 +240,6 @@ func (s *Scheduler) attempt(ctx context.Context, u *unit, due time.Time) {
 // complete applies one result to u and the real servers using it, and
 // queues u's next attempt. The caller holds s.mu.
 func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
-	u.running = false
 	if u.removed {
 		return
 	}

@@ -20,9 +20,8 @@ type unit struct {
 	users   []*realServer
 
 	due     time.Time
-	index   int  // position in the due queue, -1 when not queued
-	running bool // popped from the queue and not yet completed
-	removed bool // gone from the configuration; a running attempt is discarded
+	index   int  // position in the due queue, -1 while an attempt runs (or once removed)
+	removed bool // gone from the configuration; an attempt still running is discarded
 
 	last   Result
 	lastAt time.Time
