@@ -236,6 +236,9 @@ func FetchURLs(ctx context.Context, c *config.Checker, opts CheckerOptions) ([]U
 // readers recycles the buffered readers of responses.
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
+// copyBufs recycles the buffers bodies are streamed through.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
 // farPast is a deadline that has passed: setting it aborts blocked I/O.
 var farPast = time.Unix(1, 0)
 
@@ -302,16 +305,18 @@ func (h *httpChecker) readBody(br *bufio.Reader, head *responseHead, u *urlCheck
 		md = md5.New()
 		sinks = append(sinks, md)
 	}
-	var buf *bytes.Buffer
+	var kept *bytes.Buffer
 	if u.regex != nil {
-		buf = &bytes.Buffer{}
-		sinks = append(sinks, buf)
+		kept = &bytes.Buffer{}
+		sinks = append(sinks, kept)
 	}
 	w := io.Discard
 	if len(sinks) > 0 {
 		w = io.MultiWriter(sinks...)
 	}
-	n, err := io.Copy(w, head.body(br, h.bodyCap))
+	buf := copyBufs.Get().(*[]byte)
+	n, err := io.CopyBuffer(w, head.body(br, h.bodyCap), *buf)
+	copyBufs.Put(buf)
 	f.BodyBytes = n
 	if err != nil {
 		return fmt.Errorf("read body after %d bytes: %w", n, err)
@@ -319,8 +324,8 @@ func (h *httpChecker) readBody(br *bufio.Reader, head *responseHead, u *urlCheck
 	if md != nil {
 		f.Digest = hex.EncodeToString(md.Sum(nil))
 	}
-	if buf != nil {
-		f.body = buf.Bytes()
+	if kept != nil {
+		f.body = kept.Bytes()
 	}
 	return nil
 }
