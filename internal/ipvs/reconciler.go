@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -68,7 +69,7 @@ type Reconciler struct {
 
 	mu      sync.Mutex // guards everything below; never held across backend calls
 	cfg     *config.Config
-	health  map[config.RealServerKey]rsHealth
+	health  map[string]map[netip.AddrPort]rsHealth // by VirtualServer.ID(), then real server
 	quorum  map[string]bool               // by VirtualServer.ID()
 	retired map[config.ServiceKey]bool    // owned before a reload, not any more: to delete
 	started bool                          // the first pass (lvs_flush) has run
@@ -104,7 +105,7 @@ func NewReconciler(b Backend, cfg *config.Config, opts ReconcilerOptions) *Recon
 		now:     opts.now,
 		wake:    make(chan struct{}, 1),
 		cfg:     cfg,
-		health:  make(map[config.RealServerKey]rsHealth),
+		health:  make(map[string]map[netip.AddrPort]rsHealth),
 		quorum:  make(map[string]bool),
 		retired: make(map[config.ServiceKey]bool),
 		retry:   newBackoff(opts.RetryBase, opts.RetryMax),
@@ -125,8 +126,14 @@ func (r *Reconciler) notify() {
 // pass, and many changes made in between are applied together.
 func (r *Reconciler) SetHealth(key config.RealServerKey, up bool) {
 	r.mu.Lock()
-	old := r.health[key]
-	r.health[key] = rsHealth{up: up, reported: true}
+	hv := r.health[key.VirtualServer]
+	if hv == nil {
+		hv = make(map[netip.AddrPort]rsHealth)
+		r.health[key.VirtualServer] = hv
+	}
+	ap := netip.AddrPortFrom(key.Addr, key.Port)
+	old := hv[ap]
+	hv[ap] = rsHealth{up: up, reported: true}
 	r.mu.Unlock()
 	if !old.reported || old.up != up {
 		r.notify()
@@ -167,29 +174,25 @@ func (r *Reconciler) forgetRemoved(cfg *config.Config) {
 	for _, vs := range cfg.VirtualServers {
 		next[vs.ID()] = vs
 	}
-	forget := func(k config.RealServerKey) {
-		delete(r.health, k)
-	}
 	for _, old := range r.cfg.VirtualServers {
 		id := old.ID()
 		nvs := next[id]
 		if nvs == nil {
 			delete(r.quorum, id)
-			for _, rs := range old.RealServers {
-				forget(config.RealServerKey{VirtualServer: id, Addr: rs.Addr, Port: rs.Port})
-			}
+			delete(r.health, id)
 			continue
 		}
-		if sameRealServerList(old, nvs) {
+		hv := r.health[id]
+		if hv == nil || sameRealServerList(old, nvs) {
 			continue
 		}
-		keep := make(map[config.RealServerKey]bool, len(nvs.RealServers))
+		keep := make(map[netip.AddrPort]bool, len(nvs.RealServers))
 		for _, rs := range nvs.RealServers {
-			keep[config.RealServerKey{VirtualServer: id, Addr: rs.Addr, Port: rs.Port}] = true
+			keep[netip.AddrPortFrom(rs.Addr, rs.Port)] = true
 		}
-		for _, rs := range old.RealServers {
-			if k := (config.RealServerKey{VirtualServer: id, Addr: rs.Addr, Port: rs.Port}); !keep[k] {
-				forget(k)
+		for ap := range hv {
+			if !keep[ap] {
+				delete(hv, ap)
 			}
 		}
 	}
@@ -392,12 +395,17 @@ func (r *Reconciler) desiredLocked(actual table) table {
 	for _, vs := range r.cfg.VirtualServers {
 		vsID := vs.ID()
 		alive := make([]bool, len(vs.RealServers))
+		hv := r.health[vsID]
+		if hv == nil {
+			hv = make(map[netip.AddrPort]rsHealth, len(vs.RealServers))
+			r.health[vsID] = hv
+		}
 		for i, rs := range vs.RealServers {
-			k := config.RealServerKey{VirtualServer: vsID, Addr: rs.Addr, Port: rs.Port} // rs.Key(vs), without recomputing vs.ID()
-			h, ok := r.health[k]
+			ap := netip.AddrPortFrom(rs.Addr, rs.Port) // with vsID, the RealServerKey
+			h, ok := hv[ap]
 			if !ok {
 				h.up = !hasAlpha(rs) || r.presentInKernel(actual, vs, rs)
-				r.health[k] = h
+				hv[ap] = h
 			}
 			alive[i] = h.up
 		}
