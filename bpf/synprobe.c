@@ -32,6 +32,10 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 volatile const __u16 port_lo = 0;
 volatile const __u16 port_hi = 0;
 
+/* Bytes one record takes in the ring: its 8-byte header and the record,
+ * rounded up to 8. */
+#define RECORD_SPAN ((8 + sizeof(struct synprobe_answer) + 7) / 8 * 8)
+
 /* Bytes of pending records that make the reader wake at once. */
 volatile const __u64 wakeup_bytes = 64 * sizeof(struct synprobe_answer);
 
@@ -136,7 +140,7 @@ int synprobe_rb(struct __sk_buff *skb)
 {
 	struct parsed p = {};
 	struct synprobe_answer *a;
-	__u64 n;
+	__u64 n, pending;
 
 	if (!parse(skb, &p))
 		return TC_ACT_OK;
@@ -158,11 +162,14 @@ int synprobe_rb(struct __sk_buff *skb)
 	    bpf_skb_load_bytes(skb, p.l3off, a->pkt, n) < 0)
 		n = 0;
 	a->cap_len = n;
-	/* Wake the reader only once a batch has piled up; below that it
-	 * polls on a short timer (loader.ReadAnswers), so a steady trickle
-	 * of answers costs no wakeup each. */
-	bpf_ringbuf_submit(a, bpf_ringbuf_query(&answers, BPF_RB_AVAIL_DATA) >=
-				      wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	/* Wake the reader once, when the pending records first reach
+	 * wakeup_bytes; otherwise it polls on a short timer
+	 * (loader.ReadAnswers), so a steady stream of answers costs no
+	 * wakeup each. */
+	pending = bpf_ringbuf_query(&answers, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_submit(a, pending >= wakeup_bytes &&
+				      pending < wakeup_bytes + RECORD_SPAN ?
+				      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	return TC_ACT_OK;
 }
 

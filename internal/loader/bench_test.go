@@ -51,7 +51,7 @@ func BenchmarkDelivery(b *testing.B) {
 				default:
 				}
 			}
-		})
+		}, nil)
 		await := func(n int64) {
 			select {
 			case <-reached: // a stale token

@@ -27,10 +27,12 @@ const answerHeader = 16
 // done, and returns ctx's error then. fn runs on the calling goroutine and
 // must not keep Packet. It batches: the program wakes it when 64 records
 // are pending, and it drains the ring at least every PollInterval
-// otherwise, so an answer reaches fn at most PollInterval late (its
-// KtimeNs is taken in the kernel, so RTTs do not suffer). Only one
-// ReadAnswers may run at a time.
-func (s *SynProbe) ReadAnswers(ctx context.Context, fn func(*Answer)) error {
+// otherwise, so an answer reaches fn at most about PollInterval late (its
+// KtimeNs is taken in the kernel, so RTTs do not suffer). After each full
+// drain it calls drained (when not nil) with a [Ktime] such that every
+// answer that reached the program before it has been passed to fn. Only
+// one ReadAnswers may run at a time.
+func (s *SynProbe) ReadAnswers(ctx context.Context, fn func(*Answer), drained func(upToNs uint64)) error {
 	if s.opts.Delivery != RingBuffer {
 		return fmt.Errorf("read answers: delivery is %s", s.opts.Delivery)
 	}
@@ -43,15 +45,26 @@ func (s *SynProbe) ReadAnswers(ctx context.Context, fn func(*Answer)) error {
 	defer stop()
 	var rec ringbuf.Record
 	var a Answer
+	deadline := time.Now().Add(s.poll)
+	rd.SetDeadline(deadline)
 	for {
-		// The program wakes the reader only for a full batch; the
-		// deadline collects whatever trickled in meanwhile.
-		rd.SetDeadline(time.Now().Add(s.poll))
+		// A call that returns ErrDeadlineExceeded has drained the
+		// ring: everything that reached it before the call started
+		// has been read.
+		start := time.Now()
 		err := rd.ReadInto(&rec)
 		switch {
 		case err == nil:
-		case errors.Is(err, os.ErrDeadlineExceeded):
+			if decodeAnswer(rec.RawSample, &a) {
+				fn(&a)
+			}
 			continue
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if drained != nil {
+				drained(ktimeAt(start))
+			}
+			deadline = time.Now().Add(s.poll)
+			rd.SetDeadline(deadline)
 		case errors.Is(err, ringbuf.ErrClosed):
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -59,9 +72,6 @@ func (s *SynProbe) ReadAnswers(ctx context.Context, fn func(*Answer)) error {
 			return ErrClosed
 		default:
 			return fmt.Errorf("read ring buffer: %w", err)
-		}
-		if decodeAnswer(rec.RawSample, &a) {
-			fn(&a)
 		}
 	}
 }

@@ -74,6 +74,10 @@ func TestFilterByPortAndFlags(t *testing.T) {
 			c := *a
 			c.Packet = append([]byte(nil), a.Packet...)
 			got <- c
+		}, func(upTo uint64) {
+			if upTo > Ktime() {
+				t.Errorf("drained up to %d, after now", upTo)
+			}
 		})
 	}()
 	want := 0
@@ -193,5 +197,31 @@ func TestAttachTCXAndClsact(t *testing.T) {
 		ns.Close()
 		orig.Close()
 		runtime.UnlockOSThread()
+	}
+}
+
+// TestKtime checks that Ktime is CLOCK_MONOTONIC, the clock of
+// bpf_ktime_get_ns: the kernel's stamp on a record falls between two
+// Ktime readings around the program's run.
+func TestKtime(t *testing.T) {
+	s := mustLoad(t, RingBuffer)
+	got := make(chan uint64, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.ReadAnswers(ctx, func(a *Answer) { got <- a.KtimeNs }, nil)
+	before := Ktime()
+	if _, err := s.Program().Run(&ebpf.RunOptions{Data: frame(40000, 0x12, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	after := Ktime()
+	select {
+	case k := <-got:
+		// One syscall's skew between the two clock readings at start-up.
+		const slack = 1_000_000
+		if k+slack < before || k > after+slack {
+			t.Errorf("kernel stamp %d outside [%d, %d]", k, before, after)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no record")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lvsprobe/lvsprobe/internal/loader"
 	"golang.org/x/sys/unix"
 )
 
@@ -134,28 +135,34 @@ func newPacketReceiver(r portRange) (*packetReceiver, error) {
 		return nil, fmt.Errorf("bind packet socket: %w", err)
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
-	tv := unix.NsecToTimeval((100 * time.Millisecond).Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("set packet socket timeout: %w", err)
-	}
 	return &packetReceiver{fd: fd}, nil
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-func (r *packetReceiver) run(ctx context.Context, deliver func(uint64, []byte, int)) error {
+// packetPoll is how long the fallback receiver waits for a packet before
+// it reports the queue drained.
+const packetPoll = 2 * time.Millisecond
+
+func (r *packetReceiver) run(ctx context.Context, deliver func(uint64, []byte, int), drained func(uint64)) error {
 	buf := make([]byte, 2048)
+	pfd := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}}
 	for ctx.Err() == nil {
-		n, _, err := unix.Recvfrom(r.fd, buf, unix.MSG_TRUNC)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
+		start := loader.Ktime()
+		n, _, err := unix.Recvfrom(r.fd, buf, unix.MSG_TRUNC|unix.MSG_DONTWAIT)
+		switch {
+		case err == nil:
+			deliver(loader.Ktime(), buf[:min(n, len(buf))], n)
+		case errors.Is(err, unix.EAGAIN):
+			// The queue was empty when this read started.
+			drained(start)
+			if _, err := unix.Poll(pfd, int(packetPoll/time.Millisecond)); err != nil && !errors.Is(err, unix.EINTR) {
+				return fmt.Errorf("poll packet socket: %w", err)
+			}
+		case errors.Is(err, unix.EINTR):
+		default:
 			return fmt.Errorf("read packet socket: %w", err)
 		}
-		now := ktimeNs()
-		deliver(now, buf[:min(n, len(buf))], n)
 	}
 	return ctx.Err()
 }

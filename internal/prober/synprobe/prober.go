@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lvsprobe/lvsprobe/internal/loader"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
@@ -93,15 +94,35 @@ type target struct {
 	next     uint64 // ktime ns when the next probe is due
 	idx      int    // index in the due heap, -1 when not in it
 	gen      uint32 // probes sent, picks the source port
-	base     uint32 // per-target offset into the port range
+	// answeredGen is the newest answered probe: a miss settled after a
+	// later probe was answered does not count as consecutive.
+	answeredGen uint32
+	base        uint32 // per-target offset into the port range
 
-	// The outstanding probe.
-	lport    uint16
-	sentNs   uint64
-	pending  bool
-	answered bool
+	// The newest probe and the one before it. An answer counts for the
+	// probe it acknowledges if it reached the kernel (its ktime) before
+	// the next probe left; a probe unanswered by then is a miss, settled
+	// once the receiver has drained everything older (see settleMisses).
+	cur, prev sent
 
 	state TargetState
+}
+
+// sent is one probe, as its target remembers it.
+type sent struct {
+	gen      uint32 // its number among the target's probes, from 1
+	lport    uint16 // the source port it left from
+	sentNs   uint64 // ktime when it left
+	untilNs  uint64 // ktime when the next probe left (0 while newest)
+	answered bool
+}
+
+// settlement is a probe to declare missed, unless answered, once the
+// receiver has drained every answer older than untilNs.
+type settlement struct {
+	t       *target
+	gen     uint32
+	untilNs uint64
 }
 
 // Prober sends SYN probes to its targets and turns the answers into
@@ -118,10 +139,11 @@ type Prober struct {
 	signals chan Signal
 	seed    maphash.Seed
 
-	mu      sync.Mutex
-	targets map[netip.AddrPort]*target
-	due     due
-	wake    chan struct{}
+	mu        sync.Mutex
+	targets   map[netip.AddrPort]*target
+	due       due
+	unsettled []settlement // in untilNs order
+	wake      chan struct{}
 
 	sendMu sync.Mutex // guards snd
 	snd    *sender
@@ -247,7 +269,7 @@ func (p *Prober) Add(addr netip.AddrPort, interval time.Duration) error {
 	}
 	// Stagger first probes over one interval so targets added together
 	// do not fire together.
-	t.next = ktimeNs() + (h>>32)%uint64(interval)
+	t.next = loader.Ktime() + (h>>32)%uint64(interval)
 	p.targets[addr] = t
 	p.dueAdd(t)
 	select {
@@ -326,7 +348,7 @@ func (p *Prober) Run(ctx context.Context) error {
 	}
 	defer p.running.Store(false)
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return p.recv.run(ctx, p.handle) })
+	g.Go(func() error { return p.recv.run(ctx, p.handle, p.settleMisses) })
 	g.Go(func() error { return p.sendLoop(ctx) })
 	g.Go(func() error {
 		tk := time.NewTicker(p.cfg.SecretRotation)
@@ -353,8 +375,10 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		now := ktimeNs()
-		batch4, batch6 = p.collect(now, batch4[:0], batch6[:0])
+		now := loader.Ktime()
+		// Probes due within the next tick go now: one wakeup sends a
+		// batch instead of one probe every few microseconds.
+		batch4, batch6 = p.collect(now, now+uint64(sendTick), batch4[:0], batch6[:0])
 		for _, b := range [][]probe{batch4, batch6} {
 			if len(b) == 0 {
 				continue
@@ -377,7 +401,7 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 		wait := time.Second
 		p.mu.Lock()
 		if t := p.due.peek(); t != nil {
-			wait = time.Duration(t.next - min(t.next, ktimeNs()))
+			wait = time.Duration(t.next - min(t.next, loader.Ktime()))
 		}
 		p.mu.Unlock()
 		timer.Reset(wait)
@@ -390,29 +414,33 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 	}
 }
 
-// collect takes the targets due at now (up to a batch of each family),
+// sendTick is the granularity of the send loop: a probe may leave up to
+// this much before it is due.
+const sendTick = time.Millisecond
+
+// collect takes the targets due by horizon (up to a batch of each family),
 // settles their previous probe (a miss when unanswered) and prepares the
 // next one. The send time is stamped here, just before the send.
-func (p *Prober) collect(now uint64, b4, b6 []probe) ([]probe, []probe) {
+func (p *Prober) collect(now, horizon uint64, b4, b6 []probe) ([]probe, []probe) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	size := uint32(p.ports.size())
 	for {
 		t := p.due.peek()
-		if t == nil || t.next > now || len(b4) == cap(b4) || len(b6) == cap(b6) {
+		if t == nil || t.next > horizon || len(b4) == cap(b4) || len(b6) == cap(b6) {
 			return b4, b6
 		}
-		if t.pending && !t.answered {
-			t.state.ConsecutiveMisses++
-			p.m.misses.Inc()
-			p.emit(Signal{Target: t.addr, Kind: Miss, ConsecutiveMisses: t.state.ConsecutiveMisses})
+		if t.cur.gen != 0 {
+			t.cur.untilNs = now
+			if !t.cur.answered {
+				p.unsettled = append(p.unsettled, settlement{t: t, gen: t.cur.gen, untilNs: now})
+			}
 		}
-		t.lport = p.ports.lo + uint16((t.base+t.gen)%size)
+		t.prev = t.cur
 		t.gen++
-		t.sentNs = now
-		t.pending, t.answered = true, false
+		t.cur = sent{gen: t.gen, lport: p.ports.lo + uint16((t.base+t.gen)%size), sentNs: now}
 		t.state.Sent++
-		pr := probe{local: t.local, remote: t.addr.Addr(), lport: t.lport, rport: t.addr.Port()}
+		pr := probe{local: t.local, remote: t.addr.Addr(), lport: t.cur.lport, rport: t.addr.Port()}
 		pr.seq = p.cookies.seq(pr.local, pr.remote, pr.lport, pr.rport)
 		if pr.remote.Is4() {
 			b4 = append(b4, pr)
@@ -425,6 +453,38 @@ func (p *Prober) collect(now uint64, b4, b6 []probe) ([]probe, []probe) {
 		}
 		p.due.reschedule(t)
 	}
+}
+
+// settleMisses declares missed every probe whose successor left before
+// upTo and that is still unanswered: the receiver has handed up every
+// answer that reached the kernel before upTo.
+func (p *Prober) settleMisses(upTo uint64) {
+	p.mu.Lock()
+	n := 0
+	for _, st := range p.unsettled {
+		if st.untilNs >= upTo {
+			break
+		}
+		n++
+		t := st.t
+		var pr *sent
+		switch st.gen {
+		case t.prev.gen:
+			pr = &t.prev
+		case t.cur.gen:
+			pr = &t.cur
+		}
+		if p.targets[t.addr] != t || (pr != nil && pr.answered) {
+			continue // removed, or answered in time after all
+		}
+		p.m.misses.Inc()
+		if st.gen > t.answeredGen {
+			t.state.ConsecutiveMisses++
+			p.emit(Signal{Target: t.addr, Kind: Miss, ConsecutiveMisses: t.state.ConsecutiveMisses})
+		}
+	}
+	p.unsettled = append(p.unsettled[:0], p.unsettled[n:]...)
+	p.mu.Unlock()
 }
 
 // handle validates one packet from the receiver and updates its target.
@@ -454,16 +514,23 @@ func (p *Prober) settle(ktime uint64, a *answer) error {
 		p.mu.Unlock()
 		return errBadCookie
 	}
-	if a.dport != t.lport || !t.pending {
+	var pr *sent
+	switch {
+	case t.cur.gen != 0 && a.dport == t.cur.lport:
+		pr = &t.cur
+	case t.prev.gen != 0 && a.dport == t.prev.lport && ktime < t.prev.untilNs:
+		pr = &t.prev
+	default:
 		p.mu.Unlock()
 		return errLate
 	}
-	if t.answered {
+	if pr.answered {
 		p.mu.Unlock()
 		return errDuplicate
 	}
-	rtt := time.Duration(ktime - min(ktime, t.sentNs))
-	t.answered = true
+	rtt := time.Duration(ktime - min(ktime, pr.sentNs))
+	pr.answered = true
+	t.answeredGen = max(t.answeredGen, pr.gen)
 	t.state.Answered++
 	t.state.ConsecutiveMisses = 0
 	t.state.LastRTT = rtt

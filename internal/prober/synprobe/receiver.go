@@ -13,8 +13,10 @@ import (
 // receiver hands up packets that look like answers to our probes.
 type receiver interface {
 	// run calls deliver for each packet (from its network header on;
-	// pkt is valid only during the call) until ctx is done.
-	run(ctx context.Context, deliver func(ktimeNs uint64, pkt []byte, wireLen int)) error
+	// pkt is valid only during the call) until ctx is done, and, at
+	// least every few milliseconds, drained with a ktime before which
+	// every packet has been delivered.
+	run(ctx context.Context, deliver func(ktimeNs uint64, pkt []byte, wireLen int), drained func(upToNs uint64)) error
 	close() error
 	// name is "ebpf" or "packet", for logs and metrics.
 	name() string
@@ -49,8 +51,8 @@ func newEBPFReceiver(ports portRange, ifaces []string, log *slog.Logger) (*ebpfR
 	return &ebpfReceiver{sp: sp}, nil
 }
 
-func (r *ebpfReceiver) run(ctx context.Context, deliver func(uint64, []byte, int)) error {
-	return r.sp.ReadAnswers(ctx, func(a *loader.Answer) { deliver(a.KtimeNs, a.Packet, a.WireLen) })
+func (r *ebpfReceiver) run(ctx context.Context, deliver func(uint64, []byte, int), drained func(uint64)) error {
+	return r.sp.ReadAnswers(ctx, func(a *loader.Answer) { deliver(a.KtimeNs, a.Packet, a.WireLen) }, drained)
 }
 
 func (r *ebpfReceiver) close() error { return r.sp.Close() }

@@ -131,13 +131,6 @@ func (s *sender) send(ps []probe) (int, error) {
 	return sent, nil
 }
 
-// ktimeNs reads CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
-func ktimeNs() uint64 {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return uint64(ts.Nano())
-}
-
 // localAddrFor returns the source address the kernel would use to reach
 // remote, by connecting a UDP socket (which sends nothing).
 func localAddrFor(remote netip.Addr) (netip.Addr, error) {

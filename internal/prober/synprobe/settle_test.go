@@ -1,0 +1,95 @@
+package synprobe
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// newBareProber is a prober with no sockets, for the bookkeeping alone.
+func newBareProber(t *testing.T) *Prober {
+	t.Helper()
+	c, err := newCookies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := newMetrics(nil, func() float64 { return 0 }, func() float64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Prober{
+		cfg: DefaultConfig(), ports: portRange{62000, 62999}, cookies: c, m: m,
+		signals: make(chan Signal, 16), targets: map[netip.AddrPort]*target{},
+	}
+}
+
+// TestSettleByKernelTime: an answer counts for the probe it acknowledges
+// when the kernel saw it before the next probe left, however late Go
+// handles it; a miss is declared only once the receiver has drained past
+// the next probe's departure.
+func TestSettleByKernelTime(t *testing.T) {
+	p := newBareProber(t)
+	local := netip.MustParseAddr("198.18.0.1")
+	addr := netip.MustParseAddrPort("198.18.0.2:80")
+	tg := &target{addr: addr, local: local, interval: 100, next: 100, state: TargetState{Target: addr}}
+	p.targets[addr] = tg
+	p.dueAdd(tg)
+	send := func(now uint64) sent {
+		t.Helper()
+		b4, _ := p.collect(now, now, make([]probe, 0, 4), make([]probe, 0, 4))
+		if len(b4) != 1 {
+			t.Fatalf("at %d: %d probes due, want 1", now, len(b4))
+		}
+		return tg.cur
+	}
+	answer := func(pr sent, ktime uint64, ack uint32) error {
+		seq := p.cookies.seq(local, addr.Addr(), pr.lport, 80)
+		a := answer{src: addr.Addr(), dst: local, sport: 80, dport: pr.lport, ack: seq + 1 + ack, flags: flagSYN | flagACK}
+		return p.settle(ktime, &a)
+	}
+	misses := func() float64 { return testutil.ToFloat64(p.m.misses) }
+
+	g1 := send(100)
+	g2 := send(200)
+	if err := answer(g1, 150, 0); err != nil {
+		t.Fatalf("answer to probe 1, seen at 150, handled after probe 2 left: %v", err)
+	}
+	if err := answer(g1, 160, 0); !errors.Is(err, errDuplicate) {
+		t.Errorf("second answer to probe 1: %v, want duplicate", err)
+	}
+	if st, _ := p.Snapshot(addr); st.LastRTT != 50 || !st.SynAckSeen || st.Answered != 1 {
+		t.Errorf("after answer: %+v", st)
+	}
+	p.settleMisses(1000)
+	if misses() != 0 {
+		t.Errorf("answered probe counted as a miss")
+	}
+	send(300) // probe 2 unanswered so far
+	if err := answer(g2, 350, 0); !errors.Is(err, errLate) {
+		t.Errorf("answer to probe 2 seen after probe 3 left: %v, want late", err)
+	}
+	p.settleMisses(250)
+	if misses() != 0 {
+		t.Errorf("miss declared before the receiver drained past probe 3's departure")
+	}
+	p.settleMisses(301)
+	if misses() != 1 {
+		t.Errorf("misses = %v, want 1", misses())
+	}
+	select {
+	case s := <-p.signals:
+		for s.Kind != Miss {
+			s = <-p.signals
+		}
+		if s.ConsecutiveMisses != 1 {
+			t.Errorf("miss signal %+v", s)
+		}
+	default:
+		t.Error("no miss signal")
+	}
+	if err := answer(g1, 150, 1); !errors.Is(err, errBadCookie) {
+		t.Errorf("wrong ack: %v, want bad_cookie", err)
+	}
+}
