@@ -273,6 +273,7 @@ func (r *Reconciler) flushAtStart(ctx context.Context, actual table) []error {
 func (r *Reconciler) flushOnStop(ctx context.Context) error {
 	r.pass.Lock()
 	defer r.pass.Unlock()
+	r.cache = nil
 	r.mu.Lock()
 	mode := strings.ToUpper(r.cfg.Global.LVSFlushOnStop)
 	owned := configServiceIDs(r.cfg)
