@@ -70,9 +70,9 @@ type Reconciler struct {
 	mu      sync.Mutex // guards everything below; never held across backend calls
 	cfg     *config.Config
 	health  map[string]map[netip.AddrPort]rsHealth // by VirtualServer.ID(), then real server
-	quorum  map[string]bool               // by VirtualServer.ID()
-	retired map[config.ServiceKey]bool    // owned before a reload, not any more: to delete
-	started bool                          // the first pass (lvs_flush) has run
+	quorum  map[string]bool                        // by VirtualServer.ID()
+	retired map[config.ServiceKey]bool             // owned before a reload, not any more: to delete
+	started bool                                   // the first pass (lvs_flush) has run
 	retry   *backoff
 	stats   Stats
 }
