@@ -37,7 +37,7 @@ volatile const __u16 port_hi = 0;
 #define RECORD_SPAN ((8 + sizeof(struct synprobe_answer) + 7) / 8 * 8)
 
 /* Bytes of pending records that make the reader wake at once. */
-volatile const __u64 wakeup_bytes = 64 * sizeof(struct synprobe_answer);
+volatile const __u64 wakeup_bytes = 512 * RECORD_SPAN;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

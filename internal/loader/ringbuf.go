@@ -25,7 +25,7 @@ const answerHeader = 16
 
 // ReadAnswers calls fn for every record of the ring buffer until ctx is
 // done, and returns ctx's error then. fn runs on the calling goroutine and
-// must not keep Packet. It batches: the program wakes it when 64 records
+// must not keep Packet. It batches: the program wakes it when 512 records
 // are pending, and it drains the ring at least every PollInterval
 // otherwise, so an answer reaches fn at most about PollInterval late (its
 // KtimeNs is taken in the kernel, so RTTs do not suffer). After each full
