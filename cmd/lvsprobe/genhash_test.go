@@ -1,12 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -131,7 +131,44 @@ func TestGenhashUsage(t *testing.T) {
 			}
 		})
 	}
-	if _, err := netip.ParseAddr("127.0.0.1"); err != nil {
-		t.Fatal(err)
+}
+
+// TestGenhashChunkedAsKeepalived: keepalived digests a chunked body with
+// its chunk framing; lvsprobe's genhash (and HTTP_GET) must print the same
+// digest, or digest lines made with keepalived's genhash would fail.
+func TestGenhashChunkedAsKeepalived(t *testing.T) {
+	bin := testenv.RequireProgram(t, "genhash")
+	rs := testnet.New(t, testnet.Options{}).RealServers[0]
+	l := rs.Listen(t, "tcp", rs.Addr.String()+":8080")
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil || line == "\r\n" {
+						break
+					}
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n")
+			}()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "-s", rs.Addr.String(), "-p", "8080", "-u", "/").CombinedOutput()
+	if err != nil {
+		t.Fatalf("keepalived genhash: %v: %s", err, out)
+	}
+	m := regexp.MustCompile(`\b[0-9a-f]{32}\b`).Find(out)
+	code, stdout, stderr := runCmd("genhash", "-s", rs.Addr.String(), "-p", "8080")
+	if m == nil || code != 0 || stdout != "digest "+string(m)+"\n" {
+		t.Fatalf("keepalived genhash %q; lvsprobe genhash exit %d %q %q", out, code, stdout, stderr)
 	}
 }

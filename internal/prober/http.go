@@ -299,23 +299,25 @@ func (h *httpChecker) fetch(ctx context.Context, u *urlCheck, all bool) (*URLRes
 // readBody streams the body into the digest (and, for a regex, a buffer
 // bounded by the body cap).
 func (h *httpChecker) readBody(br *bufio.Reader, head *responseHead, u *urlCheck, f *URLResult, all bool) error {
-	var sinks []io.Writer
+	// The digest covers the body as transmitted, chunk framing included,
+	// as keepalived's HTTP_GET and genhash compute it: digest lines made
+	// for keepalived keep matching. The regex sees the decoded body.
 	var md hash.Hash
 	if u.digest != "" || all {
 		md = md5.New()
-		sinks = append(sinks, md)
 	}
 	var kept *bytes.Buffer
+	w := io.Discard
 	if u.regex != nil {
 		kept = &bytes.Buffer{}
-		sinks = append(sinks, kept)
+		w = kept
 	}
-	w := io.Discard
-	if len(sinks) > 0 {
-		w = io.MultiWriter(sinks...)
+	var raw io.Writer
+	if md != nil {
+		raw = md
 	}
 	buf := copyBufs.Get().(*[]byte)
-	n, err := io.CopyBuffer(w, head.body(br, h.bodyCap), *buf)
+	n, err := io.CopyBuffer(w, head.body(br, h.bodyCap, raw), *buf)
 	copyBufs.Put(buf)
 	f.BodyBytes = n
 	if err != nil {

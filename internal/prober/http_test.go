@@ -67,7 +67,7 @@ func TestHTTPChecks(t *testing.T) {
 		{"status range", reply("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
 			config.URL{Path: "/", StatusCodes: []config.StatusRange{{Low: 200, High: 200}, {Low: 400, High: 499}}}, 0, true, "status 404; ok"},
 		{"chunked digest", reply("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"),
-			config.URL{Path: "/", Digest: md5hex("abcdef")}, 0, true, "digest ok"},
+			config.URL{Path: "/", Digest: md5hex("3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n")}, 0, true, "digest ok"}, // framing included, as keepalived
 		{"regex match", reply(ok200(body)), config.URL{Path: "/", Regex: `version \d+`}, 0, true, "regex ok"},
 		{"regex miss", reply(ok200(body)), config.URL{Path: "/", Regex: `version [a-z]+`}, 0, false, "did not match"},
 		{"regex no match", reply(ok200(body)), config.URL{Path: "/", Regex: `error`, RegexNoMatch: true}, 0, true, "regex ok"},

@@ -144,6 +144,12 @@ func (h *responseHead) framing() error {
 // readLine reads one line ending in LF (CRLF or bare LF), at most
 // maxLineLen long, and charges it to budget.
 func readLine(br *bufio.Reader, budget *int) (string, error) {
+	return readLineTee(br, budget, nil)
+}
+
+// readLineTee is readLine that also hands the line as received, line end
+// included, to raw when raw is not nil.
+func readLineTee(br *bufio.Reader, budget *int, raw io.Writer) (string, error) {
 	var buf []byte
 	for {
 		frag, err := br.ReadSlice('\n')
@@ -157,6 +163,9 @@ func readLine(br *bufio.Reader, budget *int) (string, error) {
 		buf = append(buf, frag...)
 		switch {
 		case err == nil:
+			if raw != nil {
+				_, _ = raw.Write(buf)
+			}
 			buf = bytes.TrimSuffix(buf[:len(buf)-1], []byte{'\r'})
 			return string(buf), nil
 		case errors.Is(err, bufio.ErrBufferFull):
@@ -189,9 +198,11 @@ func isToken(s string) bool {
 // body returns a reader of the decoded body that fails with
 // errBodyTooLarge as soon as more than limit bytes arrive (or are
 // announced by Content-Length) and with io.ErrUnexpectedEOF when the body
-// ends early.
-func (h *responseHead) body(br *bufio.Reader, limit int64) io.Reader {
-	b := &bodyReader{br: br, left: h.length, limit: limit, chunked: h.chunked}
+// ends early. When raw is not nil, it receives the body as transmitted:
+// the same bytes, except that a chunked body keeps its chunk framing and
+// trailer there (keepalived digests the body that way).
+func (h *responseHead) body(br *bufio.Reader, limit int64, raw io.Writer) io.Reader {
+	b := &bodyReader{br: br, left: h.length, limit: limit, chunked: h.chunked, raw: raw}
 	if h.length > limit {
 		b.err = fmt.Errorf("%w: Content-Length %d over %d", errBodyTooLarge, h.length, limit)
 	}
@@ -207,6 +218,7 @@ type bodyReader struct {
 	chunked bool
 	inChunk bool // a chunk's data has begun (its CRLF is still due)
 	budget  int  // bytes allowed for chunk-size lines and trailers
+	raw     io.Writer
 	err     error
 }
 
@@ -230,6 +242,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		p = p[:room] // read one byte past the limit to tell "exactly at" from "over"
 	}
 	n, err := b.br.Read(p)
+	if b.raw != nil && n > 0 {
+		_, _ = b.raw.Write(p[:min(int64(n), b.limit-b.read)])
+	}
 	b.read += int64(n)
 	if b.left > 0 {
 		b.left -= int64(n)
@@ -256,7 +271,7 @@ func (b *bodyReader) nextChunk() error {
 		b.budget = maxHeaderBytes
 	}
 	if b.inChunk {
-		line, err := readLine(b.br, &b.budget)
+		line, err := readLineTee(b.br, &b.budget, b.raw)
 		if err != nil {
 			return fmt.Errorf("chunk end: %w", err)
 		}
@@ -264,7 +279,7 @@ func (b *bodyReader) nextChunk() error {
 			return fmt.Errorf("%w: data after chunk", errMalformed)
 		}
 	}
-	line, err := readLine(b.br, &b.budget)
+	line, err := readLineTee(b.br, &b.budget, b.raw)
 	if err != nil {
 		return fmt.Errorf("chunk size: %w", err)
 	}
@@ -276,7 +291,7 @@ func (b *bodyReader) nextChunk() error {
 	}
 	if n == 0 {
 		for { // trailer fields, up to the blank line
-			line, err := readLine(b.br, &b.budget)
+			line, err := readLineTee(b.br, &b.budget, b.raw)
 			if err != nil {
 				return fmt.Errorf("trailer: %w", err)
 			}

@@ -17,13 +17,20 @@ func readAll(s string, limit int64) (*responseHead, []byte, error) {
 }
 
 func readAllFrom(r io.Reader, limit int64) (*responseHead, []byte, error) {
+	h, b, _, err := readAllRaw(r, limit)
+	return h, b, err
+}
+
+// readAllRaw also returns the body as transmitted.
+func readAllRaw(r io.Reader, limit int64) (*responseHead, []byte, []byte, error) {
 	br := bufio.NewReaderSize(r, 16)
 	h, err := readResponseHead(br)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	b, err := io.ReadAll(h.body(br, limit))
-	return h, b, err
+	var raw bytes.Buffer
+	b, err := io.ReadAll(h.body(br, limit, &raw))
+	return h, b, raw.Bytes(), err
 }
 
 func TestReadResponse(t *testing.T) {
@@ -92,6 +99,14 @@ func TestReadResponse(t *testing.T) {
 			if h.status != tt.status || string(body) != tt.body {
 				t.Fatalf("status %d body %q, want %d %q", h.status, body, tt.status, tt.body)
 			}
+			_, _, raw, _ := readAllRaw(strings.NewReader(tt.in), tt.limit)
+			wantRaw := tt.body
+			if h.chunked {
+				wantRaw = tt.in[strings.Index(tt.in, "\r\n\r\n")+4:]
+			}
+			if string(raw) != wantRaw {
+				t.Fatalf("raw body %q, want %q", raw, wantRaw)
+			}
 		})
 	}
 }
@@ -117,9 +132,12 @@ func FuzzReadResponse(f *testing.F) {
 			if len(body) == 0 {
 				continue
 			}
-			_, got, err := readAll(framed, int64(len(body)))
+			_, got, raw, err := readAllRaw(strings.NewReader(framed), int64(len(body)))
 			if err != nil || !bytes.Equal(got, body) {
 				t.Fatalf("framed %q: body %q, %v; want %q", framed, got, err, body)
+			}
+			if wantRaw := framed[strings.Index(framed, "\r\n\r\n")+4:]; string(raw) != wantRaw {
+				t.Fatalf("framed %q: raw %q, want %q", framed, raw, wantRaw)
 			}
 		}
 	})
