@@ -186,3 +186,11 @@ func (d *DryRun) SetOutput(w io.Writer) {
 
 // Close does nothing; it satisfies Backend.
 func (d *DryRun) Close() error { return nil }
+
+// SetTimeouts records the connection timeouts (ipvsadm --set).
+func (d *DryRun) SetTimeouts(_ context.Context, t Timeouts) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.emit(ipvsadmTimeouts(t))
+	return nil
+}

@@ -207,3 +207,17 @@ func (k *Kernel) Close() error {
 	}
 	return nil
 }
+
+// SetTimeouts sets the connection timeouts of the namespace (a zero
+// field leaves that timeout unchanged, as the kernel treats 0).
+func (k *Kernel) SetTimeouts(ctx context.Context, t Timeouts) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.h.SetConfig(&mobyipvs.Config{TimeoutTCP: t.TCP, TimeoutTCPFin: t.TCPFin, TimeoutUDP: t.UDP}); err != nil {
+		return fmt.Errorf("set timeouts: %w", err)
+	}
+	return nil
+}

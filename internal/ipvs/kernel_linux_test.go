@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
@@ -306,5 +307,18 @@ func TestKernelReconciler(t *testing.T) {
 	mustNil(t, r2.flushOnStop(ctx))
 	if diff := cmp.Diff(want[3:], tableDump(t, k)); diff != "" {
 		t.Fatalf("after lvs_flush_on_stop VS only the foreign service stays (-want +got):\n%s", diff)
+	}
+}
+
+func TestKernelTimeouts(t *testing.T) {
+	requireIPVS(t)
+	k, done := kernelInNewNetNS(t)
+	defer done()
+	want := Timeouts{TCP: 901 * time.Second, TCPFin: 121 * time.Second, UDP: 301 * time.Second}
+	mustNil(t, k.SetTimeouts(context.Background(), want))
+	got, err := k.h.GetConfig()
+	mustNil(t, err)
+	if g := (Timeouts{TCP: got.TimeoutTCP, TCPFin: got.TimeoutTCPFin, UDP: got.TimeoutUDP}); g != want {
+		t.Fatalf("timeouts read back %+v, want %+v", g, want)
 	}
 }

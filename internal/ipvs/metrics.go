@@ -29,7 +29,7 @@ func NewCollector(r *Reconciler) *Collector {
 	name := func(n string) string { return prometheus.BuildFQName("lvsprobe", "ipvs", n) }
 	return &Collector{
 		r:        r,
-		ops:      prometheus.NewDesc(name("operations_total"), "IPVS writes that succeeded, by kind (add_service, update_service, delete_service, add_destination, update_destination, delete_destination).", []string{"kind"}, nil),
+		ops:      prometheus.NewDesc(name("operations_total"), "IPVS writes that succeeded, by kind (add_service, update_service, delete_service, add_destination, update_destination, delete_destination, set_timeouts).", []string{"kind"}, nil),
 		reads:    prometheus.NewDesc(name("reads_total"), "IPVS table reads (service list and destination lists).", nil, nil),
 		errs:     prometheus.NewDesc(name("errors_total"), "IPVS reads and writes the backend refused.", nil, nil),
 		races:    prometheus.NewDesc(name("races_total"), "Writes that met EEXIST or ENOENT because someone else changed the table, and were absorbed.", nil, nil),
@@ -50,7 +50,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect sends the current values.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.r.Stats()
-	for _, k := range []OpKind{OpAddService, OpUpdateService, OpDeleteService, OpAddDestination, OpUpdateDestination, OpDeleteDestination} {
+	for _, k := range []OpKind{OpAddService, OpUpdateService, OpDeleteService, OpAddDestination, OpUpdateDestination, OpDeleteDestination, OpSetTimeouts} {
 		ch <- prometheus.MustNewConstMetric(c.ops, prometheus.CounterValue, float64(st.Ops[k]), string(k))
 	}
 	ch <- prometheus.MustNewConstMetric(c.reads, prometheus.CounterValue, float64(st.Reads))

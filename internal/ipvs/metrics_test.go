@@ -19,12 +19,13 @@ func TestCollector(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	mustNil(t, reg.Register(NewCollector(h.r)))
 	want := `
-# HELP lvsprobe_ipvs_operations_total IPVS writes that succeeded, by kind (add_service, update_service, delete_service, add_destination, update_destination, delete_destination).
+# HELP lvsprobe_ipvs_operations_total IPVS writes that succeeded, by kind (add_service, update_service, delete_service, add_destination, update_destination, delete_destination, set_timeouts).
 # TYPE lvsprobe_ipvs_operations_total counter
 lvsprobe_ipvs_operations_total{kind="add_destination"} 2
 lvsprobe_ipvs_operations_total{kind="add_service"} 1
 lvsprobe_ipvs_operations_total{kind="delete_destination"} 1
 lvsprobe_ipvs_operations_total{kind="delete_service"} 0
+lvsprobe_ipvs_operations_total{kind="set_timeouts"} 0
 lvsprobe_ipvs_operations_total{kind="update_destination"} 0
 lvsprobe_ipvs_operations_total{kind="update_service"} 0
 # HELP lvsprobe_ipvs_quorum_up 1 when the virtual server has quorum, 0 when it has lost it.

@@ -67,14 +67,15 @@ type Reconciler struct {
 	pass  sync.Mutex // one pass at a time; held across backend calls
 	cache table      // the owned table after the last clean pass, or nil; guarded by pass
 
-	mu      sync.Mutex // guards everything below; never held across backend calls
-	cfg     *config.Config
-	health  map[string]map[netip.AddrPort]rsHealth // by VirtualServer.ID(), then real server
-	quorum  map[string]bool                        // by VirtualServer.ID()
-	retired map[config.ServiceKey]bool             // owned before a reload, not any more: to delete
-	started bool                                   // the first pass (lvs_flush) has run
-	retry   *backoff
-	stats   Stats
+	mu       sync.Mutex // guards everything below; never held across backend calls
+	cfg      *config.Config
+	health   map[string]map[netip.AddrPort]rsHealth // by VirtualServer.ID(), then real server
+	quorum   map[string]bool                        // by VirtualServer.ID()
+	retired  map[config.ServiceKey]bool             // owned before a reload, not any more: to delete
+	started  bool                                   // the first pass (lvs_flush) has run
+	timeouts Timeouts                               // last set, zero if never
+	retry    *backoff
+	stats    Stats
 }
 
 // NewReconciler returns a Reconciler that applies cfg through b. It does
@@ -341,6 +342,7 @@ func (r *Reconciler) reconcile(ctx context.Context, read bool) error {
 	r.mu.Unlock()
 
 	errs = append(errs, r.apply(ctx, desired, actual, retired)...)
+	errs = keep(errs, r.applyTimeouts(ctx))
 	if len(errs) == 0 && ctx.Err() == nil {
 		for id := range actual {
 			if !owned[id] {
@@ -350,6 +352,34 @@ func (r *Reconciler) reconcile(ctx context.Context, read bool) error {
 		r.cache = actual
 	}
 	return errors.Join(errs...)
+}
+
+// applyTimeouts sets lvs_timeouts when the configuration names them and
+// they differ from what this reconciler last set.
+func (r *Reconciler) applyTimeouts(ctx context.Context) error {
+	ts, ok := r.b.(TimeoutSetter)
+	if !ok {
+		return nil
+	}
+	r.mu.Lock()
+	g := r.cfg.Global
+	want := Timeouts{TCP: g.LVSTimeoutTCP, TCPFin: g.LVSTimeoutTCPFin, UDP: g.LVSTimeoutUDP}
+	done := want == r.timeouts
+	r.mu.Unlock()
+	if want.IsZero() || done {
+		return nil
+	}
+	err := r.do(ctx, OpSetTimeouts, config.ServiceKey{}, nil, func() error {
+		err := ts.SetTimeouts(ctx, want)
+		r.count(OpSetTimeouts, err)
+		return err
+	})
+	if err == nil {
+		r.mu.Lock()
+		r.timeouts = want
+		r.mu.Unlock()
+	}
+	return err
 }
 
 // readActual reads the owned services and their destinations.

@@ -445,3 +445,20 @@ func TestApplyWritesChangesWithoutReading(t *testing.T) {
 		t.Fatalf("Reconcile (-want +got):\n%s", diff)
 	}
 }
+
+func TestReconcilerSetsTimeoutsOnceAndOnReload(t *testing.T) {
+	vs := virtualServer("198.18.0.1", 80)
+	cfg := configOf(vs)
+	cfg.Global.LVSTimeoutTCP, cfg.Global.LVSTimeoutTCPFin, cfg.Global.LVSTimeoutUDP = 900e9, 120e9, 300e9
+	h := newHarness(t, cfg)
+	runSteps(t, h, []step{
+		{"start", nil, []string{"ipvsadm -A -t 198.18.0.1:80 -s wlc", "ipvsadm --set 900 120 300"}},
+		{"reload with another tcp timeout", func(h *harness) {
+			cfg2 := configOf(virtualServer("198.18.0.1", 80))
+			cfg2.Global = cfg.Global
+			cfg2.Global.LVSTimeoutTCP = 600e9
+			h.r.Update(cfg2)
+		}, []string{"ipvsadm --set 600 120 300"}},
+		{"reload without timeouts: left as they are", func(h *harness) { h.r.Update(configOf(virtualServer("198.18.0.1", 80))) }, nil},
+	})
+}

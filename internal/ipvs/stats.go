@@ -13,6 +13,7 @@ const (
 	OpAddDestination    OpKind = "add_destination"    // ipvsadm -a
 	OpUpdateDestination OpKind = "update_destination" // ipvsadm -e
 	OpDeleteDestination OpKind = "delete_destination" // ipvsadm -d
+	OpSetTimeouts       OpKind = "set_timeouts"       // ipvsadm --set
 )
 
 // Stats counts what a Reconciler has done since it was made.
