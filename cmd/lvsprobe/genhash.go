@@ -27,6 +27,7 @@ type genhashFlags struct {
 	vhost   string
 	sni     string
 	proto   string
+	fwmark  uint
 	timeout float64
 	verbose bool
 }
@@ -50,8 +51,11 @@ func (g *genhashFlags) register(fs *flag.FlagSet) {
 	for _, n := range []string{"I", "sni"} {
 		fs.StringVar(&g.sni, n, "", "send SNI with this server `name` (with -S)")
 	}
-	for _, n := range []string{"r", "protocol"} {
+	for _, n := range []string{"r", "P", "protocol"} {
 		fs.StringVar(&g.proto, n, "1.0", "http_protocol: `1.0`, 1.0C or 1.1")
+	}
+	for _, n := range []string{"m", "fwmark"} {
+		fs.UintVar(&g.fwmark, n, 0, "firewall `mark` of the check's packets (SO_MARK)")
 	}
 	for _, n := range []string{"t", "timeout"} {
 		fs.Float64Var(&g.timeout, n, config.DefaultConnectTimeout.Seconds(), "connect_timeout in `seconds`, bounding the whole exchange")
@@ -71,6 +75,9 @@ func (g *genhashFlags) checker() (*config.Checker, error) {
 	if g.port > 65535 {
 		return nil, fmt.Errorf("-p %d: not a port", g.port)
 	}
+	if g.fwmark > 1<<32-1 {
+		return nil, fmt.Errorf("-m %d: not a firewall mark", g.fwmark)
+	}
 	if g.timeout <= 0 {
 		return nil, fmt.Errorf("-t %v: not a positive number of seconds", g.timeout)
 	}
@@ -80,6 +87,7 @@ func (g *genhashFlags) checker() (*config.Checker, error) {
 		ConnectIP:      addr,
 		ConnectPort:    uint16(g.port),
 		ConnectTimeout: time.Duration(g.timeout * float64(time.Second)),
+		FWMark:         uint32(g.fwmark),
 		HTTP: &config.HTTPOptions{
 			Protocol:    g.proto,
 			VirtualHost: g.vhost,
@@ -105,7 +113,7 @@ func cmdGenhash(ctx context.Context, e *env, args []string) error {
 	var g genhashFlags
 	g.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: lvsprobe genhash -s ADDRESS [-p PORT] [-u PATH] [-S] [-V HOST] [-I SNI] [-r 1.0|1.0C|1.1] [-t SECONDS] [-v]")
+		fmt.Fprintln(e.stderr, "usage: lvsprobe genhash -s ADDRESS [-p PORT] [-u PATH] [-S] [-V HOST] [-I SNI] [-r 1.0|1.0C|1.1] [-m MARK] [-t SECONDS] [-v]")
 		fmt.Fprintln(e.stderr, "Fetches the url as HTTP_GET (or SSL_GET with -S) would and prints the line to paste into its url block: digest HEX")
 		fs.PrintDefaults()
 	}

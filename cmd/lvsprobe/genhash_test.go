@@ -54,6 +54,7 @@ func TestGenhashNginx(t *testing.T) {
 	}{
 		{"http", []string{"-s", server, "-u", "/img/photo.jpg"}},
 		{"http long flags", []string{"--server", server, "--port", "80", "--url", "/img/photo.jpg", "--protocol", "1.1", "--timeout", "2"}},
+		{"keepalived's -P and -m", []string{"-s", server, "-u", "/img/photo.jpg", "-P", "1.0C", "-m", "7"}},
 		{"ssl with SNI", []string{"-s", server, "-S", "-I", "www.example.test", "-V", "www.example.test", "-u", "/img/photo.jpg", "-r", "1.0C"}},
 	}
 	for _, tt := range tests {
