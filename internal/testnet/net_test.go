@@ -102,7 +102,7 @@ func TestNginxStopStartBlackHole(t *testing.T) {
 	}
 	ng.Start(t)
 	rs.BlackHole(t)
-	if _, err := get(); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := get(); !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("GET black-holed: %v, want a timeout", err)
 	}
 	rs.Restore(t)
