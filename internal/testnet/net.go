@@ -1,12 +1,13 @@
 package testnet
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 
 // Options shape a topology.
 type Options struct {
-	RealServers int // number of real-server namespaces; 0 means 1
+	RealServers int // number of real-server namespaces; 0 means 1 (at most 511 alive in a process)
 	ExtraAddrs  int // addresses per real server besides its first (at most 252)
 }
 
@@ -39,8 +40,32 @@ type RealServer struct {
 	ns netns.NsHandle
 }
 
-// subnets hands out /24s of 198.18.0.0/15 to the topologies of a process.
-var subnets atomic.Uint32
+// subnets hands out the /24s of 198.18.0.0/15 (1 to 511) to the real
+// servers of a process, each back once its namespace is gone.
+var subnets struct {
+	sync.Mutex
+	used [512]bool
+	next uint32
+}
+
+// allocSubnet reserves a /24 until tb's cleanup.
+func allocSubnet(tb testing.TB) (uint32, error) {
+	subnets.Lock()
+	defer subnets.Unlock()
+	for i := range uint32(511) {
+		idx := 1 + (subnets.next+i)%511
+		if !subnets.used[idx] {
+			subnets.used[idx], subnets.next = true, idx
+			tb.Cleanup(func() {
+				subnets.Lock()
+				subnets.used[idx] = false
+				subnets.Unlock()
+			})
+			return idx, nil
+		}
+	}
+	return 0, errors.New("all 511 subnets of 198.18.0.0/15 in use")
+}
 
 // linkUpTimeout bounds the wait for a veth pair to carry traffic.
 const linkUpTimeout = 10 * time.Second
@@ -75,9 +100,9 @@ func New(tb testing.TB, opts Options) *Net {
 // addRealServer creates one namespace and its veth pair, registering the
 // teardown of each piece as soon as it exists.
 func addRealServer(tb testing.TB, extra int) (*RealServer, error) {
-	idx := subnets.Add(1) % 512
-	if idx == 0 {
-		idx = subnets.Add(1) % 512
+	idx, err := allocSubnet(tb)
+	if err != nil {
+		return nil, err
 	}
 	base := netip.AddrFrom4([4]byte{198, 18 + byte(idx>>8), byte(idx), 0})
 	at := func(host byte) netip.Addr {
