@@ -146,6 +146,9 @@ func (r *Reconciler) do(ctx context.Context, kind OpKind, svc config.ServiceKey,
 	}
 	delay := r.retry.fail(t, r.now())
 	target := svc.String()
+	if svc == (config.ServiceKey{}) {
+		target = "connection timeouts"
+	}
 	if dest != nil {
 		target += " -> " + addrPort(dest.Addr, dest.Port)
 	}
