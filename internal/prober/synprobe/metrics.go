@@ -8,6 +8,8 @@ type metrics struct {
 	sent       prometheus.Counter
 	sendErrors prometheus.Counter
 	answers    *prometheus.CounterVec // by kind: synack, rst
+	synacks    prometheus.Counter     // answers{kind="synack"}
+	resets     prometheus.Counter     // answers{kind="rst"}
 	invalid    *prometheus.CounterVec // by reason
 	misses     prometheus.Counter
 	rtt        prometheus.Histogram
@@ -42,6 +44,8 @@ func newMetrics(reg prometheus.Registerer, lost func() float64, targets func() f
 		targets: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "targets", Help: "Targets being probed."}, targets),
 	}
+	m.synacks = m.answers.WithLabelValues("synack")
+	m.resets = m.answers.WithLabelValues("rst")
 	if reg == nil {
 		return m, nil
 	}

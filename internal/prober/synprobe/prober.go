@@ -37,7 +37,7 @@ type Config struct {
 	Interfaces        []string              // interfaces whose ingress the eBPF receiver watches
 	Receiver          ReceiverMode          // eBPF, fallback, or eBPF with fallback
 	SecretRotation    time.Duration         // how often the cookie key changes
-	SignalBuffer      int                   // capacity of the Signals channel
+	SignalBuffer      int                   // capacity of the Signals channel, in batches
 	ReservedPortsFile string                // the sysctl file; "" for /proc/sys/net/ipv4/ip_local_reserved_ports
 	Logger            *slog.Logger          // nil discards
 	Registerer        prometheus.Registerer // nil registers nothing
@@ -53,7 +53,7 @@ func DefaultConfig() Config {
 		PPS:            200000,
 		Batch:          64,
 		SecretRotation: time.Minute,
-		SignalBuffer:   4096,
+		SignalBuffer:   256,
 	}
 }
 
@@ -136,7 +136,8 @@ type Prober struct {
 	resv    *reservation
 	recv    receiver
 	m       *metrics
-	signals chan Signal
+	signals chan []Signal
+	batch   []Signal // signals of the current drain; receiver goroutine only
 	seed    maphash.Seed
 
 	mu        sync.Mutex
@@ -171,7 +172,7 @@ func New(cfg Config) (_ *Prober, err error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "synprobe"),
 		ports:   portRange{cfg.PortLo, cfg.PortHi},
-		signals: make(chan Signal, cfg.SignalBuffer),
+		signals: make(chan []Signal, cfg.SignalBuffer),
 		seed:    maphash.MakeSeed(),
 		targets: map[netip.AddrPort]*target{},
 		wake:    make(chan struct{}, 1),
@@ -306,10 +307,13 @@ func (p *Prober) Remove(addr netip.AddrPort) {
 	}
 }
 
-// Signals returns the channel of signals. A signal that does not fit is
-// dropped and counted (signals_dropped_total); [Prober.Snapshot] always
-// has the current state.
-func (p *Prober) Signals() <-chan Signal { return p.signals }
+// Signals returns the channel of signals, in batches: one per drain of
+// the receiver (at least every few milliseconds while answers come), in
+// the order they happened; a batch is the receiver's to keep. A batch
+// that does not fit is dropped and its signals counted
+// (signals_dropped_total); [Prober.Snapshot] always has the current
+// state.
+func (p *Prober) Signals() <-chan []Signal { return p.signals }
 
 // Snapshot returns the state of one target.
 func (p *Prober) Snapshot(addr netip.AddrPort) (TargetState, bool) {
@@ -332,11 +336,20 @@ func (p *Prober) SnapshotAll(dst []TargetState) []TargetState {
 	return dst
 }
 
-func (p *Prober) emit(s Signal) {
+// emit queues a signal for the next flush (receiver goroutine only).
+func (p *Prober) emit(s Signal) { p.batch = append(p.batch, s) }
+
+// flush hands the queued signals over as one batch.
+func (p *Prober) flush() {
+	if len(p.batch) == 0 {
+		return
+	}
 	select {
-	case p.signals <- s:
+	case p.signals <- p.batch:
+		p.batch = make([]Signal, 0, cap(p.batch))
 	default:
-		p.m.dropped.Inc()
+		p.m.dropped.Add(float64(len(p.batch)))
+		p.batch = p.batch[:0]
 	}
 }
 
@@ -485,6 +498,7 @@ func (p *Prober) settleMisses(upTo uint64) {
 	}
 	p.unsettled = append(p.unsettled[:0], p.unsettled[n:]...)
 	p.mu.Unlock()
+	p.flush()
 }
 
 // handle validates one packet from the receiver and updates its target.
@@ -541,7 +555,11 @@ func (p *Prober) settle(ktime uint64, a *answer) error {
 		kind = Reset
 	}
 	p.mu.Unlock()
-	p.m.answers.WithLabelValues(kind.String()).Inc()
+	if kind == SynAck {
+		p.m.synacks.Inc()
+	} else {
+		p.m.resets.Inc()
+	}
 	p.m.rtt.Observe(rtt.Seconds())
 	p.emit(Signal{Target: key, Kind: kind, RTT: rtt})
 	return nil

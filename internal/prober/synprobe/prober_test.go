@@ -42,8 +42,10 @@ func waitSignals(tb testing.TB, p *Prober, wants map[netip.AddrPort]want) {
 	}
 	for !met() {
 		select {
-		case s := <-p.Signals():
-			last[s.Target] = s
+		case batch := <-p.Signals():
+			for _, s := range batch {
+				last[s.Target] = s
+			}
 		case <-ctx.Done():
 			for t, w := range wants {
 				tb.Errorf("%v: want %v (misses >= %d), last signal %+v", t, w.kind, w.minMisses, last[t])

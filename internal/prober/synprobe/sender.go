@@ -30,8 +30,7 @@ type sender struct {
 	sa6      []unix.RawSockaddrInet6
 }
 
-// dropAll is a classic BPF filter that accepts nothing: a raw TCP socket
-// would otherwise queue a copy of every TCP packet the host receives.
+// dropAll is a classic BPF filter that accepts nothing.
 var dropAll = []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
 
 func newSender(batch int) *sender {
@@ -45,27 +44,29 @@ func newSender(batch int) *sender {
 	}
 }
 
-// openRaw opens a send-only raw TCP socket of the family.
+// openRaw opens a send-only raw socket of the family. IPv4 uses
+// IPPROTO_RAW: probes carry their own IP header (so the kernel skips
+// building one) and the socket receives nothing. IPv6 has no such socket
+// in every kernel, so it uses IPPROTO_TCP with a filter that drops every
+// packet the kernel would otherwise queue on it (a copy of all TCP).
 func openRaw(family int) (int, error) {
-	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	proto := unix.IPPROTO_TCP
+	if family == unix.AF_INET {
+		proto = unix.IPPROTO_RAW
+	}
+	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		return -1, fmt.Errorf("open raw socket: %w", err)
 	}
-	prog := unix.SockFprog{Len: uint16(len(dropAll)), Filter: &dropAll[0]}
-	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("filter raw socket: %w", err)
-	}
-	// IPv4 probes carry their own header: the kernel then skips building
-	// one (ip_append_data), the most expensive step of a raw send.
-	if family == unix.AF_INET {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_HDRINCL, 1); err != nil {
+	if family == unix.AF_INET6 {
+		prog := unix.SockFprog{Len: uint16(len(dropAll)), Filter: &dropAll[0]}
+		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
 			unix.Close(fd)
-			return -1, fmt.Errorf("set IP_HDRINCL: %w", err)
+			return -1, fmt.Errorf("filter raw socket: %w", err)
 		}
 	}
-	// Probes should leave even when the send buffer would block: a full
-	// buffer is reported as ENOBUFS/EAGAIN and counted as a send error.
+	// A full send buffer is reported as ENOBUFS/EAGAIN and counted as a
+	// send error rather than blocking the loop for long.
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
 	return fd, nil
 }
