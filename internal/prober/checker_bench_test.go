@@ -2,6 +2,7 @@ package prober
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/netip"
 	"strings"
@@ -20,18 +21,30 @@ var benchBody = strings.Repeat("lvsprobe benchmark body ", 4096/24+1)[:4096]
 // benchTarget returns the address of a server holding /bench.html: a real
 // nginx in a real-server namespace under testnet.Main (so that the process
 // CPU measured is the checker's alone), a Go server on loopback otherwise.
-func benchTarget(b *testing.B) netip.AddrPort {
+// With useTLS the server speaks HTTPS (a fresh self-signed certificate).
+func benchTarget(b *testing.B, useTLS bool) netip.AddrPort {
 	b.Helper()
 	if testnet.Inside() {
 		rs := testnet.New(b, testnet.Options{}).RealServers[0]
-		rs.StartNginx(b, testnet.NginxOptions{Files: map[string][]byte{"/bench.html": []byte(benchBody)}})
-		return netip.AddrPortFrom(rs.Addr, 80)
+		opts := testnet.NginxOptions{Files: map[string][]byte{"/bench.html": []byte(benchBody)}}
+		if useTLS {
+			opts.TLSPort, opts.ServerNames = 443, []string{"bench.example.test"}
+		}
+		ng := rs.StartNginx(b, opts)
+		if useTLS {
+			return netip.AddrPortFrom(rs.Addr, ng.TLSPort())
+		}
+		return netip.AddrPortFrom(rs.Addr, ng.Port())
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	return serveRaw(b, l, nil, reply(ok200(benchBody))).addr
+	var cfg *tls.Config
+	if useTLS {
+		cfg = &tls.Config{Certificates: []tls.Certificate{testnet.NewCA(b).Issue(b, "bench.example.test").TLS(b)}}
+	}
+	return serveRaw(b, l, cfg, reply(ok200(benchBody))).addr
 }
 
 // checkerCPUTime returns the user and system CPU time the process has used.
@@ -62,12 +75,18 @@ func benchCheck(b *testing.B, ck Checker) {
 }
 
 func BenchmarkTCPCheck(b *testing.B) {
-	addr := benchTarget(b)
+	addr := benchTarget(b, false)
 	benchCheck(b, mustChecker(b, checkerFor(config.TCPCheck, addr, time.Second), CheckerOptions{}))
 }
 
 func BenchmarkHTTPGetDigest(b *testing.B) {
-	addr := benchTarget(b)
+	addr := benchTarget(b, false)
 	c := checkerFor(config.HTTPGet, addr, time.Second, &config.URL{Path: "/bench.html", Digest: md5hex(benchBody)})
+	benchCheck(b, mustChecker(b, c, CheckerOptions{}))
+}
+
+func BenchmarkSSLGetDigest(b *testing.B) {
+	addr := benchTarget(b, true)
+	c := checkerFor(config.SSLGet, addr, time.Second, &config.URL{Path: "/bench.html", Digest: md5hex(benchBody)})
 	benchCheck(b, mustChecker(b, c, CheckerOptions{}))
 }

