@@ -1,6 +1,7 @@
 package synprobe
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -280,11 +281,7 @@ func (p *Prober) Add(addr netip.AddrPort, interval time.Duration) error {
 	return nil
 }
 
-func (p *Prober) dueAdd(t *target) {
-	t.idx = len(p.due)
-	p.due = append(p.due, t)
-	p.due.reschedule(t)
-}
+func (p *Prober) dueAdd(t *target) { heap.Push(&p.due, t) }
 
 // Remove stops probing addr.
 func (p *Prober) Remove(addr netip.AddrPort) {
@@ -296,14 +293,7 @@ func (p *Prober) Remove(addr netip.AddrPort) {
 	}
 	delete(p.targets, addr)
 	if t.idx >= 0 {
-		last := len(p.due) - 1
-		p.due.Swap(t.idx, last)
-		p.due[last] = nil
-		p.due = p.due[:last]
-		if t.idx < len(p.due) {
-			p.due.reschedule(p.due[t.idx])
-		}
-		t.idx = -1
+		heap.Remove(&p.due, t.idx)
 	}
 }
 

@@ -94,3 +94,39 @@ func TestSettleByKernelTime(t *testing.T) {
 		t.Errorf("wrong ack: %v, want bad_cookie", err)
 	}
 }
+
+// TestRemoveKeepsOrder: removing targets from the middle of the due heap
+// keeps the rest due in time order, and answers for removed targets are
+// unknown.
+func TestRemoveKeepsOrder(t *testing.T) {
+	p := newBareProber(t)
+	local := netip.MustParseAddr("198.18.0.1")
+	var addrs []netip.AddrPort
+	for i := range 20 {
+		a := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.2"), uint16(1000+i))
+		tg := &target{addr: a, local: local, interval: 1000, next: uint64((i * 7919) % 20), state: TargetState{Target: a}}
+		p.targets[a] = tg
+		p.dueAdd(tg)
+		addrs = append(addrs, a)
+	}
+	for _, i := range []int{3, 0, 19, 11} {
+		p.Remove(addrs[i])
+	}
+	p.Remove(addrs[3]) // twice is fine
+	if len(p.due) != 16 || len(p.targets) != 16 {
+		t.Fatalf("%d due, %d targets after removing 4 of 20", len(p.due), len(p.targets))
+	}
+	last := uint64(0)
+	for len(p.due) > 0 {
+		tg := p.due.peek()
+		if tg.next < last {
+			t.Fatalf("due out of order: %d after %d", tg.next, last)
+		}
+		last = tg.next
+		p.Remove(tg.addr)
+	}
+	a := answer{src: addrs[3].Addr(), dst: local, sport: addrs[3].Port(), dport: 62000, flags: flagSYN | flagACK}
+	if err := p.settle(5, &a); !errors.Is(err, errUnknown) {
+		t.Errorf("answer for a removed target: %v, want unknown_target", err)
+	}
+}
