@@ -169,6 +169,13 @@ func FuzzParsePortList(f *testing.F) {
 
 func TestReservePorts(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "reserved")
+	read := func() string {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
 	if err := os.WriteFile(file, []byte("8080\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -176,16 +183,34 @@ func TestReservePorts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(file); string(b) != "8080,40000-40999" {
-		t.Errorf("after reserve: %q", b)
+	if got := read(); got != "8080,40000-40999\n" {
+		t.Errorf("after reserve: %q", got)
 	}
 	if _, err := reservePorts(file, portRange{40500, 41000}); !errors.Is(err, errPortsInUse) {
 		t.Errorf("overlapping reserve: %v, want errPortsInUse", err)
 	}
+	// Someone else reserves a port meanwhile; release keeps it.
+	if err := os.WriteFile(file, []byte("8080,40000-40999,9090\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := v.release(); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(file); string(b) != "8080\n" {
-		t.Errorf("after release: %q", b)
+	if got := read(); got != "8080,9090\n" {
+		t.Errorf("after release: %q", got)
+	}
+	// A leftover of a killed prober (the same range) is adopted.
+	if err := os.WriteFile(file, []byte("40000-40999\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err = reservePorts(file, portRange{40000, 40999})
+	if err != nil {
+		t.Fatalf("adopting a leftover reservation: %v", err)
+	}
+	if err := v.release(); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != "\n" {
+		t.Errorf("after releasing the adopted range: %q", got)
 	}
 }

@@ -62,45 +62,73 @@ func formatPortList(rs []portRange) string {
 	return strings.Join(parts, ",")
 }
 
-// reservation adds a port range to the kernel's reserved ports and puts
-// the previous list back on release.
+// reservation adds a port range to the kernel's reserved ports and takes
+// it out again on release.
 type reservation struct {
 	file string
-	prev string
+	r    portRange
 }
 
-// errPortsInUse is returned when the wanted range overlaps a range that
-// is already reserved (probably by another prober).
+// errPortsInUse is returned when the wanted range overlaps a different
+// reserved range (probably another prober's).
 var errPortsInUse = errors.New("port range already reserved")
 
-// reservePorts reserves r in file (reservedPortsFile outside tests).
-func reservePorts(file string, r portRange) (*reservation, error) {
+// readPorts reads and parses the reserved-port list.
+func readPorts(file string) ([]portRange, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("read reserved ports: %w", err)
 	}
-	prev := strings.TrimSpace(string(b))
-	cur, err := parsePortList(prev)
+	rs, err := parsePortList(string(b))
 	if err != nil {
 		return nil, fmt.Errorf("read reserved ports: %w", err)
 	}
-	for _, c := range cur {
-		if c.lo <= r.hi && r.lo <= c.hi {
-			return nil, fmt.Errorf("reserve %s (have %s): %w", r, prev, errPortsInUse)
-		}
-	}
-	if err := os.WriteFile(file, []byte(formatPortList(append(cur, r))), 0o644); err != nil {
-		return nil, fmt.Errorf("reserve ports %s: %w", r, err)
-	}
-	return &reservation{file: file, prev: prev}, nil
+	return rs, nil
 }
 
-// release puts the reserved-port list back as it was.
+// writePorts writes the reserved-port list. The kernel reads an empty
+// write as "no reservation"; a bare newline keeps the write non-empty.
+func writePorts(file string, rs []portRange) error {
+	return os.WriteFile(file, []byte(formatPortList(rs)+"\n"), 0o644)
+}
+
+// reservePorts reserves r in file (reservedPortsFile outside tests). A
+// range equal to r that is already there is adopted: it is what a prober
+// killed before it could clean up leaves behind.
+func reservePorts(file string, r portRange) (*reservation, error) {
+	cur, err := readPorts(file)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cur {
+		if c == r {
+			return &reservation{file: file, r: r}, nil
+		}
+		if c.lo <= r.hi && r.lo <= c.hi {
+			return nil, fmt.Errorf("reserve %s (have %s): %w", r, formatPortList(cur), errPortsInUse)
+		}
+	}
+	if err := writePorts(file, append(cur, r)); err != nil {
+		return nil, fmt.Errorf("reserve ports %s: %w", r, err)
+	}
+	return &reservation{file: file, r: r}, nil
+}
+
+// release takes the range out of the reserved-port list, leaving any
+// other change made meanwhile alone.
 func (v *reservation) release() error {
-	// The kernel reads an empty write as "no reservation"; a bare newline
-	// keeps the write non-empty.
-	if err := os.WriteFile(v.file, []byte(v.prev+"\n"), 0o644); err != nil {
-		return fmt.Errorf("restore reserved ports: %w", err)
+	cur, err := readPorts(v.file)
+	if err != nil {
+		return err
+	}
+	keep := cur[:0]
+	for _, c := range cur {
+		if c != v.r {
+			keep = append(keep, c)
+		}
+	}
+	if err := writePorts(v.file, keep); err != nil {
+		return fmt.Errorf("release reserved ports: %w", err)
 	}
 	return nil
 }
