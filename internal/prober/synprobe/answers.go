@@ -1,0 +1,120 @@
+package synprobe
+
+import (
+	"net/netip"
+	"time"
+)
+
+// emit queues a signal for the next flush (receiver goroutine only).
+func (p *Prober) emit(s Signal) { p.batch = append(p.batch, s) }
+
+// flush hands the queued signals over as one batch.
+func (p *Prober) flush() {
+	if len(p.batch) == 0 {
+		return
+	}
+	select {
+	case p.signals <- p.batch:
+		p.batch = make([]Signal, 0, cap(p.batch))
+	default:
+		p.m.dropped.Add(float64(len(p.batch)))
+		p.batch = p.batch[:0]
+	}
+}
+
+// settleMisses declares missed every probe whose successor left before
+// upTo and that is still unanswered: the receiver has handed up every
+// answer that reached the kernel before upTo.
+func (p *Prober) settleMisses(upTo uint64) {
+	p.mu.Lock()
+	n := 0
+	for _, st := range p.unsettled {
+		if st.untilNs >= upTo {
+			break
+		}
+		n++
+		t := st.t
+		var pr *sent
+		switch st.gen {
+		case t.prev.gen:
+			pr = &t.prev
+		case t.cur.gen:
+			pr = &t.cur
+		}
+		if p.targets[t.addr] != t || (pr != nil && pr.answered) {
+			continue // removed, or answered in time after all
+		}
+		p.m.misses.Inc()
+		if st.gen > t.answeredGen {
+			t.state.ConsecutiveMisses++
+			p.emit(Signal{Target: t.addr, Kind: Miss, ConsecutiveMisses: t.state.ConsecutiveMisses})
+		}
+	}
+	p.unsettled = append(p.unsettled[:0], p.unsettled[n:]...)
+	p.mu.Unlock()
+	p.flush()
+}
+
+// handle validates one packet from the receiver and updates its target.
+func (p *Prober) handle(ktime uint64, pkt []byte, wireLen int) {
+	var a answer
+	err := decodeAnswer(pkt, wireLen, &a)
+	if err == nil {
+		err = p.settle(ktime, &a)
+	}
+	if err != nil {
+		p.m.invalid.WithLabelValues(err.Error()).Inc()
+	}
+	if p.observe != nil {
+		p.observe(err)
+	}
+}
+
+func (p *Prober) settle(ktime uint64, a *answer) error {
+	key := netip.AddrPortFrom(a.src, a.sport)
+	p.mu.Lock()
+	t, ok := p.targets[key]
+	if !ok || a.dst != t.local {
+		p.mu.Unlock()
+		return errUnknown
+	}
+	if !p.cookies.valid(t.local, t.addr.Addr(), a.dport, t.addr.Port(), a.ack) {
+		p.mu.Unlock()
+		return errBadCookie
+	}
+	var pr *sent
+	switch {
+	case t.cur.gen != 0 && a.dport == t.cur.lport:
+		pr = &t.cur
+	case t.prev.gen != 0 && a.dport == t.prev.lport && ktime < t.prev.untilNs:
+		pr = &t.prev
+	default:
+		p.mu.Unlock()
+		return errLate
+	}
+	if pr.answered {
+		p.mu.Unlock()
+		return errDuplicate
+	}
+	rtt := time.Duration(ktime - min(ktime, pr.sentNs))
+	pr.answered = true
+	t.answeredGen = max(t.answeredGen, pr.gen)
+	t.state.Answered++
+	t.state.ConsecutiveMisses = 0
+	t.state.LastRTT = rtt
+	t.state.RSTSeen = a.rst()
+	t.state.SynAckSeen = !a.rst()
+	kind := SynAck
+	if a.rst() {
+		kind = Reset
+	}
+	p.mu.Unlock()
+	if kind == SynAck {
+		p.m.synacks.Inc()
+	} else {
+		p.m.resets.Inc()
+	}
+	p.m.rtt.Observe(rtt.Seconds())
+	p.emit(Signal{Target: key, Kind: kind, RTT: rtt})
+	return nil
+}

@@ -1,0 +1,131 @@
+package synprobe
+
+import (
+	"container/heap"
+	"fmt"
+	"hash/maphash"
+	"net/netip"
+	"time"
+
+	"github.com/lvsprobe/lvsprobe/internal/loader"
+)
+
+// target is the prober's state for one address and port.
+type target struct {
+	addr     netip.AddrPort
+	local    netip.Addr
+	interval uint64 // ns
+	next     uint64 // ktime ns when the next probe is due
+	idx      int    // index in the due heap, -1 when not in it
+	gen      uint32 // probes sent, picks the source port
+	// answeredGen is the newest answered probe: a miss settled after a
+	// later probe was answered does not count as consecutive.
+	answeredGen uint32
+	base        uint32 // per-target offset into the port range
+
+	// The newest probe and the one before it. An answer counts for the
+	// probe it acknowledges if it reached the kernel (its ktime) before
+	// the next probe left; a probe unanswered by then is a miss, settled
+	// once the receiver has drained everything older (see settleMisses).
+	cur, prev sent
+
+	state TargetState
+}
+
+// sent is one probe, as its target remembers it.
+type sent struct {
+	gen      uint32 // its number among the target's probes, from 1
+	lport    uint16 // the source port it left from
+	sentNs   uint64 // ktime when it left
+	untilNs  uint64 // ktime when the next probe left (0 while newest)
+	answered bool
+}
+
+// settlement is a probe to declare missed, unless answered, once the
+// receiver has drained every answer older than untilNs.
+type settlement struct {
+	t       *target
+	gen     uint32
+	untilNs uint64
+}
+
+// Add starts probing addr every interval (0 for the configured default).
+// Adding a target twice changes its interval.
+func (p *Prober) Add(addr netip.AddrPort, interval time.Duration) error {
+	if !addr.IsValid() || addr.Port() == 0 {
+		return fmt.Errorf("add target %v: needs an address and a port", addr)
+	}
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	if interval <= 0 {
+		interval = p.cfg.Interval
+	}
+	local, err := localAddrFor(addr.Addr())
+	if err != nil {
+		return fmt.Errorf("add target %v: %w", addr, err)
+	}
+	p.sendMu.Lock()
+	err = p.snd.open(addr.Addr().Is4(), !addr.Addr().Is4())
+	p.sendMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("add target %v: %w", addr, err)
+	}
+	h := maphash.Comparable(p.seed, addr)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t, ok := p.targets[addr]; ok {
+		t.interval = uint64(interval)
+		return nil
+	}
+	t := &target{
+		addr: addr, local: local, interval: uint64(interval),
+		base:  uint32(h),
+		state: TargetState{Target: addr},
+	}
+	// Stagger first probes over one interval so targets added together
+	// do not fire together.
+	t.next = loader.Ktime() + (h>>32)%uint64(interval)
+	p.targets[addr] = t
+	p.dueAdd(t)
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (p *Prober) dueAdd(t *target) { heap.Push(&p.due, t) }
+
+// Remove stops probing addr.
+func (p *Prober) Remove(addr netip.AddrPort) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.targets[addr]
+	if !ok {
+		return
+	}
+	delete(p.targets, addr)
+	if t.idx >= 0 {
+		heap.Remove(&p.due, t.idx)
+	}
+}
+
+// Snapshot returns the state of one target.
+func (p *Prober) Snapshot(addr netip.AddrPort) (TargetState, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.targets[addr]
+	if !ok {
+		return TargetState{}, false
+	}
+	return t.state, true
+}
+
+// SnapshotAll appends the state of every target to dst.
+func (p *Prober) SnapshotAll(dst []TargetState) []TargetState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.targets {
+		dst = append(dst, t.state)
+	}
+	return dst
+}
