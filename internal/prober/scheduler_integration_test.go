@@ -52,7 +52,7 @@ func TestSchedulerRealTCP(t *testing.T) {
 	}
 	v := &config.VirtualServer{Addr: netip.MustParseAddr("198.18.250.1"), Port: 80, Family: "inet", Protocol: config.TCP,
 		RealServers: []*config.RealServer{{Addr: ap.Addr(), Port: ap.Port(), Weight: 1, Checkers: []*config.Checker{block}}}}
-	log := newAttemptLog(realChecker)
+	log := newAttemptLog(NewChecker)
 	s, err := NewScheduler(&config.Config{VirtualServers: []*config.VirtualServer{v}},
 		SchedulerOptions{NewChecker: log.newChecker, StartDelay: -1})
 	if err != nil {

@@ -194,7 +194,8 @@ func TestSchedulerWarmupStaggers(t *testing.T) {
 			t.Fatal(err)
 		}
 		startScheduler(t, s)
-		time.Sleep(999 * time.Millisecond)
+		// rand.N(warmup) is below 1 s by at most 1 ns: wait until then.
+		time.Sleep(time.Second - time.Nanosecond)
 		synctest.Wait()
 		firsts := map[time.Duration]bool{}
 		for p := range uint16(200) {
