@@ -14,6 +14,8 @@ type probe struct {
 	local, remote netip.Addr
 	lport, rport  uint16
 	seq           uint32
+	t             *target // the target it probes (nil in benchmarks)
+	gen           uint32  // its number among t's probes
 }
 
 // slotLen is the buffer space of one probe: an IPv4 header and the SYN.

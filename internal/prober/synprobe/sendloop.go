@@ -27,6 +27,7 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 			if err := lim.WaitN(ctx, len(b)); err != nil {
 				return ctx.Err()
 			}
+			p.stamp(b)
 			p.sendMu.Lock()
 			n, err := p.snd.send(b)
 			p.sendMu.Unlock()
@@ -81,7 +82,7 @@ func (p *Prober) collect(now, horizon uint64, b4, b6 []probe) ([]probe, []probe)
 		t.gen++
 		t.cur = sent{gen: t.gen, lport: p.ports.lo + uint16((t.base+t.gen)%size), sentNs: now}
 		t.state.Sent++
-		pr := probe{local: t.local, remote: t.addr.Addr(), lport: t.cur.lport, rport: t.addr.Port()}
+		pr := probe{local: t.local, remote: t.addr.Addr(), lport: t.cur.lport, rport: t.addr.Port(), t: t, gen: t.cur.gen}
 		pr.seq = p.cookies.seq(pr.local, pr.remote, pr.lport, pr.rport)
 		if pr.remote.Is4() {
 			b4 = append(b4, pr)
@@ -94,4 +95,17 @@ func (p *Prober) collect(now, horizon uint64, b4, b6 []probe) ([]probe, []probe)
 		}
 		p.due.reschedule(t)
 	}
+}
+
+// stamp records the send time of a batch about to leave (after the token
+// bucket's wait, so that a paced probe's RTT does not include it).
+func (p *Prober) stamp(b []probe) {
+	now := loader.Ktime()
+	p.mu.Lock()
+	for i := range b {
+		if t := b[i].t; t.cur.gen == b[i].gen {
+			t.cur.sentNs = now
+		}
+	}
+	p.mu.Unlock()
 }
