@@ -1,0 +1,104 @@
+# shellcheck shell=bash
+# Shared pieces of the benchmark scripts (scale, checks): the nginx that
+# serves N real servers on consecutive ports, the keepalived.conf that
+# checks them, and small /proc readers. Sourced, not run.
+
+# bench_payload DIR: writes DIR/html/payload.bin (16 KiB of random bytes)
+# and prints its MD5, the `digest` HTTP_GET compares against.
+bench_payload() {
+	mkdir -p "$1/html"
+	head -c 16384 /dev/urandom >"$1/html/payload.bin"
+	md5sum "$1/html/payload.bin" | cut -d' ' -f1
+}
+
+# bench_nginx_conf DIR ADDR FIRST COUNT [STATUS]: writes DIR/nginx.conf, one
+# foreground nginx process (no master) serving DIR/html on ADDR ports
+# FIRST..FIRST+COUNT-1, with no access log. With STATUS (ADDR:PORT) it also
+# serves stub_status there at /status, to count accepted connections.
+bench_nginx_conf() {
+	local dir=$1 addr=$2 first=$3 count=$4 status=${5:-} i t
+	mkdir -p "$dir/html" "$dir/logs" "$dir/tmp"
+	{
+		echo "daemon off; master_process off; worker_processes 1;"
+		echo "worker_rlimit_nofile $((2 * count + 4096)); pid $dir/nginx.pid; error_log $dir/logs/error.log crit;"
+		echo "events { worker_connections $((count + 4096)); multi_accept on; }"
+		echo "http { access_log off; default_type application/octet-stream;"
+		for t in client_body proxy fastcgi uwsgi scgi; do echo "  ${t}_temp_path $dir/tmp/$t;"; done
+		[[ -z $status ]] || echo "  server { listen $status; location = /status { stub_status; } }"
+		echo "  server { root $dir/html;"
+		for ((i = 0; i < count; i++)); do echo "    listen $addr:$((first + i));"; done
+		echo "  }"
+		echo "}"
+	} >"$dir/nginx.conf"
+}
+
+# bench_nginx DIR: starts the nginx of DIR/nginx.conf in the background (in
+# the caller's network namespace); its pid is in $!.
+bench_nginx() {
+	/usr/sbin/nginx -p "$1" -c "$1/nginx.conf" -e "$1/logs/error.log" &
+}
+
+# bench_keepalived_conf KIND ADDR FIRST COUNT DIGEST: prints a keepalived.conf
+# with COUNT real servers ADDR:FIRST.., 1,000 per virtual server
+# 198.18.250.K:80 (K = 1, 2, …), NAT, delay_loop 1, each checked by
+# TCP_CHECK (KIND tcp) or HTTP_GET of /payload.bin with DIGEST (KIND http).
+bench_keepalived_conf() {
+	local kind=$1 addr=$2 first=$3 count=$4 digest=$5 check i
+	if [[ $kind == tcp ]]; then
+		check=$'    TCP_CHECK {\n      connect_timeout 3\n    }'
+	else
+		check=$'    HTTP_GET {\n      url {\n        path /payload.bin\n        digest '"$digest"$'\n      }\n      connect_timeout 3\n    }'
+	fi
+	for ((i = 0; i < count; i++)); do
+		if ((i % 1000 == 0)); then
+			((i > 0)) && echo "}"
+			printf 'virtual_server 198.18.250.%d 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n' $((i / 1000 + 1))
+		fi
+		printf '  real_server %s %d {\n    weight 1\n%s\n  }\n' "$addr" $((first + i)) "$check"
+	done
+	echo "}"
+}
+
+# bench_vip INDEX: the virtual server (VIP:PORT) of the INDEXth real server
+# in bench_keepalived_conf's numbering (from 0).
+bench_vip() { echo "198.18.250.$(($1 / 1000 + 1)):80"; }
+
+# bench_wait_port ADDR PORT PID: waits (≤ 30 s) until ADDR:PORT accepts a
+# connection; fails if process PID exits first. nginx binds every port
+# before it accepts on any, so waiting for the last one is enough.
+bench_wait_port() {
+	local t
+	for ((t = 0; t < 300; t++)); do
+		(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+		kill -0 "$3" 2>/dev/null || { echo "bench: pid $3 exited before $1:$2 listened" >&2; return 1; }
+		sleep 0.1
+	done
+	echo "bench: $1:$2 not listening after 30 s" >&2
+	return 1
+}
+
+# bench_ticks PID...: the utime+stime clock ticks of the processes (those
+# that have exited count 0).
+bench_ticks() {
+	local p s=0 v
+	for p in "$@"; do
+		v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || v=0
+		s=$((s + v))
+	done
+	echo "$s"
+}
+
+# bench_hwm_kib PID...: the sum of the processes' peak RSS (VmHWM), KiB.
+bench_hwm_kib() {
+	local p s=0 v
+	for p in "$@"; do
+		v=$(awk '/^VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null) || v=0
+		s=$((s + ${v:-0}))
+	done
+	echo "$s"
+}
+
+# bench_timewait: TIME_WAIT sockets in the caller's network namespace.
+bench_timewait() {
+	awk '$1 == "TCP:" { for (i = 2; i < NF; i += 2) if ($i == "tw") print $(i + 1) }' /proc/net/sockstat
+}
