@@ -36,22 +36,6 @@ func putSYN(b []byte, local, remote netip.Addr, lport, rport uint16, seq uint32)
 	return synLen
 }
 
-// putIPv4 writes the IPv4 header of a probe carrying payload bytes of TCP
-// into b and returns its length. The kernel fills in the identification
-// and the header checksum of raw IP_HDRINCL sends.
-func putIPv4(b []byte, src, dst netip.Addr, payload int) int {
-	b = b[:20]
-	b[0], b[1] = 0x45, 0
-	binary.BigEndian.PutUint16(b[2:], uint16(20+payload))
-	binary.BigEndian.PutUint32(b[4:], 0x4000) // id 0, DF
-	b[8], b[9] = 64, 6
-	binary.BigEndian.PutUint16(b[10:], 0)
-	s, d := src.As4(), dst.As4()
-	copy(b[12:], s[:])
-	copy(b[16:], d[:])
-	return 20
-}
-
 // sum16 adds b as big-endian 16-bit words to s (one's-complement partial).
 func sum16(s uint32, b []byte) uint32 {
 	for len(b) >= 2 {

@@ -18,9 +18,6 @@ type probe struct {
 	gen           uint32  // its number among t's probes
 }
 
-// slotLen is the buffer space of one probe: an IPv4 header and the SYN.
-const slotLen = 20 + synLen
-
 // sender owns the raw sockets and reuses one set of sendmmsg buffers.
 // It is not safe for concurrent use.
 type sender struct {
@@ -40,32 +37,26 @@ func newSender(batch int) *sender {
 		fd4: -1, fd6: -1,
 		msgs: make([]unix.Mmsghdr, batch),
 		iovs: make([]unix.Iovec, batch),
-		bufs: make([]byte, batch*slotLen),
+		bufs: make([]byte, batch*synLen),
 		sa4:  make([]unix.RawSockaddrInet4, batch),
 		sa6:  make([]unix.RawSockaddrInet6, batch),
 	}
 }
 
-// openRaw opens a send-only raw socket of the family. IPv4 uses
-// IPPROTO_RAW: probes carry their own IP header (so the kernel skips
-// building one) and the socket receives nothing. IPv6 has no such socket
-// in every kernel, so it uses IPPROTO_TCP with a filter that drops every
-// packet the kernel would otherwise queue on it (a copy of all TCP).
+// openRaw opens a send-only raw TCP socket of the family, with a filter
+// that drops the copy of every incoming TCP packet the kernel would queue
+// on it. The kernel builds the IP header: IP_HDRINCL (or IPPROTO_RAW)
+// would save that, but makes the kernel skip its route cache and allocate
+// a route for every packet, which costs more (see BenchmarkSend).
 func openRaw(family int) (int, error) {
-	proto := unix.IPPROTO_TCP
-	if family == unix.AF_INET {
-		proto = unix.IPPROTO_RAW
-	}
-	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
+	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
 		return -1, fmt.Errorf("open raw socket: %w", err)
 	}
-	if family == unix.AF_INET6 {
-		prog := unix.SockFprog{Len: uint16(len(dropAll)), Filter: &dropAll[0]}
-		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
-			unix.Close(fd)
-			return -1, fmt.Errorf("filter raw socket: %w", err)
-		}
+	prog := unix.SockFprog{Len: uint16(len(dropAll)), Filter: &dropAll[0]}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("filter raw socket: %w", err)
 	}
 	// A full send buffer is reported as ENOBUFS/EAGAIN and counted as a
 	// send error rather than blocking the loop for long.
@@ -115,12 +106,8 @@ func (s *sender) send(ps []probe) (int, error) {
 	}
 	for i := range ps {
 		p := &ps[i]
-		b := s.bufs[i*slotLen : (i+1)*slotLen]
-		n := 0
-		if p.remote.Is4() {
-			n = putIPv4(b, p.local, p.remote, synLen)
-		}
-		n += putSYN(b[n:], p.local, p.remote, p.lport, p.rport, p.seq)
+		b := s.bufs[i*synLen : (i+1)*synLen]
+		n := putSYN(b, p.local, p.remote, p.lport, p.rport, p.seq)
 		s.iovs[i] = unix.Iovec{Base: &b[0], Len: uint64(n)}
 		m := &s.msgs[i].Hdr
 		*m = unix.Msghdr{Iov: &s.iovs[i], Iovlen: 1}
