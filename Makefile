@@ -32,7 +32,8 @@ lint: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) tool staticcheck $(PKGS)
 
-## generate: rebuild the eBPF objects (bpf2go with Debian's clang).
+## generate: rebuild the eBPF objects (bpf2go with Debian's clang);
+## bpf-check (bpf/bpf.mk) fails when the committed objects are stale.
 generate:
 	$(GO) generate ./internal/loader/...
 
@@ -56,4 +57,5 @@ install-deps:
 clean:
 	rm -rf bin
 
--include scripts/vmlab/vmlab.mk
+include bpf/bpf.mk
+include scripts/vmlab/vmlab.mk
