@@ -102,3 +102,11 @@ bench_hwm_kib() {
 bench_timewait() {
 	awk '$1 == "TCP:" { for (i = 2; i < NF; i += 2) if ($i == "tw") print $(i + 1) }' /proc/net/sockstat
 }
+
+# bench_snmp GROUP FIELD: a counter of /proc/net/snmp or /proc/net/netstat
+# (e.g. Tcp ActiveOpens, TcpExt ListenDrops) in the caller's namespace.
+bench_snmp() {
+	cat /proc/net/snmp /proc/net/netstat | awk -v g="$1:" -v f="$2" '
+		$1 == g && !h { for (i = 2; i <= NF; i++) k[i] = $i; h = 1; next }
+		$1 == g && h { for (i = 2; i <= NF; i++) if (k[i] == f) print $i; exit }'
+}
