@@ -11,9 +11,12 @@ CACHE=${LVSPROBE_VMLAB_CACHE:-$REPO/.cache/vmlab}
 # /usr (ipvsadm, keepalived, nginx, ip).
 VMLAB_PKGS=(qemu-system-x86 busybox-static xz-utils ipvsadm keepalived nginx-light iproute2)
 
-# Modules the initramfs loads before the root exists (their dependencies,
-# netfs and fscache among them, come along through modules.dep).
-VMLAB_EARLY_MODULES=(virtio_pci 9pnet_virtio 9p overlay virtio_console)
+# Modules the initramfs carries and loads before the root exists (their
+# dependencies, netfs and fscache among them, come along through
+# modules.dep): what the root needs, then what every test needs (IPVS and
+# veth), loaded from memory rather than over 9p.
+# libcrc32c (for ip_vs) asks the crypto API for crc32c: crc32c_generic.
+VMLAB_EARLY_MODULES=(virtio_pci 9pnet_virtio 9p overlay virtio_console crc32c_generic ip_vs veth)
 
 die() {
 	echo "vmlab: error: $*" >&2
