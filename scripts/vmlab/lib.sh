@@ -9,6 +9,7 @@ CACHE=${LVSPROBE_VMLAB_CACHE:-$REPO/.cache/vmlab}
 # Host packages the lab itself needs (qemu, the initramfs's busybox, xz to
 # cut vmlinux out of vmlinuz) and those the guest uses through the shared
 # /usr (ipvsadm, keepalived, nginx, ip).
+# shellcheck disable=SC2034 # used by the scripts that source this
 VMLAB_PKGS=(qemu-system-x86 busybox-static xz-utils ipvsadm keepalived nginx-light iproute2)
 
 # Modules the initramfs carries and loads before the root exists (their
@@ -16,6 +17,7 @@ VMLAB_PKGS=(qemu-system-x86 busybox-static xz-utils ipvsadm keepalived nginx-lig
 # modules.dep): what the root needs, then what every test needs (IPVS and
 # veth), loaded from memory rather than over 9p.
 # libcrc32c (for ip_vs) asks the crypto API for crc32c: crc32c_generic.
+# shellcheck disable=SC2034 # used by the scripts that source this
 VMLAB_EARLY_MODULES=(virtio_pci 9pnet_virtio 9p overlay virtio_console crc32c_generic ip_vs veth)
 
 die() {
