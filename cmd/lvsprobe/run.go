@@ -27,6 +27,7 @@ type runFlags struct {
 	ipvs          string
 	maxConcurrent int
 	rate          float64
+	syn           synFlags
 }
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
@@ -38,8 +39,9 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.ipvs, "ipvs", "kernel", "IPVS backend: kernel, or dry-run to print the ipvsadm commands instead")
 	fs.IntVar(&f.maxConcurrent, "max-concurrent", prober.DefaultMaxConcurrent, "checks in flight at once")
 	fs.Float64Var(&f.rate, "rate", prober.DefaultRate, "check attempts started per second at most (negative: no cap)")
+	f.syn.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--rate N]")
+		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--rate N] [--syn-probe=false] [--syn-probe-interval D] [--syn-probe-pps N] [--syn-probe-ports LO-HI]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -49,6 +51,11 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return &exitError{code: 2}
 	}
 	if fs.NArg() > 0 || (f.ipvs != "kernel" && f.ipvs != "dry-run") || f.maxConcurrent <= 0 || f.rate == 0 {
+		fs.Usage()
+		return &exitError{code: 2}
+	}
+	if err := f.syn.check(); err != nil {
+		fmt.Fprintln(e.stderr, err)
 		fs.Usage()
 		return &exitError{code: 2}
 	}
@@ -85,6 +92,8 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 		return fmt.Errorf("start checks: %w", err)
 	}
 	rec := ipvs.NewReconciler(b, cfg, ipvs.ReconcilerOptions{Log: e.log})
+	syn := startSynProbe(ctx, e.log, f.syn, cfg, nil)
+	defer syn.stop()
 	e.log.Info("lvsprobe running", "config", f.file, "ipvs", f.ipvs,
 		"virtual_servers", len(cfg.VirtualServers), "checks", sched.Stats().Checks)
 
@@ -93,7 +102,7 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 	wg.Go(func() { _ = sched.Run(ctx) })
 	wg.Go(func() { recErr = rec.Run(ctx) })
 	wg.Go(func() { forwardHealth(e.log, sched, rec) })
-	wg.Go(func() { reloadOnHUP(ctx, e.log, f, sched, rec) })
+	wg.Go(func() { reloadOnHUP(ctx, e.log, f, sched, rec, syn) })
 	wg.Wait()
 	st, l := sched.Stats(), sched.Lateness()
 	e.log.Info("lvsprobe stopped", "attempts", st.Attempts, "failed", st.Failures, "transitions", st.Transitions,
@@ -132,7 +141,7 @@ func forwardHealth(log *slog.Logger, sched *prober.Scheduler, rec *ipvs.Reconcil
 // reloadOnHUP reloads the configuration on SIGHUP until ctx is done. A
 // configuration that fails to load or to build its checkers is logged and
 // the running one kept.
-func reloadOnHUP(ctx context.Context, log *slog.Logger, f runFlags, sched *prober.Scheduler, rec *ipvs.Reconciler) {
+func reloadOnHUP(ctx context.Context, log *slog.Logger, f runFlags, sched *prober.Scheduler, rec *ipvs.Reconciler, syn *synProbe) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -151,6 +160,9 @@ func reloadOnHUP(ctx context.Context, log *slog.Logger, f runFlags, sched *probe
 			continue
 		}
 		rec.Update(cfg)
+		if err := syn.update(cfg); err != nil {
+			log.Warn("SYN probe targets not updated", "error", err)
+		}
 		log.Info("configuration reloaded", "config", f.file, "checks", sched.Stats().Checks)
 	}
 }

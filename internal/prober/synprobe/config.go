@@ -24,7 +24,7 @@ type Config struct {
 	Interval          time.Duration         // per-target probe interval
 	PPS               int                   // global cap on probes per second
 	Batch             int                   // probes per sendmmsg call
-	Interfaces        []string              // interfaces whose ingress the eBPF receiver watches
+	Interfaces        []string              // interfaces the eBPF receiver watches from the start (Add attaches it to the ones targets route through)
 	Receiver          ReceiverMode          // eBPF, fallback, or eBPF with fallback
 	SecretRotation    time.Duration         // how often the cookie key changes
 	SignalBuffer      int                   // capacity of the Signals channel, in batches

@@ -169,3 +169,6 @@ func (r *packetReceiver) run(ctx context.Context, deliver func(uint64, []byte, i
 
 func (r *packetReceiver) close() error { return unix.Close(r.fd) }
 func (r *packetReceiver) name() string { return "packet" }
+
+// watch does nothing: the packet socket sees every interface.
+func (r *packetReceiver) watch(int) error { return nil }

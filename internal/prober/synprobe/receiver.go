@@ -2,10 +2,10 @@ package synprobe
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 
 	"github.com/lvsprobe/lvsprobe/internal/loader"
 )
@@ -20,35 +20,56 @@ type receiver interface {
 	close() error
 	// name is "ebpf" or "packet", for logs and metrics.
 	name() string
+	// watch makes sure answers arriving on the interface are received
+	// (a no-op for a receiver that sees every interface).
+	watch(ifindex int) error
 }
 
 // ebpfReceiver is the TC ingress program of bpf/synprobe.c.
-type ebpfReceiver struct{ sp *loader.SynProbe }
+type ebpfReceiver struct {
+	sp  *loader.SynProbe
+	log *slog.Logger
+
+	mu       sync.Mutex
+	attached map[int]bool // ifindexes it is attached to
+}
 
 // newEBPFReceiver loads the program and attaches it to the ingress of
-// each named interface in the caller's network namespace.
+// each named interface in the caller's network namespace; [Prober.Add]
+// attaches it to more as targets need them.
 func newEBPFReceiver(ports portRange, ifaces []string, log *slog.Logger) (*ebpfReceiver, error) {
-	if len(ifaces) == 0 {
-		return nil, errors.New("ebpf receiver: no interfaces to attach to")
-	}
 	sp, err := loader.LoadSynProbe(loader.SynProbeOptions{PortLo: ports.lo, PortHi: ports.hi, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("ebpf receiver: %w", err)
 	}
+	r := &ebpfReceiver{sp: sp, log: log, attached: map[int]bool{}}
 	for _, name := range ifaces {
 		ifi, err := net.InterfaceByName(name)
+		if err == nil {
+			err = r.watch(ifi.Index)
+		}
 		if err != nil {
 			sp.Close()
 			return nil, fmt.Errorf("ebpf receiver: %w", err)
 		}
-		how, err := sp.Attach(ifi.Index)
-		if err != nil {
-			sp.Close()
-			return nil, fmt.Errorf("ebpf receiver: %w", err)
-		}
-		log.Debug("synprobe receiver attached", "interface", name, "hook", how)
 	}
-	return &ebpfReceiver{sp: sp}, nil
+	return r, nil
+}
+
+// watch attaches the program to the interface's ingress, once.
+func (r *ebpfReceiver) watch(ifindex int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.attached[ifindex] {
+		return nil
+	}
+	how, err := r.sp.Attach(ifindex)
+	if err != nil {
+		return fmt.Errorf("attach receiver: %w", err)
+	}
+	r.attached[ifindex] = true
+	r.log.Debug("synprobe receiver attached", "ifindex", ifindex, "hook", how)
+	return nil
 }
 
 func (r *ebpfReceiver) run(ctx context.Context, deliver func(uint64, []byte, int), drained func(uint64)) error {

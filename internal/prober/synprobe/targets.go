@@ -50,7 +50,9 @@ type settlement struct {
 }
 
 // Add starts probing addr every interval (0 for the configured default).
-// Adding a target twice changes its interval.
+// Adding a target twice changes its interval. The eBPF receiver is
+// attached to the interface the kernel routes addr through, if it is not
+// already.
 func (p *Prober) Add(addr netip.AddrPort, interval time.Duration) error {
 	if !addr.IsValid() || addr.Port() == 0 {
 		return fmt.Errorf("add target %v: needs an address and a port", addr)
@@ -60,6 +62,13 @@ func (p *Prober) Add(addr netip.AddrPort, interval time.Duration) error {
 		interval = p.cfg.Interval
 	}
 	local, err := localAddrFor(addr.Addr())
+	if err != nil {
+		return fmt.Errorf("add target %v: %w", addr, err)
+	}
+	ifindex, err := outIfindex(addr.Addr())
+	if err == nil {
+		err = p.recv.watch(ifindex)
+	}
 	if err != nil {
 		return fmt.Errorf("add target %v: %w", addr, err)
 	}

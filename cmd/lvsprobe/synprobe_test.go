@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/lvsprobe/lvsprobe/internal/testenv"
+	"github.com/lvsprobe/lvsprobe/internal/testnet"
+	"github.com/vishvananda/netlink"
+)
+
+// synConf has TCP real servers at ADDR on ports PORT_A and PORT_B, and a UDP one
+// that is not probed.
+const synConf = `virtual_server 198.18.250.1 80 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server ADDR PORT_A {
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+    real_server ADDR PORT_B {
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+}
+virtual_server 198.18.250.1 53 {
+    delay_loop 1
+    protocol UDP
+    real_server ADDR 53 {
+        weight 1
+    }
+}
+`
+
+// logLines is a writer that hands each log record (slog's text handler
+// writes one per call) to a channel.
+type logLines chan string
+
+func (l logLines) Write(b []byte) (int, error) {
+	select {
+	case l <- string(b):
+	default: // the test stopped reading
+	}
+	return len(b), nil
+}
+
+// tcIngress returns the TCX programs and the BPF tc filters on the
+// ingress of the named link.
+func tcIngress(t *testing.T, name string) (tcx, filters int) {
+	t.Helper()
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, err := link.QueryPrograms(link.QueryOptions{Target: l.Attrs().Index, Attach: ebpf.AttachTCXIngress}); err == nil {
+		tcx = len(q.Programs)
+	}
+	fs, err := netlink.FilterList(l, netlink.HANDLE_MIN_INGRESS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fs {
+		if _, ok := f.(*netlink.BpfFilter); ok {
+			filters++
+		}
+	}
+	return tcx, filters
+}
+
+// TestRunSynProbe runs `lvsprobe run` against a real server in its own
+// network namespace: the SYN prober starts on the TCP targets of the
+// parsed keepalived.conf with the real eBPF receiver, sees a RST when a
+// listener stops, follows a reload, and leaves no TC attachment and no
+// reserved port range behind.
+func TestRunSynProbe(t *testing.T) {
+	n := testnet.New(t, testnet.Options{})
+	rs := n.RealServers[0]
+	for _, port := range []string{"8080", "8081"} {
+		go acceptAndReset(rs.Listen(t, "tcp", ":"+port))
+	}
+	stopping := rs.Listen(t, "tcp", ":8082")
+	go acceptAndReset(stopping)
+
+	conf := func(a, b string) string {
+		return strings.NewReplacer("ADDR", rs.Addr.String(), "PORT_A", a, "PORT_B", b).Replace(synConf)
+	}
+	path := filepath.Join(t.TempDir(), "keepalived.conf")
+	if err := os.WriteFile(path, []byte(conf("8080", "8082")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resvBefore, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_reserved_ports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// SIGHUP must never reach the default action (exit), even before
+	// run's reload goroutine has asked for it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	lines := make(logLines, 4096)
+	e := &env{stdout: io.Discard, stderr: t.Output(),
+		log: slog.New(slog.NewTextHandler(lines, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, e, []string{"run", "-f", path, "--ipvs=dry-run", "--syn-probe-interval=20ms"})
+	}()
+	// expect waits for a log line with every part, up to limit.
+	expect := func(limit time.Duration, parts ...string) (string, bool) {
+		t.Helper()
+		timer := time.NewTimer(limit)
+		defer timer.Stop()
+		for {
+			select {
+			case l := <-lines:
+				ok := true
+				for _, p := range parts {
+					ok = ok && strings.Contains(l, p)
+				}
+				if ok {
+					return l, true
+				}
+			case <-timer.C:
+				return "", false
+			case c := <-code:
+				t.Fatalf("run exited %d while waiting for %q", c, parts)
+			}
+		}
+	}
+	must := func(parts ...string) string {
+		t.Helper()
+		l, ok := expect(20*time.Second, parts...)
+		if !ok {
+			t.Fatalf("no log line with %q", parts)
+		}
+		return l
+	}
+	target := func(port string) string { return "target=" + net.JoinHostPort(rs.Addr.String(), port) + " " }
+
+	on := must(`msg="SYN probes on"`)
+	if !strings.Contains(on, "receiver=ebpf") {
+		testenv.SkipOrFail(t, "eBPF receiver not available: "+on)
+	}
+	if !strings.Contains(on, "targets=2 ") {
+		t.Errorf("want 2 targets (the UDP service is skipped): %s", on)
+	}
+	if tcx, f := tcIngress(t, rs.Link); tcx+f != 1 {
+		t.Errorf("while running: %d TCX programs and %d tc filters on %s, want 1", tcx, f, rs.Link)
+	}
+	if b, _ := os.ReadFile("/proc/sys/net/ipv4/ip_local_reserved_ports"); !strings.Contains(string(b), "61000-61999") {
+		t.Errorf("while running, reserved ports %q lack 61000-61999", b)
+	}
+
+	must("SYN probe signal changed", target("8082"), "signal=synack")
+	_ = stopping.Close()
+	must("SYN probe signal changed", target("8082"), "signal=rst")
+
+	// Reload: 8082 goes, 8081 comes.
+	if err := os.WriteFile(path, []byte(conf("8080", "8081")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reloaded := false
+	for range 20 { // the reload goroutine may not be listening yet
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		if _, reloaded = expect(time.Second, "SYN probe targets updated", "added=1 removed=1 targets=2"); reloaded {
+			break
+		}
+	}
+	if !reloaded {
+		t.Fatal("no reload of the SYN probe targets")
+	}
+	must("SYN probe signal changed", target("8081"), "signal=synack")
+
+	cancel()
+	if c := <-code; c != 0 {
+		t.Fatalf("run exited %d, want 0", c)
+	}
+	if tcx, f := tcIngress(t, rs.Link); tcx+f != 0 {
+		t.Errorf("after exit: %d TCX programs and %d tc filters left on %s", tcx, f, rs.Link)
+	}
+	if b, _ := os.ReadFile("/proc/sys/net/ipv4/ip_local_reserved_ports"); string(b) != string(resvBefore) {
+		t.Errorf("after exit, reserved ports %q, want %q", b, resvBefore)
+	}
+}
+
+// TestSynProbeFlags checks the flags' validation.
+func TestSynProbeFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+	}{
+		{[]string{"run", "--syn-probe-ports=62000-61000"}, 2},
+		{[]string{"run", "--syn-probe-ports=0-10"}, 2},
+		{[]string{"run", "--syn-probe-ports=x"}, 2},
+		{[]string{"run", "--syn-probe-interval=0s"}, 2},
+		{[]string{"run", "--syn-probe-pps=0"}, 2},
+		{[]string{"run", "--syn-probe=maybe"}, 2},
+		{[]string{"run", "--syn-probe-ports=61000-61000", "-f", "/nonexistent/keepalived.conf"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			e := &env{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
+			if c := run(t.Context(), e, tt.args); c != tt.code {
+				t.Fatalf("exit %d, want %d", c, tt.code)
+			}
+		})
+	}
+}
+
+// TestParsePortRange checks the accepted forms of --syn-probe-ports.
+func TestParsePortRange(t *testing.T) {
+	tests := []struct {
+		in     string
+		lo, hi uint16
+		ok     bool
+	}{
+		{"61000-61999", 61000, 61999, true},
+		{" 5000 ", 5000, 5000, true},
+		{"1-65535", 1, 65535, true},
+		{"0-10", 0, 0, false},
+		{"10-9", 0, 0, false},
+		{"10-", 0, 0, false},
+		{"-10", 0, 0, false},
+		{"70000", 0, 0, false},
+		{"", 0, 0, false},
+	}
+	for _, tt := range tests {
+		lo, hi, err := parsePortRange(tt.in)
+		if (err == nil) != tt.ok || lo != tt.lo || hi != tt.hi {
+			t.Errorf("parsePortRange(%q) = %d, %d, %v", tt.in, lo, hi, err)
+		}
+	}
+}
+
+// FuzzParsePortRange: any accepted range is non-empty, excludes port 0
+// and prints back to itself.
+func FuzzParsePortRange(f *testing.F) {
+	for _, s := range []string{"61000-61999", "1", "0-1", "9-8", "65535-65536", " 2-3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		lo, hi, err := parsePortRange(s)
+		if err != nil {
+			return
+		}
+		if lo == 0 || hi < lo {
+			t.Fatalf("%q: accepted %d-%d", s, lo, hi)
+		}
+		lo2, hi2, err := parsePortRange(fmt.Sprintf("%d-%d", lo, hi))
+		if err != nil || lo2 != lo || hi2 != hi {
+			t.Fatalf("%q: %d-%d does not round-trip: %d-%d %v", s, lo, hi, lo2, hi2, err)
+		}
+	})
+}
