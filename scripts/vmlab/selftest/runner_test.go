@@ -87,6 +87,7 @@ func TestRunFaults(t *testing.T) {
 		{"boot timeout", []string{"LVSPROBE_VMLAB_BOOT_TIMEOUT=1"}, "did not come up within 1s"},
 		{"run timeout", []string{"LVSPROBE_VMLAB_TIMEOUT=2"}, "did not finish within 2s"},
 		{"init fails", []string{"LVSPROBE_VMLAB_MODULES=no_such_module"}, "without an exit status"},
+		{"kernel panic", []string{"LVSPROBE_VMLAB_APPEND=rdinit=/nonexistent"}, "Kernel panic"},
 		{"bad setting", []string{"LVSPROBE_VMLAB_MEM=lots"}, "must be a positive integer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
