@@ -31,6 +31,7 @@ vet:
 lint: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) tool staticcheck $(PKGS)
+	shellcheck -x $$(git ls-files scripts .ci bpf | xargs grep -l '^#!/usr/bin/env bash')
 
 ## generate: rebuild the eBPF objects (bpf2go with Debian's clang);
 ## bpf-check (bpf/bpf.mk) fails when the committed objects are stale.

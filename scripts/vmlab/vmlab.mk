@@ -17,7 +17,7 @@ vmlab-setup:
 	$(VMLAB_DIR)setup
 
 vmtest: vmlab-setup
-	LVSPROBE_STRICT=1 $(GO) test $(VMTEST_FLAGS) -exec "$(abspath $(VMLAB_DIR)../vmtest)" $(VMTEST_PKGS)
+	LVSPROBE_STRICT=1 LVSPROBE_REQUIRE_IPVS=1 $(GO) test $(VMTEST_FLAGS) -exec "$(abspath $(VMLAB_DIR)../vmtest)" $(VMTEST_PKGS)
 
 vmshell: vmlab-setup
 	$(VMLAB_DIR)run --shell
