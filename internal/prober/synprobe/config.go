@@ -26,6 +26,7 @@ type Config struct {
 	Batch             int                   // probes per sendmmsg call
 	Interfaces        []string              // interfaces the eBPF receiver watches from the start (Add attaches it to the ones targets route through)
 	Receiver          ReceiverMode          // eBPF, fallback, or eBPF with fallback
+	RawSockets        bool                  // send every probe through the raw sockets, never as a prebuilt frame
 	SecretRotation    time.Duration         // how often the cookie key changes
 	SignalBuffer      int                   // capacity of the Signals channel, in batches
 	ReservedPortsFile string                // the sysctl file; "" for /proc/sys/net/ipv4/ip_local_reserved_ports

@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Registerer given in [Config] (names get the lvsprobe_synprobe_ prefix).
 type metrics struct {
 	sent       prometheus.Counter
+	sentFrames prometheus.Counter // of sent, those that left as prebuilt frames
 	sendErrors prometheus.Counter
 	answers    *prometheus.CounterVec // by kind: synack, rst
 	synacks    prometheus.Counter     // answers{kind="synack"}
@@ -24,6 +25,8 @@ func newMetrics(reg prometheus.Registerer, lost func() float64, targets func() f
 	m := &metrics{
 		sent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "probes_sent_total", Help: "SYN probes sent."}),
+		sentFrames: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "probes_sent_as_frames_total", Help: "SYN probes sent as prebuilt Ethernet frames on the packet socket (the others left through raw sockets)."}),
 		sendErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "send_errors_total", Help: "SYN probes the kernel refused to send."}),
 		answers: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
@@ -49,7 +52,7 @@ func newMetrics(reg prometheus.Registerer, lost func() float64, targets func() f
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.sent, m.sendErrors, m.answers, m.invalid, m.misses,
+	for _, c := range []prometheus.Collector{m.sent, m.sentFrames, m.sendErrors, m.answers, m.invalid, m.misses,
 		m.rtt, m.dropped, m.receiver, m.kernelLost, m.targets} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -56,14 +57,20 @@ func waitSignals(tb testing.TB, p *Prober, wants map[netip.AddrPort]want) {
 	}
 }
 
+// TestProbeTopology probes open, closed, vanishing and black-holed
+// targets over IPv4 and IPv6 with each receiver and each send path: raw
+// sockets only, or prebuilt frames where the neighbour is resolved.
 func TestProbeTopology(t *testing.T) {
 	for _, mode := range []ReceiverMode{ReceiverEBPF, ReceiverPacket} {
 		name := map[ReceiverMode]string{ReceiverEBPF: "ebpf", ReceiverPacket: "packet"}[mode]
-		t.Run(name, func(t *testing.T) { testProbeTopology(t, mode, name) })
+		for _, raw := range []bool{true, false} {
+			path := map[bool]string{true: "raw", false: "frames"}[raw]
+			t.Run(name+"/"+path, func(t *testing.T) { testProbeTopology(t, mode, name, raw) })
+		}
 	}
 }
 
-func testProbeTopology(t *testing.T, mode ReceiverMode, name string) {
+func testProbeTopology(t *testing.T, mode ReceiverMode, name string, raw bool) {
 	n := testnet.New(t, testnet.Options{RealServers: 2, ExtraAddrs: 2})
 	rs, hole := n.RealServers[0], n.RealServers[1]
 	v6 := addIPv6(t, rs)
@@ -77,7 +84,19 @@ func testProbeTopology(t *testing.T, mode ReceiverMode, name string) {
 	leaving := rs.Listen(t, "tcp", ":8081")
 	hole.BlackHole(t)
 
-	p, reg := newTestProber(t, n, Config{Interval: 20 * time.Millisecond, Receiver: mode, PortLo: 62000, PortHi: 62999})
+	addrs := append(append([]netip.Addr(nil), rs.Addrs...), v6)
+	if !raw {
+		// A connection to each address resolves its neighbour, so
+		// frames are used from the first probe on.
+		for _, a := range addrs {
+			c, err := net.DialTimeout("tcp", netip.AddrPortFrom(a, open[0]).String(), waitTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+		}
+	}
+	p, reg := newTestProber(t, n, Config{Interval: 20 * time.Millisecond, Receiver: mode, PortLo: 62000, PortHi: 62999, RawSockets: raw})
 	if got := p.Receiver(); got != name {
 		t.Fatalf("receiver = %s, want %s", got, name)
 	}
@@ -87,7 +106,6 @@ func testProbeTopology(t *testing.T, mode ReceiverMode, name string) {
 	}
 
 	wants := map[netip.AddrPort]want{}
-	addrs := append(append([]netip.Addr(nil), rs.Addrs...), v6)
 	for _, a := range addrs {
 		for _, port := range open {
 			wants[netip.AddrPortFrom(a, port)] = want{kind: SynAck}
@@ -134,6 +152,16 @@ func testProbeTopology(t *testing.T, mode ReceiverMode, name string) {
 				t.Errorf("open %v: %+v", target, st)
 			}
 		}
+	}
+
+	// Prebuilt frames carry the probes where the neighbour is known (all
+	// but the black hole's), raw sockets where they are not or are asked for.
+	frames, sent := testutil.ToFloat64(p.m.sentFrames), testutil.ToFloat64(p.m.sent)
+	if raw && frames != 0 {
+		t.Errorf("%v probes sent as frames with RawSockets", frames)
+	}
+	if !raw && frames < sent/2 {
+		t.Errorf("%v of %v probes sent as frames, want most", frames, sent)
 	}
 
 	// No half-open state on the real server: every SYN-ACK was reset by

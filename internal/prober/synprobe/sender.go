@@ -16,17 +16,20 @@ type probe struct {
 	seq           uint32
 	t             *target // the target it probes (nil in benchmarks)
 	gen           uint32  // its number among t's probes
+	f             *frame  // its prebuilt frame: sent on the packet socket; nil: on the raw socket
 }
 
-// sender owns the raw sockets and reuses one set of sendmmsg buffers.
-// It is not safe for concurrent use.
+// sender owns the raw sockets and the packet socket and reuses one set
+// of sendmmsg buffers. It is not safe for concurrent use.
 type sender struct {
-	fd4, fd6 int // -1 until opened
+	fd4, fd6 int // raw sockets, -1 until opened
+	fdp      int // packet socket, -1 until opened
 	msgs     []unix.Mmsghdr
 	iovs     []unix.Iovec
 	bufs     []byte
 	sa4      []unix.RawSockaddrInet4
 	sa6      []unix.RawSockaddrInet6
+	sll      []unix.RawSockaddrLinklayer
 }
 
 // dropAll is a classic BPF filter that accepts nothing.
@@ -34,10 +37,11 @@ var dropAll = []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
 
 func newSender(batch int) *sender {
 	return &sender{
-		fd4: -1, fd6: -1,
+		fd4: -1, fd6: -1, fdp: -1,
 		msgs: make([]unix.Mmsghdr, batch),
 		iovs: make([]unix.Iovec, batch),
-		bufs: make([]byte, batch*synLen),
+		bufs: make([]byte, batch*maxFrameLen),
+		sll:  make([]unix.RawSockaddrLinklayer, batch),
 		sa4:  make([]unix.RawSockaddrInet4, batch),
 		sa6:  make([]unix.RawSockaddrInet6, batch),
 	}
@@ -82,7 +86,7 @@ func (s *sender) open(v4, v6 bool) error {
 
 func (s *sender) close() error {
 	var errs []error
-	for _, fd := range []*int{&s.fd4, &s.fd6} {
+	for _, fd := range []*int{&s.fd4, &s.fd6, &s.fdp} {
 		if *fd >= 0 {
 			errs = append(errs, unix.Close(*fd))
 			*fd = -1
@@ -91,11 +95,15 @@ func (s *sender) close() error {
 	return errors.Join(errs...)
 }
 
-// send sends ps (len(ps) <= the batch size, all of one family) with as
-// few sendmmsg calls as the kernel allows, and returns how many left.
+// send sends ps (len(ps) <= the batch size, all of one family, all with
+// a frame or all without) with as few sendmmsg calls as the kernel
+// allows, and returns how many left.
 func (s *sender) send(ps []probe) (int, error) {
 	if len(ps) == 0 {
 		return 0, nil
+	}
+	if ps[0].f != nil {
+		return s.sendFrames(ps)
 	}
 	fd := s.fd4
 	if !ps[0].remote.Is4() {
@@ -106,7 +114,7 @@ func (s *sender) send(ps []probe) (int, error) {
 	}
 	for i := range ps {
 		p := &ps[i]
-		b := s.bufs[i*synLen : (i+1)*synLen]
+		b := s.bufs[i*maxFrameLen : i*maxFrameLen+synLen]
 		n := putSYN(b, p.local, p.remote, p.lport, p.rport, p.seq)
 		s.iovs[i] = unix.Iovec{Base: &b[0], Len: uint64(n)}
 		m := &s.msgs[i].Hdr
@@ -121,10 +129,15 @@ func (s *sender) send(ps []probe) (int, error) {
 			m.Namelen = unix.SizeofSockaddrInet6
 		}
 	}
+	return s.sendmmsg(fd, len(ps))
+}
+
+// sendmmsg sends the first count prepared messages.
+func (s *sender) sendmmsg(fd, count int) (int, error) {
 	sent := 0
-	for sent < len(ps) {
+	for sent < count {
 		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd),
-			uintptr(unsafe.Pointer(&s.msgs[sent])), uintptr(len(ps)-sent), 0, 0, 0)
+			uintptr(unsafe.Pointer(&s.msgs[sent])), uintptr(count-sent), 0, 0, 0)
 		if errno == unix.EINTR {
 			continue
 		}

@@ -11,16 +11,24 @@ import (
 // sendLoop sends due probes in batches, paced by the global token bucket.
 func (p *Prober) sendLoop(ctx context.Context) error {
 	lim := rate.NewLimiter(rate.Limit(p.cfg.PPS), max(p.cfg.Batch, p.cfg.PPS/100))
-	batch4 := make([]probe, 0, p.cfg.Batch)
-	batch6 := make([]probe, 0, p.cfg.Batch)
+	var bs batches
+	bs.init(p.cfg.Batch)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	frames, refreshAt := !p.cfg.RawSockets, uint64(0)
 	for {
 		now := loader.Ktime()
+		if frames && now >= refreshAt {
+			refreshAt = now + uint64(frameRefresh)
+			if err := p.refreshFrames(); err != nil {
+				p.log.Warn("prebuilt frames off, probes go through the raw sockets", "err", err)
+				frames = false
+			}
+		}
 		// Probes due within the next tick go now: one wakeup sends a
 		// batch instead of one probe every few microseconds.
-		batch4, batch6 = p.collect(now, now+uint64(sendTick), batch4[:0], batch6[:0])
-		for _, b := range [][]probe{batch4, batch6} {
+		p.collect(now, now+uint64(sendTick), &bs)
+		for _, b := range [][]probe{bs.frames, bs.v4, bs.v6} {
 			if len(b) == 0 {
 				continue
 			}
@@ -32,12 +40,15 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 			n, err := p.snd.send(b)
 			p.sendMu.Unlock()
 			p.m.sent.Add(float64(n))
+			if b[0].f != nil {
+				p.m.sentFrames.Add(float64(n))
+			}
 			if err != nil {
 				p.m.sendErrors.Add(float64(len(b) - n))
 				p.log.Debug("send probes", "err", err)
 			}
 		}
-		if len(batch4)+len(batch6) > 0 {
+		if bs.len() > 0 {
 			continue // more may be due already
 		}
 		wait := time.Second
@@ -56,21 +67,55 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 	}
 }
 
+// batches are the probes of one round of the send loop, by the socket
+// they leave through.
+type batches struct {
+	frames, v4, v6 []probe
+}
+
+func (bs *batches) init(n int) {
+	bs.frames, bs.v4, bs.v6 = make([]probe, 0, n), make([]probe, 0, n), make([]probe, 0, n)
+}
+
+func (bs *batches) reset() { bs.frames, bs.v4, bs.v6 = bs.frames[:0], bs.v4[:0], bs.v6[:0] }
+
+func (bs *batches) len() int { return len(bs.frames) + len(bs.v4) + len(bs.v6) }
+
+func (bs *batches) full() bool {
+	return len(bs.frames) == cap(bs.frames) || len(bs.v4) == cap(bs.v4) || len(bs.v6) == cap(bs.v6)
+}
+
+// add puts pr in the batch of its socket.
+func (bs *batches) add(pr probe) {
+	switch {
+	case pr.f != nil:
+		bs.frames = append(bs.frames, pr)
+	case pr.remote.Is4():
+		bs.v4 = append(bs.v4, pr)
+	default:
+		bs.v6 = append(bs.v6, pr)
+	}
+}
+
 // sendTick is the granularity of the send loop: a probe may leave up to
 // this much before it is due.
 const sendTick = time.Millisecond
 
-// collect takes the targets due by horizon (up to a batch of each family),
+// collect takes the targets due by horizon (until a batch is full),
 // settles their previous probe (a miss when unanswered) and prepares the
-// next one. The send time is stamped here, just before the send.
-func (p *Prober) collect(now, horizon uint64, b4, b6 []probe) ([]probe, []probe) {
+// next one into bs. A target with a prebuilt frame and no miss in a row
+// is sent as a frame; one that missed goes through the raw socket, whose
+// kernel path checks its neighbour again. The send time is stamped just
+// before the send.
+func (p *Prober) collect(now, horizon uint64, bs *batches) {
+	bs.reset()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	size := uint32(p.ports.size())
 	for {
 		t := p.due.peek()
-		if t == nil || t.next > horizon || len(b4) == cap(b4) || len(b6) == cap(b6) {
-			return b4, b6
+		if t == nil || t.next > horizon || bs.full() {
+			return
 		}
 		if t.cur.gen != 0 {
 			t.cur.untilNs = now
@@ -83,12 +128,11 @@ func (p *Prober) collect(now, horizon uint64, b4, b6 []probe) ([]probe, []probe)
 		t.cur = sent{gen: t.gen, lport: p.ports.lo + uint16((t.base+t.gen)%size), sentNs: now}
 		t.state.Sent++
 		pr := probe{local: t.local, remote: t.addr.Addr(), lport: t.cur.lport, rport: t.addr.Port(), t: t, gen: t.cur.gen}
-		pr.seq = p.cookies.seq(pr.local, pr.remote, pr.lport, pr.rport)
-		if pr.remote.Is4() {
-			b4 = append(b4, pr)
-		} else {
-			b6 = append(b6, pr)
+		if t.state.ConsecutiveMisses == 0 {
+			pr.f = t.frame
 		}
+		pr.seq = p.cookies.seq(pr.local, pr.remote, pr.lport, pr.rport)
+		bs.add(pr)
 		t.next += t.interval
 		if t.next <= now { // fell behind (pps cap, a pause): skip, don't burst
 			t.next = now + t.interval

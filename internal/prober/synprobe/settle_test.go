@@ -38,9 +38,11 @@ func TestSettleByKernelTime(t *testing.T) {
 	p.dueAdd(tg)
 	send := func(now uint64) sent {
 		t.Helper()
-		b4, _ := p.collect(now, now, make([]probe, 0, 4), make([]probe, 0, 4))
-		if len(b4) != 1 {
-			t.Fatalf("at %d: %d probes due, want 1", now, len(b4))
+		var bs batches
+		bs.init(4)
+		p.collect(now, now, &bs)
+		if len(bs.v4) != 1 {
+			t.Fatalf("at %d: %d probes due, want 1", now, len(bs.v4))
 		}
 		return tg.cur
 	}

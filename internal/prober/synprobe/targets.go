@@ -29,6 +29,14 @@ type target struct {
 	// once the receiver has drained everything older (see settleMisses).
 	cur, prev sent
 
+	// The path the probes take: the interface, the next hop, and the
+	// prebuilt frame for the packet-socket sender once the next hop's
+	// MAC address is known (nil until then, and on paths that are not
+	// Ethernet). Kept up to date by refreshFrames.
+	ifindex int
+	hop     netip.Addr
+	frame   *frame
+
 	state TargetState
 }
 
@@ -65,7 +73,7 @@ func (p *Prober) Add(addr netip.AddrPort, interval time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("add target %v: %w", addr, err)
 	}
-	ifindex, err := outIfindex(addr.Addr())
+	ifindex, hop, err := routeTo(addr.Addr())
 	if err == nil {
 		err = p.recv.watch(ifindex)
 	}
@@ -83,10 +91,15 @@ func (p *Prober) Add(addr netip.AddrPort, interval time.Duration) error {
 	defer p.mu.Unlock()
 	if t, ok := p.targets[addr]; ok {
 		t.interval = uint64(interval)
+		if t.local != local || t.ifindex != ifindex || t.hop != hop {
+			t.local, t.ifindex, t.hop = local, ifindex, hop
+			t.frame = nil // rebuilt by the next refreshFrames
+		}
 		return nil
 	}
 	t := &target{
 		addr: addr, local: local, interval: uint64(interval),
+		ifindex: ifindex, hop: hop,
 		base:  uint32(h),
 		state: TargetState{Target: addr},
 	}

@@ -1,0 +1,56 @@
+package synprobe
+
+import (
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// openPacket opens the send-only packet socket for prebuilt frames. It
+// bypasses the qdisc (PACKET_QDISC_BYPASS): a probe lost to a full
+// device queue is a miss like any other, and the kernel skips the
+// routing, neighbour and netfilter work the raw sockets pay per packet.
+// Protocol 0: it receives nothing.
+func openPacket() (int, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open packet socket: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("packet socket qdisc bypass: %w", err)
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+	return fd, nil
+}
+
+// openFrames opens the packet socket if it is not open yet.
+func (s *sender) openFrames() error {
+	if s.fdp >= 0 {
+		return nil
+	}
+	fd, err := openPacket()
+	if err != nil {
+		return err
+	}
+	s.fdp = fd
+	return nil
+}
+
+// sendFrames sends probes that all have a frame on the packet socket.
+func (s *sender) sendFrames(ps []probe) (int, error) {
+	if s.fdp < 0 {
+		return 0, fmt.Errorf("send probes: packet socket not open")
+	}
+	for i := range ps {
+		p := &ps[i]
+		b := s.bufs[i*maxFrameLen : (i+1)*maxFrameLen]
+		n := p.f.put(b, p.lport, p.seq)
+		s.iovs[i] = unix.Iovec{Base: &b[0], Len: uint64(n)}
+		s.sll[i] = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(p.f.proto), Ifindex: int32(p.f.ifindex)}
+		s.msgs[i].Hdr = unix.Msghdr{Iov: &s.iovs[i], Iovlen: 1,
+			Name: (*byte)(unsafe.Pointer(&s.sll[i])), Namelen: unix.SizeofSockaddrLinklayer}
+	}
+	return s.sendmmsg(s.fdp, len(ps))
+}
