@@ -129,17 +129,24 @@ func holeFrame(tb testing.TB, rs *testnet.RealServer, hole netip.Addr, port uint
 //	          cpu0-cores is CPU 0's busy time from /proc/stat (the
 //	          director's softirq work included; anything else that ran on
 //	          CPU 0 too, so an upper bound on a shared machine).
+//
+// Each mode runs with both send paths: raw (raw sockets only) and frames
+// (prebuilt frames on the packet socket; the neighbours are resolved
+// before the measurement).
 func BenchmarkProber10k(b *testing.B) {
-	b.Run("same-cpu", func(b *testing.B) { benchProber10k(b, false) })
-	b.Run("split", func(b *testing.B) {
-		if runtime.NumCPU() < 2 {
-			b.Skip("needs two CPUs")
-		}
-		benchProber10k(b, true)
-	})
+	for _, raw := range []bool{true, false} {
+		path := map[bool]string{true: "raw", false: "frames"}[raw]
+		b.Run("same-cpu/"+path, func(b *testing.B) { benchProber10k(b, false, raw) })
+		b.Run("split/"+path, func(b *testing.B) {
+			if runtime.NumCPU() < 2 {
+				b.Skip("needs two CPUs")
+			}
+			benchProber10k(b, true, raw)
+		})
+	}
 }
 
-func benchProber10k(b *testing.B, split bool) {
+func benchProber10k(b *testing.B, split, raw bool) {
 	n := testnet.New(b, testnet.Options{ExtraAddrs: 19})
 	rs := n.RealServers[0]
 	if split {
@@ -149,7 +156,16 @@ func benchProber10k(b *testing.B, split bool) {
 	for i := range open {
 		rs.Listen(b, "tcp", fmt.Sprintf(":%d", 20000+i))
 	}
-	p, _ := newTestProber(b, n, Config{Interval: 100 * time.Millisecond, PortLo: 62000, PortHi: 62999, SignalBuffer: 1024})
+	if !raw {
+		for _, a := range rs.Addrs { // resolve the neighbours
+			c, err := net.DialTimeout("tcp", netip.AddrPortFrom(a, 20000).String(), 10*time.Second)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
+		}
+	}
+	p, _ := newTestProber(b, n, Config{Interval: 100 * time.Millisecond, PortLo: 62000, PortHi: 62999, SignalBuffer: 1024, RawSockets: raw})
 	for _, a := range rs.Addrs {
 		for i := range open + closed {
 			if err := p.Add(netip.AddrPortFrom(a, uint16(20000+i)), 0); err != nil {
@@ -218,6 +234,7 @@ func benchProber10k(b *testing.B, split bool) {
 		b.ReportMetric(cpu0.Seconds()/wall.Seconds(), "cpu0-cores")
 	}
 	b.ReportMetric(sent/wall.Seconds(), "probes/s")
+	b.ReportMetric(testutil.ToFloat64(p.m.sentFrames)/testutil.ToFloat64(p.m.sent), "frames/probe")
 	b.ReportMetric(misses, "misses")
 	b.ReportMetric(slow, "late+dup")
 	// Every probe is accounted for: answered, declared missed, or in

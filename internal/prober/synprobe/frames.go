@@ -26,8 +26,10 @@ type hopKey struct {
 
 // l2Table reads the MAC addresses of the Ethernet links and of the
 // resolved neighbours.
-func l2Table() (links map[int][6]byte, neigh map[hopKey][6]byte, err error) {
-	ls, err := netlink.LinkList()
+func (p *Prober) l2Table() (links map[int][6]byte, neigh map[hopKey][6]byte, err error) {
+	p.nlMu.Lock()
+	defer p.nlMu.Unlock()
+	ls, err := p.nl.LinkList()
 	if err != nil {
 		return nil, nil, fmt.Errorf("list links: %w", err)
 	}
@@ -38,7 +40,7 @@ func l2Table() (links map[int][6]byte, neigh map[hopKey][6]byte, err error) {
 			links[a.Index] = [6]byte(a.HardwareAddr)
 		}
 	}
-	ns, err := netlink.NeighList(0, netlink.FAMILY_ALL)
+	ns, err := p.nl.NeighList(0, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list neighbours: %w", err)
 	}
@@ -66,7 +68,7 @@ func (p *Prober) refreshFrames() error {
 	var links map[int][6]byte
 	var neigh map[hopKey][6]byte
 	if err == nil {
-		links, neigh, err = l2Table()
+		links, neigh, err = p.l2Table()
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

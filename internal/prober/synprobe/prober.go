@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -37,6 +38,9 @@ type Prober struct {
 
 	sendMu sync.Mutex // guards snd
 	snd    *sender
+
+	nlMu sync.Mutex      // guards nl
+	nl   *netlink.Handle // routes, links and neighbours of New's namespace
 
 	running atomic.Bool
 	closed  bool
@@ -74,6 +78,9 @@ func New(cfg Config) (_ *Prober, err error) {
 	}()
 	if p.cookies, err = newCookies(); err != nil {
 		return nil, err
+	}
+	if p.nl, err = netlink.NewHandle(); err != nil {
+		return nil, fmt.Errorf("open netlink: %w", err)
 	}
 	if p.resv, err = reservePorts(cfg.ReservedPortsFile, p.ports); err != nil {
 		return nil, err
@@ -179,6 +186,11 @@ func (p *Prober) Close() error {
 	}
 	if p.resv != nil {
 		errs = append(errs, p.resv.release())
+	}
+	if p.nl != nil {
+		p.nlMu.Lock()
+		p.nl.Close()
+		p.nlMu.Unlock()
 	}
 	return errors.Join(errs...)
 }

@@ -73,7 +73,7 @@ func (p *Prober) Add(addr netip.AddrPort, interval time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("add target %v: %w", addr, err)
 	}
-	ifindex, hop, err := routeTo(addr.Addr())
+	ifindex, hop, err := p.routeTo(addr.Addr())
 	if err == nil {
 		err = p.recv.watch(ifindex)
 	}
