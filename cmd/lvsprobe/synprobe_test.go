@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -271,4 +273,78 @@ func FuzzParsePortRange(f *testing.F) {
 			t.Fatalf("%q: %d-%d does not round-trip: %d-%d %v", s, lo, hi, lo2, hi2, err)
 		}
 	})
+}
+
+// envRunHelper makes TestRunHelper run `lvsprobe run` (see
+// TestRunWithoutRawSockets).
+const envRunHelper = "LVSPROBE_TEST_RUN_HELPER"
+
+// TestRunWithoutRawSockets runs `lvsprobe run` in a process without
+// CAP_NET_RAW: it warns once that SYN probes are unavailable and goes on
+// with its full checks.
+func TestRunWithoutRawSockets(t *testing.T) {
+	testenv.RequireRoot(t)
+	setpriv := testenv.RequireProgram(t, "setpriv")
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, setpriv, "--bounding-set=-net_raw", "--", os.Args[0], "-test.run=^TestRunHelper$", "-test.v")
+	cmd.Env = append(os.Environ(), envRunHelper+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestRunHelper") {
+		t.Fatalf("helper did not run:\n%s", out)
+	}
+	warns := 0
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "level=WARN") {
+			warns++
+		}
+	}
+	if warns != 1 || !strings.Contains(string(out), `level=WARN msg="SYN probes unavailable; running full checks only"`) {
+		t.Errorf("want one warning, that SYN probes are unavailable:\n%s", out)
+	}
+}
+
+// TestRunHelper is TestRunWithoutRawSockets's child: it runs `lvsprobe
+// run` against a listener on loopback until the full check has put the
+// real server into IPVS (dry-run), then stops it.
+func TestRunHelper(t *testing.T) {
+	if os.Getenv(envRunHelper) == "" {
+		t.Skip("run by TestRunWithoutRawSockets")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go acceptAndReset(l)
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	path := filepath.Join(t.TempDir(), "keepalived.conf")
+	if err := os.WriteFile(path, []byte(strings.Replace(runConf, "PORT", port, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	e := &env{stdout: pw, stderr: os.Stderr, log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, e, []string{"run", "-f", path, "--ipvs=dry-run"})
+		_ = pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	added := false
+	for !added && lines.Scan() {
+		added = strings.Contains(lines.Text(), "ipvsadm -a")
+	}
+	if !added {
+		t.Fatalf("no real server added (%v)", ctx.Err())
+	}
+	cancel()
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if c := <-code; c != 0 {
+		t.Fatalf("run exited %d", c)
+	}
 }
