@@ -1,0 +1,144 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// table is a normalized IPVS table: one line per service ("TCP
+// 198.19.0.1:80 wrr persistent 300"), each followed by its destinations
+// ("  -> 198.18.1.2:80 Masq 3 0 0": address, method, weight, upper and
+// lower threshold), services and destinations sorted, connection counters
+// dropped. Two tables are equal when their lines are.
+type table []string
+
+// String returns the table one line per line.
+func (t table) String() string { return strings.Join(t, "\n") }
+
+// parseTable parses the output of `ipvsadm -Ln --thresholds`.
+func parseTable(out string) (table, error) {
+	type svc struct {
+		line  string
+		dests []string
+	}
+	var svcs []*svc
+	for n, raw := range strings.Split(out, "\n") {
+		f := strings.Fields(raw)
+		switch {
+		case len(f) == 0:
+		case f[0] == "IP" || f[0] == "Prot" || (f[0] == "->" && len(f) > 1 && f[1] == "RemoteAddress:Port"):
+			// headers
+		case f[0] == "->":
+			// -> addr:port Forward Weight Uthreshold Lthreshold
+			if len(svcs) == 0 {
+				return nil, fmt.Errorf("line %d: destination before any service", n+1)
+			}
+			if len(f) < 6 {
+				return nil, fmt.Errorf("line %d: short destination %q", n+1, raw)
+			}
+			s := svcs[len(svcs)-1]
+			s.dests = append(s.dests, "  -> "+strings.Join(f[1:6], " "))
+		case f[0] == "TCP" || f[0] == "UDP" || f[0] == "SCTP" || f[0] == "FWM":
+			if len(f) < 3 {
+				return nil, fmt.Errorf("line %d: short service %q", n+1, raw)
+			}
+			svcs = append(svcs, &svc{line: strings.Join(f, " ")})
+		default:
+			return nil, fmt.Errorf("line %d: unexpected %q", n+1, raw)
+		}
+	}
+	slices.SortFunc(svcs, func(a, b *svc) int { return strings.Compare(a.line, b.line) })
+	var t table
+	for _, s := range svcs {
+		slices.Sort(s.dests)
+		t = append(t, s.line)
+		t = append(t, s.dests...)
+	}
+	return t, nil
+}
+
+// service returns the lines of t for the service whose line starts with
+// prefix (its line and its destinations), or nil.
+func (t table) service(prefix string) table {
+	for i, l := range t {
+		if strings.HasPrefix(l, prefix) {
+			j := i + 1
+			for j < len(t) && strings.HasPrefix(t[j], "  ->") {
+				j++
+			}
+			return t[i:j]
+		}
+	}
+	return nil
+}
+
+
+func TestParseTable(t *testing.T) {
+	const header = "IP Virtual Server version 1.2.1 (size=4096)\n" +
+		"Prot LocalAddress:Port Scheduler Flags\n" +
+		"  -> RemoteAddress:Port           Forward Weight Uthreshold Lthreshold ActiveConn InActConn\n"
+	for _, tc := range []struct {
+		name, in string
+		want     table
+		err      bool
+	}{
+		{name: "empty", in: header},
+		{
+			name: "sorted",
+			in: header +
+				"UDP  198.19.0.2:53 sh (flag-1,flag-2) ops\n" +
+				"  -> 198.18.2.2:53                 Route   2      0          0          0          0\n" +
+				"TCP  198.19.0.1:80 wrr persistent 300 mask 255.255.255.0\n" +
+				"  -> 198.18.2.2:80                 Masq    1      10         2          5          7\n" +
+				"  -> 198.18.1.2:80                 Masq    3      0          0          0          0\n" +
+				"FWM  7 rr\n",
+			want: table{
+				"FWM 7 rr",
+				"TCP 198.19.0.1:80 wrr persistent 300 mask 255.255.255.0",
+				"  -> 198.18.1.2:80 Masq 3 0 0",
+				"  -> 198.18.2.2:80 Masq 1 10 2",
+				"UDP 198.19.0.2:53 sh (flag-1,flag-2) ops",
+				"  -> 198.18.2.2:53 Route 2 0 0",
+			},
+		},
+		{name: "orphan destination", in: "  -> 198.18.1.2:80 Masq 1 0 0 0 0\n", err: true},
+		{name: "short destination", in: "TCP 198.19.0.1:80 rr\n  -> 198.18.1.2:80 Masq\n", err: true},
+		{name: "garbage", in: "hello world\n", err: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseTable(tc.in)
+			if (err != nil) != tc.err {
+				t.Fatalf("parseTable err = %v, want error %v", err, tc.err)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("parseTable:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzParseTable checks that parsing never panics and that a parsed table
+// printed back in ipvsadm's layout parses to itself.
+func FuzzParseTable(f *testing.F) {
+	f.Add("TCP  198.19.0.1:80 wrr\n  -> 198.18.1.2:80 Masq 3 0 0 0 0\n")
+	f.Add("FWM  7 rr\nUDP [2001:db8::1]:53 sh\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		tb, err := parseTable(in)
+		if err != nil {
+			return
+		}
+		var b strings.Builder
+		for _, l := range tb {
+			if strings.HasPrefix(l, "  ->") {
+				l += " 0 0"
+			}
+			b.WriteString(l + "\n")
+		}
+		again, err := parseTable(b.String())
+		if err != nil || !slices.Equal(again, tb) {
+			t.Fatalf("round trip of %q: %v\n%s\nwant\n%s", in, err, again, tb)
+		}
+	})
+}
