@@ -1,8 +1,8 @@
 package e2e
 
 import (
-	"fmt"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -26,26 +26,26 @@ func (l *lab) requireForeign(tb table) {
 	}
 }
 
-// with returns the foreign service followed by the lines of owned (which
-// sorts after it: 198.19.0.x < 198.19.9.9 is not needed, tables compare
-// sorted).
+// with returns the table of the foreign service and the lines of owned.
 func with(owned ...string) table {
-	tb, err := parseTable(fmt.Sprintf("%s\n%s\n", joinTable(foreign), joinTable(owned)))
+	tb, err := parseTable(joinTable(append(slices.Clone([]string(foreign)), owned...)))
 	if err != nil {
 		panic(err)
 	}
 	return tb
 }
 
+// joinTable prints table lines in ipvsadm's layout (adding the two
+// connection counters to each destination), for parseTable.
 func joinTable(lines []string) string {
-	var s string
+	var b strings.Builder
 	for _, l := range lines {
-		if len(l) > 4 && l[:4] == "  ->" {
+		if strings.HasPrefix(strings.TrimSpace(l), "->") {
 			l += " 0 0"
 		}
-		s += l + "\n"
+		b.WriteString(l + "\n")
 	}
-	return s
+	return b.String()
 }
 
 // lifecycleUp is testdata/lifecycle.conf with every real server alive.

@@ -74,7 +74,6 @@ func (t table) service(prefix string) table {
 	return nil
 }
 
-
 func TestParseTable(t *testing.T) {
 	const header = "IP Virtual Server version 1.2.1 (size=4096)\n" +
 		"Prot LocalAddress:Port Scheduler Flags\n" +
