@@ -115,11 +115,11 @@ func TestRemoveKeepsOrder(t *testing.T) {
 		p.Remove(addrs[i])
 	}
 	p.Remove(addrs[3]) // twice is fine
-	if len(p.due) != 16 || len(p.targets) != 16 {
-		t.Fatalf("%d due, %d targets after removing 4 of 20", len(p.due), len(p.targets))
+	if p.due.Len() != 16 || len(p.targets) != 16 {
+		t.Fatalf("%d due, %d targets after removing 4 of 20", p.due.Len(), len(p.targets))
 	}
 	last := uint64(0)
-	for len(p.due) > 0 {
+	for p.due.Len() > 0 {
 		tg := p.due.peek()
 		if tg.next < last {
 			t.Fatalf("due out of order: %d after %d", tg.next, last)

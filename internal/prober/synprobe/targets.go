@@ -1,7 +1,6 @@
 package synprobe
 
 import (
-	"container/heap"
 	"fmt"
 	"hash/maphash"
 	"net/netip"
@@ -16,7 +15,7 @@ type target struct {
 	local    netip.Addr
 	interval uint64 // ns
 	next     uint64 // ktime ns when the next probe is due
-	idx      int    // index in the due heap, -1 when not in it
+	slot     int32  // its slot in the due heap, -1 when not in it
 	gen      uint32 // probes sent, picks the source port
 	// answeredGen is the newest answered probe: a miss settled after a
 	// later probe was answered does not count as consecutive.
@@ -115,7 +114,7 @@ func (p *Prober) Add(addr netip.AddrPort, interval time.Duration) error {
 	return nil
 }
 
-func (p *Prober) dueAdd(t *target) { heap.Push(&p.due, t) }
+func (p *Prober) dueAdd(t *target) { p.due.add(t) }
 
 // Remove stops probing addr.
 func (p *Prober) Remove(addr netip.AddrPort) {
@@ -126,9 +125,7 @@ func (p *Prober) Remove(addr netip.AddrPort) {
 		return
 	}
 	delete(p.targets, addr)
-	if t.idx >= 0 {
-		heap.Remove(&p.due, t.idx)
-	}
+	p.due.remove(t)
 }
 
 // Snapshot returns the state of one target.
