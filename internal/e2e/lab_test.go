@@ -89,24 +89,38 @@ func (l *lab) ipvsadmRun(args ...string) string {
 	return string(out)
 }
 
-// table reads the director's IPVS table, with real-server addresses
-// replaced by their names (RS0, RS1...) so tables read the same in every
-// run.
+// table reads the director's IPVS table (see readTable) and fails the
+// test on an error.
 func (l *lab) table() table {
 	l.t.Helper()
-	out, err := exec.Command(l.ipvsadm, "-Ln", "--thresholds").CombinedOutput()
+	tb, err := l.readTable(context.Background())
 	if err != nil {
-		l.t.Fatalf("ipvsadm -Ln: %v: %s", err, out)
-	}
-	s := string(out)
-	for i, rs := range l.rs {
-		s = strings.ReplaceAll(s, " "+rs.Addr.String()+":", fmt.Sprintf(" RS%d:", i))
-	}
-	tb, err := parseTable(s)
-	if err != nil {
-		l.t.Fatalf("parse ipvsadm -Ln: %v\n%s", err, out)
+		l.t.Fatal(err)
 	}
 	return tb
+}
+
+// readTable reads the director's IPVS table, with real-server addresses
+// replaced by their names (RS0, RS1...) so tables read the same in every
+// run.
+func (l *lab) readTable(ctx context.Context) (table, error) {
+	var outs [2]string
+	for i, args := range [][]string{{"-Ln"}, {"-Ln", "--thresholds"}} {
+		out, err := exec.CommandContext(ctx, l.ipvsadm, args...).CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("ipvsadm %s: %w: %s", strings.Join(args, " "), err, out)
+		}
+		s := string(out)
+		for i, rs := range l.rs {
+			s = strings.ReplaceAll(s, " "+rs.Addr.String()+":", fmt.Sprintf(" RS%d:", i))
+		}
+		outs[i] = s
+	}
+	tb, err := parseTable(outs[0], outs[1])
+	if err != nil {
+		return nil, fmt.Errorf("parse ipvsadm -Ln: %w\n%s\n%s", err, outs[0], outs[1])
+	}
+	return tb, nil
 }
 
 // waitFor polls the table until ok accepts it, and fails the test with
@@ -285,20 +299,11 @@ func (l *lab) watch(keep table) *watcher {
 	go func() {
 		defer close(w.done)
 		for ctx.Err() == nil {
-			out, err := exec.CommandContext(ctx, l.ipvsadm, "-Ln", "--thresholds").CombinedOutput()
+			tb, err := l.readTable(ctx)
 			if err != nil {
 				if ctx.Err() == nil {
-					w.bad = append(w.bad, fmt.Sprintf("ipvsadm: %v", err))
+					w.bad = append(w.bad, err.Error())
 				}
-				return
-			}
-			s := string(out)
-			for i, rs := range l.rs {
-				s = strings.ReplaceAll(s, " "+rs.Addr.String()+":", fmt.Sprintf(" RS%d:", i))
-			}
-			tb, err := parseTable(s)
-			if err != nil {
-				w.bad = append(w.bad, err.Error())
 				return
 			}
 			w.polls++

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 )
@@ -28,24 +27,11 @@ func (l *lab) requireForeign(tb table) {
 
 // with returns the table of the foreign service and the lines of owned.
 func with(owned ...string) table {
-	tb, err := parseTable(joinTable(append(slices.Clone([]string(foreign)), owned...)))
+	tb, err := parseTable(printTable(append(slices.Clone([]string(foreign)), owned...)))
 	if err != nil {
 		panic(err)
 	}
 	return tb
-}
-
-// joinTable prints table lines in ipvsadm's layout (adding the two
-// connection counters to each destination), for parseTable.
-func joinTable(lines []string) string {
-	var b strings.Builder
-	for _, l := range lines {
-		if strings.HasPrefix(strings.TrimSpace(l), "->") {
-			l += " 0 0"
-		}
-		b.WriteString(l + "\n")
-	}
-	return b.String()
 }
 
 // lifecycleUp is testdata/lifecycle.conf with every real server alive.

@@ -26,7 +26,7 @@ func readGolden(t *testing.T, name string) table {
 	if err != nil {
 		t.Fatalf("read golden: %v", err)
 	}
-	tb, err := parseTable(joinTable(strings.Split(strings.TrimSpace(string(b)), "\n")))
+	tb, err := parseTable(printTable(strings.Split(strings.TrimSpace(string(b)), "\n")))
 	if err != nil {
 		t.Fatalf("golden %s: %v", name, err)
 	}
