@@ -9,7 +9,7 @@ import (
 )
 
 // newBareProber is a prober with no sockets, for the bookkeeping alone.
-func newBareProber(t *testing.T) *Prober {
+func newBareProber(t testing.TB) *Prober {
 	t.Helper()
 	c, err := newCookies()
 	if err != nil {
