@@ -5,8 +5,10 @@
 #   make vmshell                  an interactive root shell in the guest
 #   make vmrun CMD='ipvsadm -Ln'  one command in the guest
 
-# Packages whose tests need the kernel's IPVS; they run in the guest.
-VMTEST_PKGS ?= ./scripts/vmlab/selftest/... ./internal/ipvs/...
+# Packages whose tests run in the guest: those that need the kernel's IPVS,
+# and the eBPF ones, to prove the programs load on Debian's 6.1 kernel too.
+VMTEST_PKGS ?= ./scripts/vmlab/selftest/... ./internal/ipvs/... ./internal/e2e/... \
+	./internal/loader/... ./internal/prober/synprobe/...
 VMTEST_FLAGS ?= -count=1
 VMLAB_DIR := $(dir $(lastword $(MAKEFILE_LIST)))
 GO ?= go
@@ -16,8 +18,8 @@ GO ?= go
 vmlab-setup:
 	$(VMLAB_DIR)setup
 
-vmtest: vmlab-setup
-	LVSPROBE_STRICT=1 LVSPROBE_REQUIRE_IPVS=1 $(GO) test $(VMTEST_FLAGS) -exec "$(abspath $(VMLAB_DIR)../vmtest)" $(VMTEST_PKGS)
+vmtest: vmlab-setup build
+	LVSPROBE_STRICT=1 LVSPROBE_REQUIRE_IPVS=1 LVSPROBE_BIN=$(abspath $(BIN)) $(GO) test $(VMTEST_FLAGS) -exec "$(abspath $(VMLAB_DIR)../vmtest)" $(VMTEST_PKGS)
 
 vmshell: vmlab-setup
 	$(VMLAB_DIR)run --shell
