@@ -25,6 +25,7 @@ type synFlags struct {
 	interval time.Duration
 	pps      int
 	ports    string
+	frames   bool
 }
 
 // register adds the flags to fs with their defaults.
@@ -35,6 +36,8 @@ func (f *synFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.pps, "syn-probe-pps", d.PPS, "SYN probes per second at most, over all targets")
 	fs.StringVar(&f.ports, "syn-probe-ports", fmt.Sprintf("%d-%d", d.PortLo, d.PortHi),
 		"source `range` reserved for SYN probes (ip_local_reserved_ports)")
+	fs.BoolVar(&f.frames, "syn-probe-frames", true, "send SYN probes as prebuilt Ethernet frames where the neighbour is resolved "+
+		"(false: through raw sockets only, which conntrack sees; needed where the firewall drops conntrack-invalid packets)")
 }
 
 // check reports what is wrong with the flags' values.
@@ -103,6 +106,7 @@ func startSynProbe(ctx context.Context, log *slog.Logger, f synFlags, cfg *confi
 		PortLo: lo, PortHi: hi,
 		Interval:   f.interval,
 		PPS:        f.pps,
+		RawSockets: !f.frames,
 		Logger:     log,
 		Registerer: reg,
 	})

@@ -217,6 +217,7 @@ func TestSynProbeFlags(t *testing.T) {
 		{[]string{"run", "--syn-probe-interval=0s"}, 2},
 		{[]string{"run", "--syn-probe-pps=0"}, 2},
 		{[]string{"run", "--syn-probe=maybe"}, 2},
+		{[]string{"run", "--syn-probe-frames=maybe"}, 2},
 		{[]string{"run", "--syn-probe-ports=61000-61000", "-f", "/nonexistent/keepalived.conf"}, 1},
 	}
 	for _, tt := range tests {
