@@ -7,9 +7,18 @@
 // The sender builds a SYN (with an MSS option, checksummed in Go) whose
 // sequence number is SipHash-2-4 of the 4-tuple under a secret that
 // rotates every [Config].SecretRotation (the previous secret still
-// validates), and sends probes in batches with sendmmsg on raw IPv4/IPv6
-// sockets, paced by a global token bucket ([Config].PPS) and a per-target
-// interval. Source ports come from a range the prober adds to
+// validates), and sends probes in batches with sendmmsg, paced by a
+// global token bucket ([Config].PPS) and a per-target interval. A target
+// whose next hop the kernel has resolved on an Ethernet link gets a
+// prebuilt frame (Ethernet, IP and TCP headers; per probe only the port,
+// the sequence number and an incremental checksum change) sent on a
+// packet socket that bypasses the qdisc: no routing, neighbour or
+// netfilter work per packet (BenchmarkSend: ~2.1 against ~3.6 us of CPU
+// per probe). The frames follow the neighbour table (checked every
+// second); other targets, targets that just missed (the kernel's path
+// then revalidates the neighbour) and [Config].RawSockets use raw
+// IPv4/IPv6 sockets, where the kernel builds the IP header. Frames are
+// not seen by the director's conntrack. Source ports come from a range the prober adds to
 // /proc/sys/net/ipv4/ip_local_reserved_ports (per network namespace) and
 // removes on Close, so no local socket ever owns them: the kernel answers
 // every SYN-ACK with its own RST, and the real server keeps no half-open
