@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,25 +103,58 @@ func (l *lab) table() table {
 
 // readTable reads the director's IPVS table, with real-server addresses
 // replaced by their names (RS0, RS1...) so tables read the same in every
-// run.
+// run. It takes two ipvsadm reads (with and without thresholds); when the
+// table changes between them it reads again, a bounded number of times.
 func (l *lab) readTable(ctx context.Context) (table, error) {
-	var outs [2]string
-	for i, args := range [][]string{{"-Ln"}, {"-Ln", "--thresholds"}} {
-		out, err := exec.CommandContext(ctx, l.ipvsadm, args...).CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("ipvsadm %s: %w: %s", strings.Join(args, " "), err, out)
+	var err error
+	for range 20 {
+		var ln, thr, again string
+		if ln, err = l.ipvsadmRead(ctx, "-Ln"); err != nil {
+			return nil, err
 		}
-		s := string(out)
-		for i, rs := range l.rs {
-			s = strings.ReplaceAll(s, " "+rs.Addr.String()+":", fmt.Sprintf(" RS%d:", i))
+		if thr, err = l.ipvsadmRead(ctx, "-Ln", "--thresholds"); err != nil {
+			return nil, err
 		}
-		outs[i] = s
+		if again, err = l.ipvsadmRead(ctx, "-Ln"); err != nil {
+			return nil, err
+		}
+		var tb, tb2 table
+		if tb, err = parseTable(ln, thr); err != nil {
+			err = fmt.Errorf("parse ipvsadm -Ln: %w\n%s\n%s", err, ln, thr)
+			continue
+		}
+		if tb2, err = parseTable(again, ""); err == nil && sameMethodsWeights(tb, tb2) {
+			return tb, nil
+		}
+		err = fmt.Errorf("the table kept changing between reads:\n%s\n%s", ln, again)
 	}
-	tb, err := parseTable(outs[0], outs[1])
+	return nil, err
+}
+
+// sameMethodsWeights reports whether a and b have the same lines but for
+// the thresholds.
+func sameMethodsWeights(a, b table) bool {
+	cut := func(l string) string {
+		if f := strings.Fields(l); len(f) == 6 && f[0] == "->" {
+			return strings.Join(f[:4], " ")
+		}
+		return l
+	}
+	return slices.EqualFunc(a, b, func(x, y string) bool { return cut(x) == cut(y) })
+}
+
+// ipvsadmRead runs ipvsadm with args and returns its output with the real
+// servers' addresses replaced by their names.
+func (l *lab) ipvsadmRead(ctx context.Context, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, l.ipvsadm, args...).CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("parse ipvsadm -Ln: %w\n%s\n%s", err, outs[0], outs[1])
+		return "", fmt.Errorf("ipvsadm %s: %w: %s", strings.Join(args, " "), err, out)
 	}
-	return tb, nil
+	s := string(out)
+	for i, rs := range l.rs {
+		s = strings.ReplaceAll(s, " "+rs.Addr.String()+":", fmt.Sprintf(" RS%d:", i))
+	}
+	return s, nil
 }
 
 // waitFor polls the table until ok accepts it, and fails the test with

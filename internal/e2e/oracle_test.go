@@ -34,10 +34,11 @@ func readGolden(t *testing.T, name string) table {
 }
 
 // sub returns the lab for a subtest: the same real servers, failures and
-// cleanups on t.
+// cleanups on t, and the table flushed when it ends.
 func (l *lab) sub(t *testing.T) *lab {
 	c := *l
 	c.t = t
+	t.Cleanup(func() { c.ipvsadmRun("-C") })
 	return &c
 }
 
