@@ -34,11 +34,9 @@ func with(owned ...string) table {
 	return tb
 }
 
-// lifecycleUp is testdata/lifecycle.conf with every real server alive.
-var lifecycleUp = []string{
-	"TCP 198.19.0.1:80 rr", "  -> RS0:80 Masq 1 0 0", "  -> RS1:80 Masq 2 0 0",
-	"TCP 198.19.0.2:80 wlc", "  -> RS0:80 Masq 3 0 0", "  -> RS1:80 Masq 1 0 0",
-}
+// withGolden returns the table of the foreign service and of
+// testdata/name (see readGolden).
+func withGolden(t *testing.T, name string) table { return with(readGolden(t, name)...) }
 
 // TestRealServerDownAndBack: a real server whose nginx stops is removed
 // (and kept at weight 0 under inhibit_on_failure), comes back when nginx
@@ -48,24 +46,22 @@ func TestRealServerDownAndBack(t *testing.T) {
 	l := newLab(t, 2)
 	l.addForeign()
 	lp := l.startLvsprobe(l.writeConfig("lifecycle.conf"))
-	l.waitTable("all real servers in", with(lifecycleUp...), lp)
+	up := withGolden(t, "lifecycle.up")
+	l.waitTable("all real servers in", up, lp)
 
 	l.nginx[0].Stop(t)
-	l.waitTable("real server 0 out (weight 0 where inhibited)", with(
-		"TCP 198.19.0.1:80 rr", "  -> RS1:80 Masq 2 0 0",
-		"TCP 198.19.0.2:80 wlc", "  -> RS0:80 Masq 0 0 0", "  -> RS1:80 Masq 1 0 0",
-	), lp)
+	l.waitTable("real server 0 out (weight 0 where inhibited)", withGolden(t, "lifecycle.down"), lp)
 
 	l.nginx[0].Start(t)
-	l.waitTable("real server 0 back", with(lifecycleUp...), lp)
+	l.waitTable("real server 0 back", up, lp)
 
 	// Drift: a human deletes a healthy destination and re-weights another.
 	l.ipvsadmRun("-d", "-t", "198.19.0.1:80", "-r", l.rs[1].Addr.String()+":80")
 	l.ipvsadmRun("-e", "-t", "198.19.0.2:80", "-r", l.rs[0].Addr.String()+":80", "-m", "-w", "9")
-	if tb := l.table(); tb.String() == with(lifecycleUp...).String() {
+	if tb := l.table(); tb.String() == up.String() {
 		t.Fatalf("drift was not made:\n%s", tb)
 	}
-	l.requireForeign(l.waitTable("drift repaired", with(lifecycleUp...), lp))
+	l.requireForeign(l.waitTable("drift repaired", up, lp))
 }
 
 // TestQuorumSorryServer: losing quorum brings the sorry server in instead
@@ -74,11 +70,11 @@ func TestQuorumSorryServer(t *testing.T) {
 	l := newLab(t, 3)
 	l.addForeign()
 	lp := l.startLvsprobe(l.writeConfig("quorum.conf"))
-	up := with("TCP 198.19.0.3:80 rr", "  -> RS0:80 Masq 1 0 0", "  -> RS1:80 Masq 1 0 0")
+	up := withGolden(t, "quorum.up")
 	l.waitTable("quorum", up, lp)
 
 	l.nginx[0].Stop(t)
-	l.waitTable("quorum lost: sorry server only", with("TCP 198.19.0.3:80 rr", "  -> RS2:80 Masq 1 0 0"), lp)
+	l.waitTable("quorum lost: sorry server only", withGolden(t, "quorum.down"), lp)
 
 	l.nginx[0].Start(t)
 	l.requireForeign(l.waitTable("quorum regained: sorry server out", up, lp))
@@ -93,7 +89,7 @@ func TestRestartWithoutChurn(t *testing.T) {
 	l.addForeign()
 	conf := l.writeConfig("lifecycle.conf")
 	lp := l.startLvsprobe(conf)
-	before := l.waitTable("all real servers in", with(lifecycleUp...), lp)
+	before := l.waitTable("all real servers in", withGolden(t, "lifecycle.up"), lp)
 
 	w := l.watch(before)
 	l.stop(lp)
@@ -121,10 +117,7 @@ func TestReloadChangesOnlyWhatChanged(t *testing.T) {
 	l.addForeign()
 	conf := l.writeConfig("reload-before.conf")
 	lp := l.startLvsprobe(conf)
-	l.waitTable("before the reload", with(
-		"TCP 198.19.0.4:80 rr", "  -> RS0:80 Masq 1 0 0", "  -> RS1:80 Masq 1 0 0",
-		"TCP 198.19.0.5:80 wrr", "  -> RS2:80 Masq 4 0 0",
-	), lp)
+	l.waitTable("before the reload", withGolden(t, "reload-before.up"), lp)
 
 	keep := with("TCP 198.19.0.4:80 rr", "  -> RS1:80 Masq 1 0 0", "TCP 198.19.0.5:80 wrr", "  -> RS2:80 Masq 4 0 0")
 	w := l.watch(keep)
@@ -132,10 +125,7 @@ func TestReloadChangesOnlyWhatChanged(t *testing.T) {
 	if err := lp.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatalf("SIGHUP: %v", err)
 	}
-	after := l.waitTable("after the reload", with(
-		"TCP 198.19.0.4:80 rr", "  -> RS1:80 Masq 1 0 0", "  -> RS2:80 Masq 1 0 0",
-		"TCP 198.19.0.5:80 wrr", "  -> RS2:80 Masq 4 0 0",
-	), lp)
+	after := l.waitTable("after the reload", withGolden(t, "reload-after.up"), lp)
 	bad, polls := w.stop()
 	if len(bad) > 0 {
 		t.Fatalf("reload touched what did not change (%d of %d polls):\n%s", len(bad), polls, bad[0])
