@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
 	"runtime"
 	"syscall"
 	"testing"
@@ -27,10 +26,7 @@ func requireIPVS(tb testing.TB) {
 	tb.Helper()
 	testenv.RequireRoot(tb)
 	if err := ipvsFamilyPresent(); err != nil {
-		if os.Getenv("LVSPROBE_REQUIRE_IPVS") == "1" {
-			tb.Fatalf("LVSPROBE_REQUIRE_IPVS=1 but %v", err)
-		}
-		tb.Skipf("kernel has no IPVS; runs in the kernel lab (make vmtest): %v", err)
+		testenv.SkipForKernelLab(tb, err)
 	}
 }
 

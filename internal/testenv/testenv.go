@@ -55,3 +55,16 @@ func RequireLong(tb testing.TB) {
 		tb.Skip("long test; skipped with -short")
 	}
 }
+
+// SkipForKernelLab handles a test that needs the kernel's IPVS where the
+// kernel has none (the host: err says why). `make vmtest` runs such tests
+// in the kernel lab with LVSPROBE_REQUIRE_IPVS=1, where a missing IPVS is
+// a failure; everywhere else the test skips, even under LVSPROBE_STRICT,
+// because the host's missing IPVS is by design, not a missing environment.
+func SkipForKernelLab(tb testing.TB, err error) {
+	tb.Helper()
+	if os.Getenv("LVSPROBE_REQUIRE_IPVS") == "1" {
+		tb.Fatalf("LVSPROBE_REQUIRE_IPVS=1 but the kernel has no IPVS: %v", err)
+	}
+	tb.Skipf("kernel has no IPVS; runs in the kernel lab (make vmtest): %v", err)
+}
