@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -274,5 +275,34 @@ track_file tf {
 	f := cfg.VirtualServers[0].RealServers[0].Checkers[0].File
 	if f.TrackFile != "tf" || f.Weight != -5 || !f.Reverse {
 		t.Errorf("file check: %+v", f)
+	}
+}
+
+// TestCheckerPortAsWritten: a checker without connect_port goes to the
+// real server's port as written, even where keepalived's port rules clear
+// it (fwmark, DR) or replace it (DR with another port), as keepalived does;
+// a NAT server written without a port is checked on the VS port.
+func TestCheckerPortAsWritten(t *testing.T) {
+	tests := []struct {
+		name, vs, rs string
+		rsPort, check uint16
+	}{
+		{"fwmark DR clears the port", "fwmark 7", "198.18.1.2 80", 0, 80},
+		{"DR other port uses the VS port", "198.18.0.1 80", "198.18.1.2 8080", 80, 8080},
+		{"NAT without a port", "198.18.0.1 80", "198.18.1.2", 80, 80},
+		{"NAT with a port", "198.18.0.1 80", "198.18.1.2 8080", 8080, 8080},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			method := "DR"
+			if strings.HasPrefix(tt.name, "NAT") {
+				method = "NAT"
+			}
+			cfg := mustParse(t, "virtual_server "+tt.vs+" {\n lvs_sched rr\n lvs_method "+method+"\n protocol TCP\n real_server "+tt.rs+" {\n  TCP_CHECK {\n  }\n }\n}\n")
+			rs := cfg.VirtualServers[0].RealServers[0]
+			if rs.Port != tt.rsPort || rs.Checkers[0].ConnectPort != tt.check {
+				t.Fatalf("real server port %d, check port %d; want %d, %d", rs.Port, rs.Checkers[0].ConnectPort, tt.rsPort, tt.check)
+			}
+		})
 	}
 }

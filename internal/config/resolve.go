@@ -260,7 +260,14 @@ func (p *parser) resolveConn(v *rawVS, r *rawRS, k *rawChecker) {
 		c.ConnectIP = r.rs.Addr
 	}
 	if !k.connectPort {
-		c.ConnectPort = r.rs.Port
+		// keepalived copies the real server's port into the checker as
+		// written, before its port rules clear it (fwmark) or replace it
+		// (DR/TUN): the check goes to the written port. A NAT server
+		// written without a port is checked on the resolved (VS) port.
+		c.ConnectPort = r.port
+		if c.ConnectPort == 0 {
+			c.ConnectPort = r.rs.Port
+		}
 	}
 	c.ConnectTimeout = pick(k.t.connectTimeout, r.t.connectTimeout, v.t.connectTimeout, DefaultConnectTimeout)
 }

@@ -12,7 +12,7 @@ func (p *parser) realServer(v *rawVS, b *node) {
 		return
 	}
 	rs := &RealServer{Pos: b.pos, Addr: a, Port: port}
-	r := &rawRS{n: b, rs: rs}
+	r := &rawRS{n: b, rs: rs, port: port}
 	for _, n := range b.children {
 		p.rsKeyword(v, r, n)
 	}

@@ -37,6 +37,7 @@ type rawRS struct {
 	alpha     *bool
 	inhibit   *bool
 	methodSet bool
+	port      uint16 // the port as written, before keepalived's port rules
 	checkers  []*rawChecker
 }
 
