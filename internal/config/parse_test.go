@@ -284,7 +284,7 @@ track_file tf {
 // a NAT server written without a port is checked on the VS port.
 func TestCheckerPortAsWritten(t *testing.T) {
 	tests := []struct {
-		name, vs, rs string
+		name, vs, rs  string
 		rsPort, check uint16
 	}{
 		{"fwmark DR clears the port", "fwmark 7", "198.18.1.2 80", 0, 80},
