@@ -22,9 +22,11 @@ import (
 // call is serialised under one mutex. Errors wrap the kernel's errno
 // (errors.Is(err, syscall.EEXIST) works).
 //
-// Limits of moby/ipvs v1.1.0 that show here: no tunnel type attributes
-// (TUN with gue or gre is refused with ErrUnsupported; ipip works), no
-// destination address family (a destination has the service's family),
+// moby/ipvs v1.1.0 has no tunnel-type attributes: a TUN destination with
+// gue or gre (or checksum options) is written and read back by Kernel
+// itself over its own generic-netlink socket (see destAttr). Limits of
+// moby/ipvs that show here: no destination address family (a
+// destination has the service's family),
 // and the persistence engine is not read back, so Services reports the
 // engine this Kernel last set on a service (empty after a restart: the
 // reconciler then sets it again, which drops nothing).
@@ -33,6 +35,7 @@ type Kernel struct {
 
 	mu sync.Mutex
 	h  *mobyipvs.Handle
+	gn *genlConn                    // for the tunnel attributes moby/ipvs lacks
 	pe map[config.ServiceKey]string // persistence engines set, by serviceID
 }
 
@@ -46,11 +49,12 @@ func NewKernel(log *slog.Logger) (*Kernel, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := ipvsFamilyPresent(); err != nil {
+	fam, err := ipvsFamilyID()
+	if err != nil {
 		if out, merr := exec.Command("modprobe", "ip_vs").CombinedOutput(); merr != nil {
 			log.Debug("modprobe ip_vs failed", "error", merr, "output", string(out))
 		}
-		if err = ipvsFamilyPresent(); err != nil {
+		if fam, err = ipvsFamilyID(); err != nil {
 			return nil, err
 		}
 	}
@@ -58,16 +62,29 @@ func NewKernel(log *slog.Logger) (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ipvs netlink: %w", err)
 	}
-	return &Kernel{log: log.With("component", "ipvs-kernel"), h: h, pe: make(map[config.ServiceKey]string)}, nil
+	gn, err := openGenl(fam)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("open ipvs netlink: %w", err)
+	}
+	return &Kernel{log: log.With("component", "ipvs-kernel"), h: h, gn: gn, pe: make(map[config.ServiceKey]string)}, nil
 }
 
 // ipvsFamilyPresent returns nil when the generic-netlink family "IPVS"
 // exists, or an error wrapping ErrNoIPVS.
 func ipvsFamilyPresent() error {
-	if _, err := netlink.GenlFamilyGet("IPVS"); err != nil {
-		return fmt.Errorf("look up generic netlink family IPVS: %w", errors.Join(ErrNoIPVS, err))
+	_, err := ipvsFamilyID()
+	return err
+}
+
+// ipvsFamilyID returns the id of the generic-netlink family "IPVS", or an
+// error wrapping ErrNoIPVS.
+func ipvsFamilyID() (uint16, error) {
+	f, err := netlink.GenlFamilyGet("IPVS")
+	if err != nil {
+		return 0, fmt.Errorf("look up generic netlink family IPVS: %w", errors.Join(ErrNoIPVS, err))
 	}
-	return nil
+	return f.ID, nil
 }
 
 // Services returns every service in the table.
@@ -108,8 +125,15 @@ func (k *Kernel) Destinations(ctx context.Context, svc config.ServiceKey) ([]Des
 		return nil, fmt.Errorf("list destinations of %s: %w", svc, err)
 	}
 	out := make([]Destination, 0, len(ms))
+	tun := false
 	for _, d := range ms {
 		out = append(out, fromMobyDestination(d))
+		tun = tun || out[len(out)-1].Method == config.TUN
+	}
+	if tun {
+		if err := k.readTunnels(svc, out); err != nil {
+			return nil, fmt.Errorf("list destinations of %s: %w", svc, err)
+		}
 	}
 	return out, nil
 }
@@ -185,6 +209,9 @@ func (k *Kernel) writeDest(ctx context.Context, verb string, svc config.ServiceK
 	if verb == "delete" {
 		d.Method, d.Tunnel = config.NAT, nil // only the address and port matter
 	}
+	if tunnelOf(d.Method, d.Tunnel) != nil {
+		return k.writeTunnelDest(verb, svc, d)
+	}
 	md, err := toMobyDestination(d)
 	if err != nil {
 		return fmt.Errorf("%s destination in %s: %w", verb, svc, err)
@@ -205,6 +232,7 @@ func (k *Kernel) Close() error {
 		k.h.Close()
 		k.h = nil
 	}
+	k.gn.close()
 	return nil
 }
 

@@ -212,12 +212,6 @@ func TestKernelDestinationsRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	t.Run("gue tunnel is refused, not made ipip", func(t *testing.T) {
-		d := Destination{Addr: v4("198.18.1.5"), Port: 80, Weight: 1, Method: config.TUN, Tunnel: &config.Tunnel{Type: "gue", Port: 6080}}
-		if err := k.AddDestination(ctx, svc4, d); !errors.Is(err, ErrUnsupported) {
-			t.Fatalf("err = %v, want ErrUnsupported", err)
-		}
-	})
 }
 
 func checkDest(t *testing.T, k *Kernel, svc config.ServiceKey, want Destination) {
