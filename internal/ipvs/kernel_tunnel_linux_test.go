@@ -5,6 +5,7 @@ package ipvs
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -222,4 +223,41 @@ func TestKernelTunReconciler(t *testing.T) {
 		t.Fatalf("table after drift repair (-want +got):\n%s", diff)
 	}
 	checkIpvsadmTunnel(t, ns, Destination{Addr: v4("198.18.1.3"), Port: 80, Method: config.TUN, Tunnel: &config.Tunnel{Type: "gue", Port: 6080, Checksum: "csum"}})
+}
+
+// BenchmarkKernelDestinationsTun lists a service of 256 destinations:
+// NAT (one moby/ipvs dump) against gue (a second dump for the tunnel
+// options).
+func BenchmarkKernelDestinationsTun(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		method config.Method
+		tun    *config.Tunnel
+	}{
+		{"nat", config.NAT, nil},
+		{"gue", config.TUN, &config.Tunnel{Type: "gue", Port: 6080, Checksum: "csum"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			requireIPVS(b)
+			k, done := kernelInNewNetNS(b)
+			defer done()
+			ctx := context.Background()
+			svc := config.ServiceKey{Protocol: config.TCP, Addr: v4("198.18.0.1"), Port: 80, Family: "inet"}
+			if err := k.AddService(ctx, Service{ServiceKey: svc, Scheduler: "wlc"}); err != nil {
+				b.Fatal(err)
+			}
+			for i := range 256 {
+				d := Destination{Addr: netip.AddrFrom4([4]byte{198, 18, 1, byte(i)}), Port: 80, Weight: 1, Method: tc.method, Tunnel: tc.tun}
+				if err := k.AddDestination(ctx, svc, d); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				ds, err := k.Destinations(ctx, svc)
+				if err != nil || len(ds) != 256 {
+					b.Fatalf("Destinations: %d, %v", len(ds), err)
+				}
+			}
+		})
+	}
 }
