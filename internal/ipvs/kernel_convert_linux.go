@@ -174,24 +174,15 @@ func mobyDestination(d Destination) (*mobyipvs.Destination, error) {
 	}, nil
 }
 
-// fromMobyDestination returns the Destination a kernel record describes.
-// Forwarding methods lvsprobe never sets (local node, bypass) come back
-// as a Method that matches no configured one, so they get corrected.
-func fromMobyDestination(m *mobyipvs.Destination) Destination {
-	d := Destination{
-		Port:           m.Port,
-		Weight:         m.Weight,
-		UpperThreshold: m.UpperThreshold,
-		LowerThreshold: m.LowerThreshold,
-		Method:         config.Method("fwd-" + strconv.Itoa(int(m.ConnectionFlags&mobyipvs.ConnFwdMask))),
-	}
+// methodOf returns the Method of the IPVS forwarding flags fwd. Methods
+// lvsprobe never sets (local node, bypass) come back as a Method that
+// matches no configured one, so they get corrected.
+func methodOf(fwd uint32) config.Method {
+	fwd &= mobyipvs.ConnFwdMask
 	for meth, fl := range methodFlags {
-		if fl == m.ConnectionFlags&mobyipvs.ConnFwdMask {
-			d.Method = meth
+		if fl == fwd {
+			return meth
 		}
 	}
-	if a, ok := netip.AddrFromSlice(m.Address); ok {
-		d.Addr = a.Unmap()
-	}
-	return d
+	return config.Method("fwd-" + strconv.Itoa(int(fwd)))
 }

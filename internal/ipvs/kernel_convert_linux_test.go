@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	mobyipvs "github.com/moby/ipvs"
+	"github.com/vishvananda/netlink/nl"
 )
 
 // FuzzKernelRecords decodes arbitrary kernel service and destination
@@ -25,13 +26,21 @@ func FuzzKernelRecords(f *testing.F) {
 		if serviceID(s1.ServiceKey) != serviceID(s2.ServiceKey) || !sameService(s1, s2) {
 			t.Fatalf("service not stable:\n%+v\n%+v", s1, s2)
 		}
-		d1 := fromMobyDestination(&mobyipvs.Destination{Address: net.IP(daddr), Port: port, Weight: weight, ConnectionFlags: fwd})
-		md, err := toMobyDestination(d1)
+		reply := nl.NewRtAttr(ipvsCmdAttrDest, nil)
+		reply.AddRtAttr(ipvsDestAttrAddr, daddr)
+		reply.AddRtAttr(ipvsDestAttrPort, nl.BEUint16Attr(port))
+		reply.AddRtAttr(ipvsDestAttrWeight, nl.Uint32Attr(uint32(weight)))
+		reply.AddRtAttr(ipvsDestAttrFwdMethod, nl.Uint32Attr(fwd))
+		d1, err := decodeDest(reply.Serialize(), s1.Family)
 		if err != nil {
 			return
 		}
-		d2 := fromMobyDestination(md)
-		if keyOf(d1) != keyOf(d2) || !sameDestination(d1, d2) {
+		md, err := destAttr(d1)
+		if err != nil {
+			return
+		}
+		d2, err := decodeDest(md.Serialize(), s1.Family)
+		if err != nil || keyOf(d1) != keyOf(d2) || !sameDestination(d1, d2) {
 			t.Fatalf("destination not stable:\n%+v\n%+v", d1, d2)
 		}
 	})

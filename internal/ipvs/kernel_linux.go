@@ -24,7 +24,8 @@ import (
 //
 // moby/ipvs v1.1.0 has no tunnel-type attributes: a TUN destination with
 // gue or gre (or checksum options) is written and read back by Kernel
-// itself over its own generic-netlink socket (see destAttr). Limits of
+// itself over its own generic-netlink socket (see destAttr), and every
+// destination is listed that way (see listDests). Limits of
 // moby/ipvs that show here: no destination address family (a
 // destination has the service's family),
 // and the persistence engine is not read back, so Services reports the
@@ -114,28 +115,13 @@ func (k *Kernel) Destinations(ctx context.Context, svc config.ServiceKey) ([]Des
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	m, err := toMobyKey(svc)
-	if err != nil {
-		return nil, err
-	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	ms, err := k.h.GetDestinations(m)
+	ds, err := k.listDests(svc)
 	if err != nil {
 		return nil, fmt.Errorf("list destinations of %s: %w", svc, err)
 	}
-	out := make([]Destination, 0, len(ms))
-	tun := false
-	for _, d := range ms {
-		out = append(out, fromMobyDestination(d))
-		tun = tun || out[len(out)-1].Method == config.TUN
-	}
-	if tun {
-		if err := k.readTunnels(svc, out); err != nil {
-			return nil, fmt.Errorf("list destinations of %s: %w", svc, err)
-		}
-	}
-	return out, nil
+	return ds, nil
 }
 
 // AddService adds svc.

@@ -34,32 +34,26 @@ func (k *Kernel) writeTunnelDest(verb string, svc config.ServiceKey, d Destinati
 	return nil
 }
 
-// readTunnels fills in the tunnel options of the TUN destinations in ds,
-// read from the kernel with a GET_DEST dump of svc (moby/ipvs drops
-// those attributes). A destination that left the table between the two
-// reads keeps no tunnel options. The caller holds k.mu.
-func (k *Kernel) readTunnels(svc config.ServiceKey, ds []Destination) error {
+// listDests returns the destinations of svc, tunnel options included,
+// from a GET_DEST dump (moby/ipvs drops the tunnel attributes). The
+// caller holds k.mu.
+func (k *Kernel) listDests(svc config.ServiceKey) ([]Destination, error) {
 	sa, err := serviceKeyAttr(svc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	replies, err := k.gn.request(ipvsCmdGetDest, unix.NLM_F_DUMP, sa)
 	if err != nil {
-		return fmt.Errorf("read tunnel options: %w", err)
+		return nil, err
 	}
 	fam := serviceID(svc).Family
-	tunnels := make(map[destKey]*config.Tunnel, len(replies))
+	out := make([]Destination, 0, len(replies))
 	for _, r := range replies {
-		key, t, err := decodeDestTunnel(r, fam)
+		d, err := decodeDest(r, fam)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		tunnels[key] = t
+		out = append(out, d)
 	}
-	for i := range ds {
-		if ds[i].Method == config.TUN {
-			ds[i].Tunnel = tunnels[keyOf(ds[i])]
-		}
-	}
-	return nil
+	return out, nil
 }

@@ -225,9 +225,8 @@ func TestKernelTunReconciler(t *testing.T) {
 	checkIpvsadmTunnel(t, ns, Destination{Addr: v4("198.18.1.3"), Port: 80, Method: config.TUN, Tunnel: &config.Tunnel{Type: "gue", Port: 6080, Checksum: "csum"}})
 }
 
-// BenchmarkKernelDestinationsTun lists a service of 256 destinations:
-// NAT (one moby/ipvs dump) against gue (a second dump for the tunnel
-// options).
+// BenchmarkKernelDestinationsTun lists a service of 256 destinations,
+// NAT against gue (whose replies carry tunnel options to decode).
 func BenchmarkKernelDestinationsTun(b *testing.B) {
 	for _, tc := range []struct {
 		name   string

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"strconv"
 
-	mobyipvs "github.com/moby/ipvs"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
@@ -162,77 +161,85 @@ func parseAttrs(b []byte) ([]nlAttr, error) {
 
 // destAttrSizes holds the least length of the destination attributes
 // decodeDestAttrs reads as numbers.
-var destAttrSizes = map[uint16]int{ipvsDestAttrPort: 2, ipvsDestAttrFwdMethod: 4, ipvsDestAttrAddrFamily: 2, ipvsDestAttrTunType: 1, ipvsDestAttrTunPort: 2, ipvsDestAttrTunFlags: 2}
+var destAttrSizes = map[uint16]int{
+	ipvsDestAttrPort: 2, ipvsDestAttrFwdMethod: 4, ipvsDestAttrWeight: 4, ipvsDestAttrUThresh: 4, ipvsDestAttrLThresh: 4,
+	ipvsDestAttrAddrFamily: 2, ipvsDestAttrTunType: 1, ipvsDestAttrTunPort: 2, ipvsDestAttrTunFlags: 2,
+}
 
 // errShortAttr means a kernel attribute is shorter than its type.
 var errShortAttr = errors.New("attribute too short")
 
-// decodeDestTunnel decodes one IPVS_CMD_GET_DEST reply (the attributes
-// after the generic-netlink header) into the destination's key and its
-// tunnel options as tunnelOf normalises them (nil unless a TUN
-// destination has options other than plain ipip). family is the
-// service's, used when the reply names no address family.
-func decodeDestTunnel(b []byte, family string) (destKey, *config.Tunnel, error) {
+// decodeDest decodes one IPVS_CMD_GET_DEST reply (the attributes after
+// the generic-netlink header) into a Destination, its tunnel options as
+// tunnelOf normalises them (nil unless a TUN destination has options
+// other than plain ipip). family is the service's, used when the reply
+// names no address family.
+func decodeDest(b []byte, family string) (Destination, error) {
 	top, err := parseAttrs(b)
 	if err != nil {
-		return destKey{}, nil, fmt.Errorf("parse ipvs reply: %w", err)
+		return Destination{}, fmt.Errorf("parse ipvs reply: %w", err)
 	}
 	for _, t := range top {
 		if t.typ == ipvsCmdAttrDest {
 			return decodeDestAttrs(t.val, family)
 		}
 	}
-	return destKey{}, nil, fmt.Errorf("ipvs reply without a destination: %w", errShortAttr)
+	return Destination{}, fmt.Errorf("ipvs reply without a destination: %w", errShortAttr)
 }
 
-func decodeDestAttrs(b []byte, family string) (destKey, *config.Tunnel, error) {
+func decodeDestAttrs(b []byte, family string) (Destination, error) {
 	attrs, err := parseAttrs(b)
 	if err != nil {
-		return destKey{}, nil, fmt.Errorf("parse ipvs destination: %w", err)
+		return Destination{}, fmt.Errorf("parse ipvs destination: %w", err)
 	}
 	var (
-		addr                 []byte
-		af                   = familyNumber(family)
-		k                    destKey
-		fwd                  uint32
-		typ                  uint8
-		tunPort, flags       uint16
-		sawTunnel, sawAnyKey bool
+		d              Destination
+		addr           []byte
+		af             = familyNumber(family)
+		fwd            uint32
+		typ            uint8
+		tunPort, flags uint16
+		sawAddr        bool
 	)
 	for _, a := range attrs {
 		v := a.val
 		if len(v) < destAttrSizes[a.typ] {
-			return destKey{}, nil, fmt.Errorf("ipvs destination attribute %d: %w", a.typ, errShortAttr)
+			return Destination{}, fmt.Errorf("ipvs destination attribute %d: %w", a.typ, errShortAttr)
 		}
 		switch a.typ {
 		case ipvsDestAttrAddr:
-			addr, sawAnyKey = v, true
+			addr, sawAddr = v, true
 		case ipvsDestAttrPort:
-			k.Port = binary.BigEndian.Uint16(v)
+			d.Port = binary.BigEndian.Uint16(v)
 		case ipvsDestAttrFwdMethod:
 			fwd = binary.NativeEndian.Uint32(v)
+		case ipvsDestAttrWeight:
+			d.Weight = int(binary.NativeEndian.Uint32(v))
+		case ipvsDestAttrUThresh:
+			d.UpperThreshold = binary.NativeEndian.Uint32(v)
+		case ipvsDestAttrLThresh:
+			d.LowerThreshold = binary.NativeEndian.Uint32(v)
 		case ipvsDestAttrAddrFamily:
 			af = binary.NativeEndian.Uint16(v)
 		case ipvsDestAttrTunType:
-			typ, sawTunnel = v[0], true
+			typ = v[0]
 		case ipvsDestAttrTunPort:
-			tunPort, sawTunnel = binary.BigEndian.Uint16(v), true
+			tunPort = binary.BigEndian.Uint16(v)
 		case ipvsDestAttrTunFlags:
-			flags, sawTunnel = binary.NativeEndian.Uint16(v), true
+			flags = binary.NativeEndian.Uint16(v)
 		}
 	}
 	switch {
-	case !sawAnyKey:
-		return destKey{}, nil, fmt.Errorf("ipvs destination without an address: %w", errShortAttr)
+	case !sawAddr:
+		return Destination{}, fmt.Errorf("ipvs destination without an address: %w", errShortAttr)
 	case af == unix.AF_INET6 && len(addr) >= 16:
-		k.Addr = netip.AddrFrom16([16]byte(addr[:16])).Unmap()
+		d.Addr = netip.AddrFrom16([16]byte(addr[:16])).Unmap()
 	case af != unix.AF_INET6 && len(addr) >= 4:
-		k.Addr = netip.AddrFrom4([4]byte(addr[:4]))
+		d.Addr = netip.AddrFrom4([4]byte(addr[:4]))
 	default:
-		return destKey{}, nil, fmt.Errorf("ipvs destination address of %d bytes: %w", len(addr), errShortAttr)
+		return Destination{}, fmt.Errorf("ipvs destination address of %d bytes: %w", len(addr), errShortAttr)
 	}
-	if fwd&mobyipvs.ConnFwdMask != mobyipvs.ConnFwdTunnel || !sawTunnel {
-		return k, nil, nil
-	}
-	return k, tunnelOf(config.TUN, tunnelFromNumbers(typ, tunPort, flags)), nil
+	d.Method = methodOf(fwd)
+	d.Tunnel = tunnelOf(d.Method, tunnelFromNumbers(typ, tunPort, flags))
+	return d, nil
 }

@@ -4,6 +4,7 @@ package ipvs
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -29,13 +30,13 @@ func TestTunnelCodec(t *testing.T) {
 		d    Destination
 		want *config.Tunnel // after decoding; nil for plain ipip or no tunnel
 	}{
-		{"nat", Destination{Addr: v4("198.18.1.1"), Port: 80, Method: config.NAT}, nil},
+		{"nat", Destination{Addr: v4("198.18.1.1"), Port: 8080, Weight: 65535, Method: config.NAT, UpperThreshold: 100, LowerThreshold: 10}, nil},
 		{"ipip default", Destination{Addr: v4("198.18.1.1"), Port: 80, Method: config.TUN}, nil},
 		{"ipip explicit", Destination{Addr: v4("198.18.1.1"), Port: 80, Method: config.TUN, Tunnel: &config.Tunnel{Type: "ipip", Checksum: "nocsum"}}, nil},
 		{"gue csum", Destination{Addr: v4("198.18.1.2"), Port: 80, Method: config.TUN, Tunnel: &config.Tunnel{Type: "gue", Port: 6080, Checksum: "csum"}}, &config.Tunnel{Type: "gue", Port: 6080, Checksum: "csum"}},
 		{"gue default checksum", Destination{Addr: v4("198.18.1.2"), Port: 80, Method: config.TUN, Tunnel: &config.Tunnel{Type: "gue", Port: 6080}}, &config.Tunnel{Type: "gue", Port: 6080, Checksum: "nocsum"}},
 		{"gre remcsum v6", Destination{Addr: v4("2001:db8::7"), Port: 443, Method: config.TUN, Tunnel: &config.Tunnel{Type: "gre", Checksum: "remcsum"}}, &config.Tunnel{Type: "gre", Checksum: "remcsum"}},
-		{"tunnel ignored for dr", Destination{Addr: v4("198.18.1.3"), Port: 80, Method: config.DR, Tunnel: &config.Tunnel{Type: "gre"}}, nil},
+		{"tunnel ignored for dr", Destination{Addr: v4("198.18.1.3"), Port: 80, Weight: 2, Method: config.DR}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,19 +44,18 @@ func TestTunnelCodec(t *testing.T) {
 			if tt.d.Addr.Is6() {
 				fam = familyInet6
 			}
-			k, got, err := decodeDestAttrs(replyOf(t, tt.d)[4:], fam) // inside IPVS_CMD_ATTR_DEST
+			got, err := decodeDestAttrs(replyOf(t, tt.d)[4:], fam) // inside IPVS_CMD_ATTR_DEST
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
-			if k != keyOf(tt.d) {
-				t.Errorf("key %v, want %v", k, keyOf(tt.d))
+			want := tt.d
+			want.Tunnel = tt.want
+			if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("decoded (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("tunnel (-want +got):\n%s", diff)
-			}
-			k2, got2, err := decodeDestTunnel(replyOf(t, tt.d), fam) // the whole reply
-			if err != nil || k2 != k || !cmp.Equal(got, got2) {
-				t.Errorf("decodeDestTunnel = %v %+v %v, want %v %+v", k2, got2, err, k, got)
+			got2, err := decodeDest(replyOf(t, tt.d), fam) // the whole reply
+			if err != nil || keyOf(got2) != keyOf(got) || !sameDestination(got, got2) {
+				t.Errorf("decodeDest = %+v %v, want %+v", got2, err, got)
 			}
 		})
 	}
@@ -69,8 +69,8 @@ func TestTunnelCodecRefuses(t *testing.T) {
 		}
 	}
 	for _, b := range [][]byte{nil, {1, 2, 3}, nl.NewRtAttr(ipvsCmdAttrDest, nl.NewRtAttr(ipvsDestAttrPort, []byte{1}).Serialize()).Serialize()} {
-		if _, _, err := decodeDestTunnel(b, familyInet); err == nil {
-			t.Errorf("decodeDestTunnel(%x): no error", b)
+		if _, err := decodeDest(b, familyInet); err == nil {
+			t.Errorf("decodeDest(%x): no error", b)
 		}
 	}
 }
@@ -92,8 +92,8 @@ func TestTunnelUnknownNumbersAreCorrected(t *testing.T) {
 }
 
 // FuzzDecodeDestTunnel decodes arbitrary GET_DEST replies: no panic, and
-// a decoded TUN destination encodes and decodes to the same key and
-// tunnel (what the reconciler compares is what Kernel would write).
+// a decoded destination encodes and decodes to the same one (what the
+// reconciler compares is what Kernel would write).
 func FuzzDecodeDestTunnel(f *testing.F) {
 	f.Add(replyOf(f, Destination{Addr: v4("198.18.1.2"), Port: 80, Method: config.TUN, Tunnel: &config.Tunnel{Type: "gue", Port: 6080, Checksum: "csum"}}), false)
 	f.Add(replyOf(f, Destination{Addr: v4("2001:db8::7"), Port: 443, Method: config.TUN, Tunnel: &config.Tunnel{Type: "gre", Checksum: "remcsum"}}), true)
@@ -103,18 +103,17 @@ func FuzzDecodeDestTunnel(f *testing.F) {
 		if six {
 			fam = familyInet6
 		}
-		k, tun, err := decodeDestTunnel(b, fam)
+		d, err := decodeDest(b, fam)
 		if err != nil {
 			return
 		}
-		d := Destination{Addr: k.Addr, Port: k.Port, Method: config.TUN, Tunnel: tun}
 		a, err := destAttr(d)
 		if err != nil {
 			return // values lvsprobe never writes
 		}
-		k2, tun2, err := decodeDestTunnel(a.Serialize(), fam)
-		if err != nil || k2 != k || !cmp.Equal(tun, tun2) {
-			t.Fatalf("not stable: %v %+v -> %v %+v (%v)", k, tun, k2, tun2, err)
+		d2, err := decodeDest(a.Serialize(), fam)
+		if err != nil || keyOf(d2) != keyOf(d) || !sameDestination(d, d2) {
+			t.Fatalf("not stable: %+v -> %+v (%v)", d, d2, err)
 		}
 	})
 }
