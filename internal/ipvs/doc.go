@@ -3,7 +3,7 @@
 // health, with keepalived's quorum, hysteresis, sorry_server, alpha, omega
 // and inhibit_on_failure rules) and applies the difference through a
 // Backend. Backends: the kernel (github.com/moby/ipvs over generic
-// netlink, plus requests of its own for the tunnel attributes) and a dry
+// netlink, plus requests of its own for destinations) and a dry
 // run that keeps an in-memory table and logs the ipvsadm command for
 // each change. The reconciler owns only the services in its config and
 // never touches any other.
@@ -60,15 +60,16 @@
 //
 // # Kernel backend limits (github.com/moby/ipvs v1.1.0)
 //
-// No tunnel-type attributes: Kernel writes a TUN destination with gue or
-// gre (IPVS_DEST_ATTR_TUN_TYPE, _TUN_PORT, _TUN_FLAGS: port and
-// nocsum/csum/remcsum) itself over its own generic-netlink socket, and
-// reads those attributes back with its own GET_DEST dump, made only for
-// a service that has a TUN destination. Plain ipip goes through
-// moby/ipvs (the kernel's defaults are ipip, port 0, nocsum), so an edit
-// from gue or gre to ipip resets the options. The kernel refuses gue
-// without a port (EINVAL). No destination address family: a destination
-// has its service's family.
+// No tunnel-type attributes, so Kernel writes and lists destinations
+// itself over its own generic-netlink socket, with
+// IPVS_DEST_ATTR_TUN_TYPE, _TUN_PORT and _TUN_FLAGS (TUN with ipip, gue
+// and a port, or gre, each nocsum, csum or remcsum); a destination
+// without tunnel options is written as ipip, port 0, nocsum, the
+// kernel's defaults, so an edit from gue or gre back to ipip resets
+// them. The kernel refuses gue without a port (EINVAL). A destination
+// is sent with its own address's family (a TUN destination of the other
+// family than its service's is untested). Services and timeouts still
+// go through moby/ipvs.
 // The persistence engine is not read back (see Kernel). NewKernel checks
 // the generic-netlink family "IPVS" itself and fails with ErrNoIPVS,
 // where moby/ipvs would only log.

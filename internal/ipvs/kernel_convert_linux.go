@@ -136,44 +136,6 @@ func fromMobyService(m *mobyipvs.Service) Service {
 	}
 }
 
-// toMobyDestination returns d as moby/ipvs spells it. moby/ipvs v1.1.0
-// has no tunnel-type attributes: a TUN destination other than plain ipip
-// is refused with ErrUnsupported rather than silently made ipip (Kernel
-// writes those itself, see destAttr).
-func toMobyDestination(d Destination) (*mobyipvs.Destination, error) {
-	if t := tunnelOf(d.Method, d.Tunnel); t != nil {
-		return nil, fmt.Errorf("destination %s: tunnel type %s (%s): %w", addrPort(d.Addr, d.Port), t.Type, t.Checksum, ErrUnsupported)
-	}
-	return mobyDestination(d)
-}
-
-// mobyDestination returns every setting of d but the tunnel options as
-// moby/ipvs spells it.
-func mobyDestination(d Destination) (*mobyipvs.Destination, error) {
-	m := d.Method
-	if m == "" {
-		m = config.NAT
-	}
-	fl, ok := methodFlags[m]
-	if !ok {
-		return nil, fmt.Errorf("destination %s: method %q: %w", addrPort(d.Addr, d.Port), d.Method, ErrUnsupported)
-	}
-	a := d.Addr.Unmap()
-	fam := uint16(unix.AF_INET)
-	if a.Is6() {
-		fam = unix.AF_INET6
-	}
-	return &mobyipvs.Destination{
-		Address:         net.IP(a.AsSlice()),
-		Port:            d.Port,
-		Weight:          d.Weight,
-		ConnectionFlags: fl,
-		AddressFamily:   fam,
-		UpperThreshold:  d.UpperThreshold,
-		LowerThreshold:  d.LowerThreshold,
-	}, nil
-}
-
 // methodOf returns the Method of the IPVS forwarding flags fwd. Methods
 // lvsprobe never sets (local node, bypass) come back as a Method that
 // matches no configured one, so they get corrected.

@@ -22,11 +22,10 @@ import (
 // call is serialised under one mutex. Errors wrap the kernel's errno
 // (errors.Is(err, syscall.EEXIST) works).
 //
-// moby/ipvs v1.1.0 has no tunnel-type attributes: a TUN destination with
-// gue or gre (or checksum options) is written and read back by Kernel
-// itself over its own generic-netlink socket (see destAttr), and every
-// destination is listed that way (see listDests). Limits of
-// moby/ipvs that show here: no destination address family (a
+// moby/ipvs v1.1.0 has no tunnel-type attributes (gue, gre, port,
+// checksum), so Kernel writes and lists destinations itself over its own
+// generic-netlink socket (see destAttr and listDests); services and
+// timeouts go through moby/ipvs. Limits of moby/ipvs that show here: no destination address family (a
 // destination has the service's family),
 // and the persistence engine is not read back, so Services reports the
 // engine this Kernel last set on a service (empty after a restart: the
@@ -171,43 +170,18 @@ func (k *Kernel) DeleteService(ctx context.Context, svc config.ServiceKey) error
 
 // AddDestination adds d to svc.
 func (k *Kernel) AddDestination(ctx context.Context, svc config.ServiceKey, d Destination) error {
-	return k.writeDest(ctx, "add", svc, d, (*mobyipvs.Handle).NewDestination)
+	return k.writeDest(ctx, "add", ipvsCmdNewDest, svc, d)
 }
 
 // UpdateDestination changes d in svc.
 func (k *Kernel) UpdateDestination(ctx context.Context, svc config.ServiceKey, d Destination) error {
-	return k.writeDest(ctx, "update", svc, d, (*mobyipvs.Handle).UpdateDestination)
+	return k.writeDest(ctx, "update", ipvsCmdSetDest, svc, d)
 }
 
 // DeleteDestination removes d from svc.
 func (k *Kernel) DeleteDestination(ctx context.Context, svc config.ServiceKey, d Destination) error {
-	return k.writeDest(ctx, "delete", svc, d, (*mobyipvs.Handle).DelDestination)
-}
-
-func (k *Kernel) writeDest(ctx context.Context, verb string, svc config.ServiceKey, d Destination, call func(*mobyipvs.Handle, *mobyipvs.Service, *mobyipvs.Destination) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	ms, err := toMobyKey(svc)
-	if err != nil {
-		return fmt.Errorf("%s destination: %w", verb, err)
-	}
-	if verb == "delete" {
-		d.Method, d.Tunnel = config.NAT, nil // only the address and port matter
-	}
-	if tunnelOf(d.Method, d.Tunnel) != nil {
-		return k.writeTunnelDest(verb, svc, d)
-	}
-	md, err := toMobyDestination(d)
-	if err != nil {
-		return fmt.Errorf("%s destination in %s: %w", verb, svc, err)
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if err := call(k.h, ms, md); err != nil {
-		return fmt.Errorf("%s destination %s in %s: %w", verb, addrPort(d.Addr, d.Port), svc, err)
-	}
-	return nil
+	d.Method, d.Tunnel = config.NAT, nil // only the address and port matter
+	return k.writeDest(ctx, "delete", ipvsCmdDelDest, svc, d)
 }
 
 // Close releases the netlink socket.

@@ -3,6 +3,7 @@
 package ipvs
 
 import (
+	"context"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -10,13 +11,11 @@ import (
 	"github.com/lvsprobe/lvsprobe/internal/config"
 )
 
-// writeTunnelDest adds ("add") or edits ("update") d, a TUN destination
-// with tunnel options, in svc over Kernel's own generic-netlink socket.
-// The caller holds no lock; k.mu is taken here.
-func (k *Kernel) writeTunnelDest(verb string, svc config.ServiceKey, d Destination) error {
-	cmd := uint8(ipvsCmdNewDest)
-	if verb == "update" {
-		cmd = ipvsCmdSetDest
+// writeDest sends the destination command cmd (add, edit or delete, as
+// verb names it) for d in svc.
+func (k *Kernel) writeDest(ctx context.Context, verb string, cmd uint8, svc config.ServiceKey, d Destination) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	sa, err := serviceKeyAttr(svc)
 	if err != nil {

@@ -15,11 +15,12 @@ import (
 	"github.com/lvsprobe/lvsprobe/internal/config"
 )
 
-// IPVS generic-netlink numbers (include/uapi/linux/ip_vs.h) used for the
-// destination requests that carry tunnel attributes.
+// IPVS generic-netlink numbers (include/uapi/linux/ip_vs.h) of the
+// destination requests Kernel makes itself.
 const (
 	ipvsCmdNewDest = 5 // IPVS_CMD_NEW_DEST
 	ipvsCmdSetDest = 6 // IPVS_CMD_SET_DEST
+	ipvsCmdDelDest = 7 // IPVS_CMD_DEL_DEST
 	ipvsCmdGetDest = 8 // IPVS_CMD_GET_DEST
 
 	ipvsCmdAttrService = 1 // IPVS_CMD_ATTR_SERVICE
@@ -105,24 +106,37 @@ func serviceKeyAttr(k config.ServiceKey) (*nl.RtAttr, error) {
 }
 
 // destAttr returns the IPVS_CMD_ATTR_DEST attribute for d with every
-// setting, the tunnel attributes included.
+// setting, the tunnel attributes included (plain ipip, port 0 and nocsum
+// when d has no tunnel options, as the kernel defaults them).
 func destAttr(d Destination) (*nl.RtAttr, error) {
-	m, err := mobyDestination(d)
-	if err != nil {
-		return nil, err
+	m := d.Method
+	if m == "" {
+		m = config.NAT
 	}
-	typ, port, flags, err := tunnelNumbers(tunnelOf(d.Method, d.Tunnel))
+	fwd, ok := methodFlags[m]
+	if !ok {
+		return nil, fmt.Errorf("destination %s: method %q: %w", addrPort(d.Addr, d.Port), d.Method, ErrUnsupported)
+	}
+	typ, port, flags, err := tunnelNumbers(tunnelOf(m, d.Tunnel))
 	if err != nil {
 		return nil, fmt.Errorf("destination %s: %w", addrPort(d.Addr, d.Port), err)
 	}
+	addr := d.Addr.Unmap()
+	if !addr.IsValid() {
+		return nil, fmt.Errorf("destination without an address: %w", ErrUnsupported)
+	}
+	af := uint16(unix.AF_INET)
+	if addr.Is6() {
+		af = unix.AF_INET6
+	}
 	a := nl.NewRtAttr(ipvsCmdAttrDest, nil)
-	a.AddRtAttr(ipvsDestAttrAddr, ipBytes(m.Address))
-	a.AddRtAttr(ipvsDestAttrPort, nl.BEUint16Attr(m.Port))
-	a.AddRtAttr(ipvsDestAttrFwdMethod, nl.Uint32Attr(m.ConnectionFlags))
-	a.AddRtAttr(ipvsDestAttrWeight, nl.Uint32Attr(uint32(m.Weight)))
-	a.AddRtAttr(ipvsDestAttrUThresh, nl.Uint32Attr(m.UpperThreshold))
-	a.AddRtAttr(ipvsDestAttrLThresh, nl.Uint32Attr(m.LowerThreshold))
-	a.AddRtAttr(ipvsDestAttrAddrFamily, nl.Uint16Attr(m.AddressFamily))
+	a.AddRtAttr(ipvsDestAttrAddr, addr.AsSlice())
+	a.AddRtAttr(ipvsDestAttrPort, nl.BEUint16Attr(d.Port))
+	a.AddRtAttr(ipvsDestAttrFwdMethod, nl.Uint32Attr(fwd))
+	a.AddRtAttr(ipvsDestAttrWeight, nl.Uint32Attr(uint32(d.Weight)))
+	a.AddRtAttr(ipvsDestAttrUThresh, nl.Uint32Attr(d.UpperThreshold))
+	a.AddRtAttr(ipvsDestAttrLThresh, nl.Uint32Attr(d.LowerThreshold))
+	a.AddRtAttr(ipvsDestAttrAddrFamily, nl.Uint16Attr(af))
 	a.AddRtAttr(ipvsDestAttrTunType, nl.Uint8Attr(typ))
 	a.AddRtAttr(ipvsDestAttrTunPort, nl.BEUint16Attr(port))
 	a.AddRtAttr(ipvsDestAttrTunFlags, nl.Uint16Attr(flags))
