@@ -16,8 +16,8 @@ import (
 	"github.com/lvsprobe/lvsprobe/internal/config"
 )
 
-// Kernel is the Backend over the running kernel's IPVS table, through
-// github.com/moby/ipvs over generic netlink, in the network namespace
+// Kernel is the Backend over the running kernel's IPVS table, over
+// generic netlink, in the network namespace
 // that was current on the calling thread when NewKernel ran. Every kernel
 // call is serialised under one mutex. Errors wrap the kernel's errno
 // (errors.Is(err, syscall.EEXIST) works).
@@ -25,9 +25,8 @@ import (
 // moby/ipvs v1.1.0 has no tunnel-type attributes (gue, gre, port,
 // checksum), so Kernel writes and lists destinations itself over its own
 // generic-netlink socket (see destAttr and listDests); services and
-// timeouts go through moby/ipvs. Limits of moby/ipvs that show here: no destination address family (a
-// destination has the service's family),
-// and the persistence engine is not read back, so Services reports the
+// timeouts go through moby/ipvs. A limit of moby/ipvs that shows here:
+// the persistence engine is not read back, so Services reports the
 // engine this Kernel last set on a service (empty after a restart: the
 // reconciler then sets it again, which drops nothing).
 type Kernel struct {
