@@ -120,6 +120,14 @@ func TestRunFlags(t *testing.T) {
 		{[]string{"run", "--rate=0"}, 2},
 		{[]string{"run", "extra"}, 2},
 		{[]string{"run", "-f", "/nonexistent/keepalived.conf", "--ipvs=dry-run"}, 1},
+		{[]string{"run", "--syn-probe-ports=62000-61000"}, 2},
+		{[]string{"run", "--syn-probe-ports=0-10"}, 2},
+		{[]string{"run", "--syn-probe-ports=x"}, 2},
+		{[]string{"run", "--syn-probe-interval=0s"}, 2},
+		{[]string{"run", "--syn-probe-pps=0"}, 2},
+		{[]string{"run", "--syn-probe=maybe"}, 2},
+		{[]string{"run", "--syn-probe-frames=maybe"}, 2},
+		{[]string{"run", "--syn-probe-ports=61000-61000", "-f", "/nonexistent/keepalived.conf"}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -205,31 +205,6 @@ func TestRunSynProbe(t *testing.T) {
 	}
 }
 
-// TestSynProbeFlags checks the flags' validation.
-func TestSynProbeFlags(t *testing.T) {
-	tests := []struct {
-		args []string
-		code int
-	}{
-		{[]string{"run", "--syn-probe-ports=62000-61000"}, 2},
-		{[]string{"run", "--syn-probe-ports=0-10"}, 2},
-		{[]string{"run", "--syn-probe-ports=x"}, 2},
-		{[]string{"run", "--syn-probe-interval=0s"}, 2},
-		{[]string{"run", "--syn-probe-pps=0"}, 2},
-		{[]string{"run", "--syn-probe=maybe"}, 2},
-		{[]string{"run", "--syn-probe-frames=maybe"}, 2},
-		{[]string{"run", "--syn-probe-ports=61000-61000", "-f", "/nonexistent/keepalived.conf"}, 1},
-	}
-	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			e := &env{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
-			if c := run(t.Context(), e, tt.args); c != tt.code {
-				t.Fatalf("exit %d, want %d", c, tt.code)
-			}
-		})
-	}
-}
-
 // TestParsePortRange checks the accepted forms of --syn-probe-ports.
 func TestParsePortRange(t *testing.T) {
 	tests := []struct {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/lvsprobe/lvsprobe/internal/config"
 )
 
@@ -125,3 +126,18 @@ func tableDump(t *testing.T, b Backend) []string {
 }
 
 func newBuffer() *bytes.Buffer { return &bytes.Buffer{} }
+
+// mustReconcileTo runs one pass of r, fails t unless b's table then equals
+// want, and fails it if a second pass writes anything (idempotence).
+func mustReconcileTo(t *testing.T, ctx context.Context, r *Reconciler, b Backend, want []string) {
+	t.Helper()
+	mustNil(t, r.Reconcile(ctx))
+	if diff := cmp.Diff(want, tableDump(t, b)); diff != "" {
+		t.Fatalf("table (-want +got):\n%s", diff)
+	}
+	writes := r.Stats().Writes()
+	mustNil(t, r.Reconcile(ctx))
+	if w := r.Stats().Writes(); w != writes {
+		t.Fatalf("second pass wrote %d times", w-writes)
+	}
+}
