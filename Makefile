@@ -20,7 +20,7 @@ build:
 
 ## test: every test — on the host (root: netns, nginx, eBPF), then the
 ## packages that need real IPVS inside the kernel-lab guest.
-test: vmlab-setup test-host vmtest
+test: install-deps vmlab-setup test-host vmtest
 
 test-host:
 	$(GO) test -count=1 -timeout 20m $(PKGS)
