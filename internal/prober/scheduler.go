@@ -36,6 +36,9 @@ type SchedulerOptions struct {
 	// initial state, so a consumer that assumed a health of its own (the
 	// IPVS reconciler adopting the table it finds) learns the truth.
 	FirstVerdict bool
+	// StaticConcurrency keeps MaxConcurrent attempts in flight whenever
+	// checks are due, without the adaptive limit (the behaviour before it).
+	StaticConcurrency bool
 	// NewChecker builds a checker for one block; nil means [NewChecker].
 	NewChecker func(*config.Checker, CheckerOptions) (Checker, error)
 }
@@ -52,6 +55,23 @@ var ErrRunning = errors.New("scheduler already started")
 // that do the same check with the same timing (the same real server under
 // several virtual servers) run once and feed every real server using them.
 //
+// Overload: a check's timeout covers the whole exchange, including the
+// time its goroutine waits for a CPU, so a director whose CPU cannot keep
+// up with every due check would see healthy real servers time out and
+// flap if all of them ran at once. The number in flight is therefore
+// limited adaptively (AIMD, see [Scheduler.ConcurrencyLimit]) between 4
+// and MaxConcurrent, starting at 16: an attempt of a check that is up and
+// takes half of its connect_timeout or more is read as starvation and
+// cuts the limit to three quarters (once per generation of attempts: only
+// one started after the last cut can cut again); attempts ending in under
+// a quarter of their timeout while at least half the limit is in use grow
+// it by one, slower ones by 1/limit. Checks that cannot start wait in the
+// due queue and run late, as keepalived's do on a busy CPU, and the
+// lateness histogram shows it. Slow attempts of checks already down never
+// cut the limit (a dead real server is not overload), but a healthy real
+// server that answers in more than half its timeout does; its checks then
+// run late, never fail for it. StaticConcurrency turns the limit off.
+//
 // Its methods are safe for concurrent use.
 type Scheduler struct {
 	log         *slog.Logger
@@ -61,7 +81,8 @@ type Scheduler struct {
 	firstVerd   bool
 	limiter     *rate.Limiter
 	sem         chan struct{}
-	wake        chan struct{} // the head of the queue may have changed
+	conc        *concurrencyLimit // adaptive limit on attempts in flight, at most cap(sem)
+	wake        chan struct{}     // the head of the queue may have changed
 	lateness    latenessHistogram
 	transitions atomic.Uint64 // transitions emitted
 
@@ -108,6 +129,11 @@ func NewScheduler(cfg *config.Config, opts SchedulerOptions) (*Scheduler, error)
 		n = DefaultMaxConcurrent
 	}
 	s.sem = make(chan struct{}, n)
+	if opts.StaticConcurrency {
+		s.conc = newConcurrencyLimit(n, n, n)
+	} else {
+		s.conc = newConcurrencyLimit(limitFloor, n, limitInitial)
+	}
 	r := opts.Rate
 	if r == 0 {
 		r = DefaultRate
@@ -197,6 +223,9 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 			if err := s.limiter.Wait(ctx); err != nil {
 				return
 			}
+			if !s.acquire(ctx) {
+				return
+			}
 			select {
 			case s.sem <- struct{}{}:
 			case <-ctx.Done():
@@ -224,17 +253,40 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
+// acquire waits for a slot under the adaptive limit; false when ctx is
+// done first.
+func (s *Scheduler) acquire(ctx context.Context) bool {
+	for !s.conc.tryAcquire() {
+		select {
+		case <-s.conc.freed:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// ConcurrencyLimit returns how many check attempts may be in flight now:
+// the adaptive limit, at most MaxConcurrent.
+func (s *Scheduler) ConcurrencyLimit() int { return s.conc.current() }
+
 // attempt runs one check of u, due at due, and records its result.
 func (s *Scheduler) attempt(ctx context.Context, u *unit, due time.Time) {
 	defer func() { <-s.sem }()
-	s.lateness.observe(time.Since(due))
+	start := time.Now()
+	s.lateness.observe(start.Sub(due))
 	res := u.checker.Check(ctx)
+	end := time.Now()
 	if ctx.Err() != nil {
+		s.conc.cancel()
 		return // cancelled: not a verdict on the real server
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.complete(u, res, time.Now())
+	healthy := u.state.up
+	timeout := u.timeout()
+	s.complete(u, res, end)
+	s.mu.Unlock()
+	s.conc.done(start, end, timeout, healthy)
 }
 
 // complete applies one result to u and the real servers using it, and

@@ -16,6 +16,7 @@ type SchedulerCollector struct {
 	checks      *prometheus.Desc
 	servers     *prometheus.Desc
 	inFlight    *prometheus.Desc
+	limit       *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*SchedulerCollector)(nil)
@@ -32,12 +33,13 @@ func NewSchedulerCollector(s *Scheduler) *SchedulerCollector {
 		checks:      prometheus.NewDesc(name("checks"), "Distinct checks scheduled (checker blocks doing the same check count once).", nil, nil),
 		servers:     prometheus.NewDesc(name("real_servers"), "Real servers by health.", []string{"state"}, nil),
 		inFlight:    prometheus.NewDesc(name("attempts_in_flight"), "Check attempts running now.", nil, nil),
+		limit:       prometheus.NewDesc(name("concurrency_limit"), "Check attempts allowed in flight now (adaptive, at most --max-concurrent).", nil, nil),
 	}
 }
 
 // Describe sends every metric description.
 func (c *SchedulerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.lateness, c.attempts, c.failures, c.transitions, c.checks, c.servers, c.inFlight} {
+	for _, d := range []*prometheus.Desc{c.lateness, c.attempts, c.failures, c.transitions, c.checks, c.servers, c.inFlight, c.limit} {
 		ch <- d
 	}
 }
@@ -66,4 +68,5 @@ func (c *SchedulerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.servers, prometheus.GaugeValue, float64(st.RealServers-st.Down), "up")
 	ch <- prometheus.MustNewConstMetric(c.servers, prometheus.GaugeValue, float64(st.Down), "down")
 	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(st.InFlight))
+	ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(c.s.ConcurrencyLimit()))
 }

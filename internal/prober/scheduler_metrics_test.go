@@ -38,6 +38,9 @@ lvsprobe_scheduler_attempts_total 4
 # HELP lvsprobe_scheduler_checks Distinct checks scheduled (checker blocks doing the same check count once).
 # TYPE lvsprobe_scheduler_checks gauge
 lvsprobe_scheduler_checks 2
+# HELP lvsprobe_scheduler_concurrency_limit Check attempts allowed in flight now (adaptive, at most --max-concurrent).
+# TYPE lvsprobe_scheduler_concurrency_limit gauge
+lvsprobe_scheduler_concurrency_limit 16
 # HELP lvsprobe_scheduler_real_servers Real servers by health.
 # TYPE lvsprobe_scheduler_real_servers gauge
 lvsprobe_scheduler_real_servers{state="down"} 1
@@ -47,7 +50,7 @@ lvsprobe_scheduler_real_servers{state="up"} 1
 lvsprobe_scheduler_transitions_total 1
 `
 		if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
-			"lvsprobe_scheduler_attempt_failures_total", "lvsprobe_scheduler_attempts_total", "lvsprobe_scheduler_checks",
+			"lvsprobe_scheduler_attempt_failures_total", "lvsprobe_scheduler_attempts_total", "lvsprobe_scheduler_checks", "lvsprobe_scheduler_concurrency_limit",
 			"lvsprobe_scheduler_real_servers", "lvsprobe_scheduler_transitions_total"); err != nil {
 			t.Fatal(err)
 		}

@@ -27,6 +27,15 @@ type unit struct {
 	lastAt time.Time
 }
 
+// timeout is the whole-exchange timeout of u's attempts. The caller
+// holds the scheduler's lock (a reload replaces u.block).
+func (u *unit) timeout() time.Duration {
+	if u.block.ConnectTimeout > 0 {
+		return u.block.ConnectTimeout
+	}
+	return config.DefaultConnectTimeout
+}
+
 // realServer is one real server under one virtual server, with the units
 // that decide its health.
 type realServer struct {
