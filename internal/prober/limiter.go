@@ -7,8 +7,8 @@ import (
 
 // Adaptive concurrency limit tuning (see [Scheduler] for the design).
 const (
-	limitFloor   = 4    // the limit never shrinks below this (or MaxConcurrent when smaller)
-	limitInitial = 16   // the limit a scheduler starts with (at most MaxConcurrent)
+	limitFloor   = 32   // the limit never shrinks below this (or MaxConcurrent when smaller); 4 let one slow attempt in a noisy guest pin throughput at 10 checks/s
+	limitInitial = 32   // the limit a scheduler starts with (at most MaxConcurrent)
 	limitBackoff = 0.75 // the limit is multiplied by this on overload
 )
 

@@ -40,7 +40,7 @@ lvsprobe_scheduler_attempts_total 4
 lvsprobe_scheduler_checks 2
 # HELP lvsprobe_scheduler_concurrency_limit Check attempts allowed in flight now (adaptive, at most --max-concurrent).
 # TYPE lvsprobe_scheduler_concurrency_limit gauge
-lvsprobe_scheduler_concurrency_limit 16
+lvsprobe_scheduler_concurrency_limit 32
 # HELP lvsprobe_scheduler_real_servers Real servers by health.
 # TYPE lvsprobe_scheduler_real_servers gauge
 lvsprobe_scheduler_real_servers{state="down"} 1

@@ -53,7 +53,7 @@ func (f *starvedChecker) Check(ctx context.Context) Result {
 }
 
 // TestSchedulerStarvedCPU runs 200 healthy real servers due every second
-// on a CPU that completes 50 attempts a second: without the adaptive limit
+// on a CPU that completes 100 attempts a second: without the adaptive limit
 // nearly every attempt times out and real servers go down; with it none
 // does, checks run late instead, and the CPU stays busy.
 func TestSchedulerStarvedCPU(t *testing.T) {
@@ -80,7 +80,7 @@ func TestSchedulerStarvedCPU(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				cpu := &starvedCPU{perAttempt: 20 * time.Millisecond}
+				cpu := &starvedCPU{perAttempt: 10 * time.Millisecond}
 				tm := timing{delayLoop: time.Second, retry: 1, delayBeforeRetry: time.Second}
 				var rss []*config.RealServer
 				for i := range servers {
@@ -105,19 +105,19 @@ func TestSchedulerStarvedCPU(t *testing.T) {
 					}
 					return
 				}
-				// Capacity is 50 attempts/s from 1 s on; ask for well over
+				// Capacity is 100 attempts/s from 1 s on; ask for well over
 				// half of it.
-				if min := uint64(run/time.Second-1) * 50 / 2; st.Attempts < min {
+				if min := uint64(run/time.Second-1) * 100 / 2; st.Attempts < min {
 					t.Errorf("%d attempts in %v, want at least %d", st.Attempts, run, min)
 				}
 				if got := c.list(); len(got) != 0 {
 					t.Errorf("%d transitions (first %+v), want none: every real server is healthy", len(got), got[0])
 				}
-				if l := s.ConcurrencyLimit(); l < limitFloor || l > 26 {
-					t.Errorf("limit %d, want between %d and 26 (attempts take half their timeout at 25 in flight)", l, limitFloor)
+				if l := s.ConcurrencyLimit(); l < limitFloor || l > 52 {
+					t.Errorf("limit %d, want between %d and 52 (attempts take half their timeout at 50 in flight)", l, limitFloor)
 				}
-				if q := s.Lateness().Quantile(0.5); q < time.Second {
-					t.Errorf("median lateness %v, want checks to run late (demand is 4× capacity)", q)
+				if q := s.Lateness().Quantile(0.5); q < 400*time.Millisecond {
+					t.Errorf("median lateness %v, want checks to run late (demand is 2× capacity)", q)
 				}
 			})
 		})
