@@ -26,6 +26,7 @@ type runFlags struct {
 	configID      string
 	ipvs          string
 	maxConcurrent int
+	staticConc    bool
 	rate          float64
 	syn           synFlags
 }
@@ -38,10 +39,11 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.configID, "config-id", "", "configuration `id` selecting @ID lines (keepalived -i)")
 	fs.StringVar(&f.ipvs, "ipvs", "kernel", "IPVS backend: kernel, or dry-run to print the ipvsadm commands instead")
 	fs.IntVar(&f.maxConcurrent, "max-concurrent", prober.DefaultMaxConcurrent, "checks in flight at once")
+	fs.BoolVar(&f.staticConc, "static-concurrency", false, "keep max-concurrent checks in flight instead of adapting the limit when the CPU is starved")
 	fs.Float64Var(&f.rate, "rate", prober.DefaultRate, "check attempts started per second at most (negative: no cap)")
 	f.syn.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--rate N] [--syn-probe=false] [--syn-probe-interval D] [--syn-probe-pps N] [--syn-probe-ports LO-HI]")
+		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--static-concurrency] [--rate N] [--syn-probe=false] [--syn-probe-interval D] [--syn-probe-pps N] [--syn-probe-ports LO-HI]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -82,11 +84,12 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 	defer b.Close()
 
 	sched, err := prober.NewScheduler(cfg, prober.SchedulerOptions{
-		Log:           e.log.With("component", "prober"),
-		MaxConcurrent: f.maxConcurrent,
-		Rate:          f.rate,
-		Checker:       prober.CheckerOptions{SSL: cfg.Global.SSL},
-		FirstVerdict:  true, // the reconciler assumes a health until told
+		Log:               e.log.With("component", "prober"),
+		MaxConcurrent:     f.maxConcurrent,
+		StaticConcurrency: f.staticConc,
+		Rate:              f.rate,
+		Checker:           prober.CheckerOptions{SSL: cfg.Global.SSL},
+		FirstVerdict:      true, // the reconciler assumes a health until told
 	})
 	if err != nil {
 		return fmt.Errorf("start checks: %w", err)

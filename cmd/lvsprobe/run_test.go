@@ -117,6 +117,7 @@ func TestRunFlags(t *testing.T) {
 	}{
 		{[]string{"run", "--ipvs=bogus"}, 2},
 		{[]string{"run", "--max-concurrent=0"}, 2},
+		{[]string{"run", "--static-concurrency=maybe"}, 2},
 		{[]string{"run", "--rate=0"}, 2},
 		{[]string{"run", "extra"}, 2},
 		{[]string{"run", "-f", "/nonexistent/keepalived.conf", "--ipvs=dry-run"}, 1},
