@@ -29,6 +29,7 @@ type runFlags struct {
 	staticConc    bool
 	rate          float64
 	syn           synFlags
+	metricsListen string
 }
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
@@ -42,8 +43,9 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&f.staticConc, "static-concurrency", false, "keep max-concurrent checks in flight instead of adapting the limit when the CPU is starved")
 	fs.Float64Var(&f.rate, "rate", prober.DefaultRate, "check attempts started per second at most (negative: no cap)")
 	f.syn.register(fs)
+	fs.StringVar(&f.metricsListen, "metrics-listen", defaultMetricsListen, "`address` serving Prometheus metrics on /metrics (\"\" disables)")
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--static-concurrency] [--rate N] [--syn-probe=false] [--syn-probe-interval D] [--syn-probe-pps N] [--syn-probe-ports LO-HI]")
+		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--static-concurrency] [--rate N] [--syn-probe=false] [--syn-probe-interval D] [--syn-probe-pps N] [--syn-probe-ports LO-HI] [--metrics-listen ADDR]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -95,7 +97,9 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 		return fmt.Errorf("start checks: %w", err)
 	}
 	rec := ipvs.NewReconciler(b, cfg, ipvs.ReconcilerOptions{Log: e.log})
-	syn := startSynProbe(ctx, e.log, f.syn, cfg, nil)
+	reg := newRegistry()
+	reg.MustRegister(prober.NewSchedulerCollector(sched), ipvs.NewCollector(rec))
+	syn := startSynProbe(ctx, e.log, f.syn, cfg, reg)
 	defer syn.stop()
 	e.log.Info("lvsprobe running", "config", f.file, "ipvs", f.ipvs,
 		"virtual_servers", len(cfg.VirtualServers), "checks", sched.Stats().Checks)
@@ -106,6 +110,7 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 	wg.Go(func() { recErr = rec.Run(ctx) })
 	wg.Go(func() { forwardHealth(e.log, sched, rec) })
 	wg.Go(func() { reloadOnHUP(ctx, e.log, f, sched, rec, syn) })
+	wg.Go(func() { serveMetrics(ctx, e.log.With("component", "metrics"), f.metricsListen, reg) })
 	wg.Wait()
 	st, l := sched.Stats(), sched.Lateness()
 	e.log.Info("lvsprobe stopped", "attempts", st.Attempts, "failed", st.Failures, "transitions", st.Transitions,

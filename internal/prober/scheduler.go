@@ -87,6 +87,7 @@ type Scheduler struct {
 	wake        chan struct{}     // the head of the queue may have changed
 	lateness    latenessHistogram
 	transitions atomic.Uint64 // transitions emitted
+	beat        atomic.Int64  // unix nanoseconds of the dispatch loop's last round; see Heartbeat
 
 	mu      sync.Mutex
 	plan    *plan
@@ -211,6 +212,7 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 	for {
 		s.mu.Lock()
 		now := time.Now()
+		s.beat.Store(now.UnixNano())
 		u := s.queue.popDue(now)
 		wait := time.Duration(-1)
 		var due time.Time
@@ -240,11 +242,11 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 			}()
 			continue
 		}
-		var fire <-chan time.Time
-		if wait >= 0 {
-			timer.Reset(wait)
-			fire = timer.C
+		if wait < 0 || wait > heartbeatPeriod {
+			wait = heartbeatPeriod // go round even when idle, so a live loop shows in Heartbeat
 		}
+		timer.Reset(wait)
+		fire := timer.C
 		select {
 		case <-ctx.Done():
 			return

@@ -39,7 +39,7 @@ func NewSchedulerCollector(s *Scheduler) *SchedulerCollector {
 
 // Describe sends every metric description.
 func (c *SchedulerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.lateness, c.attempts, c.failures, c.transitions, c.checks, c.servers, c.inFlight, c.limit} {
+	for _, d := range []*prometheus.Desc{c.lateness, c.attempts, c.failures, c.transitions, c.checks, c.servers, c.inFlight, c.limit, heartbeatDesc} {
 		ch <- d
 	}
 }
@@ -69,4 +69,5 @@ func (c *SchedulerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.servers, prometheus.GaugeValue, float64(st.Down), "down")
 	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(st.InFlight))
 	ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(c.s.ConcurrencyLimit()))
+	c.collectHeartbeat(ch)
 }
