@@ -45,6 +45,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.ops, c.reads, c.errs, c.races, c.deferred, c.pending, c.passes, c.quorum} {
 		ch <- d
 	}
+	ch <- destWeightDesc
+	ch <- realServerUpDesc
 }
 
 // Collect sends the current values.
@@ -69,4 +71,5 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.quorum, prometheus.GaugeValue, v, id)
 	}
+	c.collectDestinations(ch)
 }

@@ -76,6 +76,7 @@ type Reconciler struct {
 	timeouts Timeouts                               // last set, zero if never
 	retry    *backoff
 	stats    Stats
+	desired  table // the desired table of the last pass (never written after), for metrics
 }
 
 // NewReconciler returns a Reconciler that applies cfg through b. It does
@@ -334,6 +335,7 @@ func (r *Reconciler) reconcile(ctx context.Context, read bool) error {
 
 	r.mu.Lock()
 	desired := r.desiredLocked(actual)
+	r.desired = desired
 	retired := make([]config.ServiceKey, 0, len(r.retired))
 	for id := range r.retired {
 		retired = append(retired, id)

@@ -1,0 +1,94 @@
+package ipvs
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lvsprobe/lvsprobe/internal/config"
+)
+
+// BackendLabels are the labels of the per-destination metrics, the same
+// names and values as node_exporter's node_ipvs_backend_* series (read
+// from /proc/net/ip_vs), so the two join with on(...) in PromQL:
+// local_address and local_port are the virtual service ("" and "0" for a
+// fwmark service), remote_address and remote_port the real server,
+// proto is TCP, UDP, SCTP or FWM, and local_mark is the fwmark as
+// /proc/net/ip_vs prints it (8 upper-case hex digits), "" otherwise.
+var BackendLabels = []string{"local_address", "local_port", "remote_address", "remote_port", "proto", "local_mark"}
+
+// backendLabelValues returns the BackendLabels values of destination
+// addr:port of service k.
+func backendLabelValues(k config.ServiceKey, addr netip.Addr, port uint16) []string {
+	local, lport, proto, mark := "", "0", string(k.Protocol), ""
+	if k.FWMark != 0 {
+		proto, mark = "FWM", fmt.Sprintf("%08X", k.FWMark)
+	} else {
+		local, lport = k.Addr.Unmap().String(), strconv.Itoa(int(k.Port))
+	}
+	return []string{local, lport, addr.Unmap().String(), strconv.Itoa(int(port)), proto, mark}
+}
+
+var (
+	destWeightDesc = prometheus.NewDesc("lvsprobe_ipvs_destination_weight",
+		"Weight lvsprobe keeps the destination at in IPVS, for every destination of the services it owns (the desired table of the last reconcile pass; "+
+			"0 under inhibit_on_failure; absent when the real server is out of the table). Labels join node_exporter's node_ipvs_backend_*.",
+		BackendLabels, nil)
+	realServerUpDesc = prometheus.NewDesc("lvsprobe_real_server_up",
+		"1 when the real server's health checks pass (or, before its first verdict, when it is assumed alive), 0 when they fail; "+
+			"one series per IPVS service the real server is configured under. Labels join node_exporter's node_ipvs_backend_*.",
+		BackendLabels, nil)
+)
+
+// collectDestinations sends the per-destination metrics.
+func (c *Collector) collectDestinations(ch chan<- prometheus.Metric) {
+	type series struct {
+		desc *prometheus.Desc
+		v    float64
+		lv   []string
+	}
+	var out []series
+	seen := map[string]bool{}
+	add := func(d *prometheus.Desc, v float64, lv []string) {
+		id := d.String() + "\x00" + strings.Join(lv, "\x00")
+		if seen[id] {
+			return // two real servers on one destination: the first wins, as in the table
+		}
+		seen[id] = true
+		out = append(out, series{d, v, lv})
+	}
+	r := c.r
+	r.mu.Lock()
+	for _, ts := range r.desired {
+		for _, d := range ts.dests {
+			add(destWeightDesc, float64(d.Weight), backendLabelValues(ts.svc.ServiceKey, d.Addr, d.Port))
+		}
+	}
+	for _, vs := range r.cfg.VirtualServers {
+		hv := r.health[vs.ID()]
+		for _, rs := range vs.RealServers {
+			h, ok := hv[netip.AddrPortFrom(rs.Addr, rs.Port)]
+			if !ok {
+				continue // not yet seen by a pass
+			}
+			v := 0.0
+			if h.up {
+				v = 1
+			}
+			m := rs.Method
+			if m == "" {
+				m = vs.Method
+			}
+			for _, k := range serviceKeys(vs) {
+				add(realServerUpDesc, v, backendLabelValues(k, rs.Addr, destPort(k, m, rs.Port)))
+			}
+		}
+	}
+	r.mu.Unlock()
+	for _, s := range out {
+		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, s.v, s.lv...)
+	}
+}
