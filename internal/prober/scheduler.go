@@ -88,6 +88,7 @@ type Scheduler struct {
 	lateness    latenessHistogram
 	transitions atomic.Uint64 // transitions emitted
 	beat        atomic.Int64  // unix nanoseconds of the dispatch loop's last round; see Heartbeat
+	metrics     *checkMetrics // per-attempt instruments, exported by SchedulerCollector
 
 	mu      sync.Mutex
 	plan    *plan
@@ -114,6 +115,7 @@ func NewScheduler(cfg *config.Config, opts SchedulerOptions) (*Scheduler, error)
 		wake:       make(chan struct{}, 1),
 		tWake:      make(chan struct{}, 1),
 		out:        make(chan Transition),
+		metrics:    newCheckMetrics(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -288,9 +290,11 @@ func (s *Scheduler) attempt(ctx context.Context, u *unit, due time.Time) {
 	s.mu.Lock()
 	healthy := u.state.up
 	timeout := u.timeout()
+	typ := u.block.Type
 	s.complete(u, res, end)
 	s.mu.Unlock()
 	s.conc.done(start, end, timeout, healthy)
+	s.metrics.observe(typ, res.OK, end.Sub(start))
 }
 
 // complete applies one result to u and the real servers using it, and

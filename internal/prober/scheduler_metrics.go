@@ -42,6 +42,7 @@ func (c *SchedulerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.lateness, c.attempts, c.failures, c.transitions, c.checks, c.servers, c.inFlight, c.limit, heartbeatDesc} {
 		ch <- d
 	}
+	c.s.metrics.duration.Describe(ch)
 }
 
 // latenessExportEvery thins the internal buckets (four per octave) to one
@@ -70,4 +71,5 @@ func (c *SchedulerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(st.InFlight))
 	ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(c.s.ConcurrencyLimit()))
 	c.collectHeartbeat(ch)
+	c.s.metrics.duration.Collect(ch)
 }
