@@ -12,12 +12,17 @@ import (
 
 // attachment is one interface the receiver is attached to.
 type attachment struct {
+	prog    string // the program's name and the hook (tcx or clsact) in the status metrics; "" records nothing
+	hook    string
 	ifindex int
 	tcx     link.Link          // set when attached with TCX
 	filter  *netlink.BpfFilter // set when attached through clsact
 }
 
 func (a attachment) detach() error {
+	if a.prog != "" {
+		recordAttach(a.prog, a.hook, -1)
+	}
 	if a.tcx != nil {
 		if err := a.tcx.Close(); err != nil {
 			return fmt.Errorf("detach tcx from %d: %w", a.ifindex, err)
@@ -48,7 +53,8 @@ func (s *SynProbe) Attach(ifindex int) (string, error) {
 			Attach:    ebpf.AttachTCXIngress,
 		})
 		if err == nil {
-			s.attached = append(s.attached, attachment{ifindex: ifindex, tcx: l})
+			s.attached = append(s.attached, attachment{prog: synprobeName, hook: "tcx", ifindex: ifindex, tcx: l})
+			recordAttach(synprobeName, "tcx", 1)
 			return "tcx", nil
 		}
 		if !errors.Is(err, ebpf.ErrNotSupported) {
@@ -60,7 +66,8 @@ func (s *SynProbe) Attach(ifindex int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s.attached = append(s.attached, attachment{ifindex: ifindex, filter: f})
+	s.attached = append(s.attached, attachment{prog: synprobeName, hook: "clsact", ifindex: ifindex, filter: f})
+	recordAttach(synprobeName, "clsact", 1)
 	return "clsact", nil
 }
 

@@ -85,6 +85,7 @@ func LoadSynProbe(opts SynProbeOptions) (*SynProbe, error) {
 		s.poll = 2 * time.Millisecond
 	}
 	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
+		recordLoad(synprobeName, false)
 		if vl := VerifierLog(err); vl != "" {
 			log.Error("synprobe rejected by the verifier", "log", vl)
 		}
@@ -93,8 +94,12 @@ func LoadSynProbe(opts SynProbeOptions) (*SynProbe, error) {
 		}
 		return nil, fmt.Errorf("load synprobe: %w", err)
 	}
+	recordLoad(synprobeName, true)
 	return s, nil
 }
+
+// synprobeName names the SYN-probe receiver in the status metrics.
+const synprobeName = "synprobe"
 
 func (s *SynProbe) program() *ebpf.Program {
 	if s.opts.Delivery == TargetMap {
@@ -124,6 +129,7 @@ func (s *SynProbe) Close() error {
 	}
 	s.attached = nil
 	errs = append(errs, s.objs.Close())
+	recordClose(synprobeName)
 	return errors.Join(errs...)
 }
 
