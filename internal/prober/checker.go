@@ -35,6 +35,9 @@ type Transition struct {
 	Up     bool                 // its new health
 	Reason string               // the failing or passing check, for logs
 	At     time.Time            // when the deciding check completed
+	// Detection is the evidence behind the change, set by a [Detector]
+	// (nil from the scheduler itself).
+	Detection *Detection
 }
 
 // CheckerOptions are the settings a checker takes from outside its block.

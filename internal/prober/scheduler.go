@@ -88,6 +88,7 @@ type Scheduler struct {
 	lateness    latenessHistogram
 	transitions atomic.Uint64 // transitions emitted
 	beat        atomic.Int64  // unix nanoseconds of the dispatch loop's last round; see Heartbeat
+	fast        fastPath      // the failure detector's hooks (scheduler_expedite.go)
 	metrics     *checkMetrics // per-attempt instruments, exported by SchedulerCollector
 
 	mu      sync.Mutex
@@ -308,6 +309,7 @@ func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
 		s.fails++
 	}
 	wasUp := u.state.up
+	s.fast.before(u, res, now)
 	st := u.state.record(u.pol, res.OK)
 	u.last, u.lastAt = res, now
 	s.logAttempt(u, res, wasUp, st)
@@ -332,7 +334,7 @@ func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
 			}
 		}
 	}
-	s.queue.schedule(u, now.Add(st.delay))
+	s.queue.schedule(u, now.Add(s.fast.after(u, res, st, now)))
 	if s.queue.next() == u {
 		s.poke()
 	}

@@ -1,0 +1,545 @@
+package prober
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lvsprobe/lvsprobe/internal/config"
+)
+
+// EvidenceKind is what a fast signal reports about an endpoint.
+type EvidenceKind uint8
+
+// Kinds of evidence. SYN probes give SynAck, Reset and Silence; the
+// passive observer gives the Passive kinds and Latency.
+const (
+	EvidenceSynAck            EvidenceKind = iota + 1 // a SYN was answered with a SYN-ACK: something listens
+	EvidenceReset                                     // a SYN was answered with a RST: nothing listens
+	EvidenceSilence                                   // Count probes in a row went unanswered
+	EvidencePassiveReset                              // Count resets seen on live traffic to the endpoint
+	EvidencePassiveUnanswered                         // Count client SYNs to the endpoint went unanswered
+	EvidenceLatency                                   // a handshake took RTT (informational)
+	evidenceKinds
+)
+
+// String names the kind for logs and metrics.
+func (k EvidenceKind) String() string {
+	switch k {
+	case EvidenceSynAck:
+		return "synack"
+	case EvidenceReset:
+		return "rst"
+	case EvidenceSilence:
+		return "silence"
+	case EvidencePassiveReset:
+		return "passive_reset"
+	case EvidencePassiveUnanswered:
+		return "passive_unanswered"
+	case EvidenceLatency:
+		return "latency"
+	}
+	return "unknown"
+}
+
+// Evidence is one fast observation of one endpoint (a checker's
+// connect_ip:connect_port), from the SYN prober or the passive observer.
+// Evidence is only ever a reason to run a full check sooner: it never
+// changes a real server's health by itself.
+type Evidence struct {
+	Target netip.AddrPort // the endpoint observed
+	Kind   EvidenceKind   // what was seen
+	Count  int            // Silence: misses in a row; Passive kinds: events in the report
+	RTT    time.Duration  // SynAck, Latency: the handshake time
+	At     time.Time      // when it was seen; zero means when it is handed over
+}
+
+// describe renders the evidence for a log line.
+func (ev Evidence) describe() string {
+	switch ev.Kind {
+	case EvidenceSilence:
+		return fmt.Sprintf("%d probes unanswered", ev.Count)
+	case EvidencePassiveReset, EvidencePassiveUnanswered:
+		return fmt.Sprintf("%s×%d", ev.Kind, ev.Count)
+	case EvidenceSynAck:
+		return fmt.Sprintf("synack rtt %v", ev.RTT)
+	}
+	return ev.Kind.String()
+}
+
+// DetectorMode is the detector's policy.
+type DetectorMode int
+
+// Detector modes.
+const (
+	// DetectFast (the default): suspicion runs the confirming check now;
+	// a failed check corroborated by an independent fast signal takes the
+	// real server down without climbing the retry ladder; a flapping
+	// real server's recoveries are held back.
+	DetectFast DetectorMode = iota
+	// DetectCompatible keeps keepalived's retry ladder and timing of
+	// recoveries exactly; fast signals only make the checks run sooner.
+	DetectCompatible
+)
+
+// String names the mode as the --detector flag spells it.
+func (m DetectorMode) String() string {
+	if m == DetectCompatible {
+		return "compatible"
+	}
+	return "fast"
+}
+
+// ParseDetectorMode parses "fast" or "compatible".
+func ParseDetectorMode(s string) (DetectorMode, error) {
+	switch s {
+	case "fast":
+		return DetectFast, nil
+	case "compatible":
+		return DetectCompatible, nil
+	}
+	return 0, fmt.Errorf("detector mode %q: want fast or compatible", s)
+}
+
+// Detector defaults.
+const (
+	DefaultMissThreshold   = 3                      // 300 ms of silence at the default 100 ms probe interval
+	DefaultPassiveResets   = 3                      // resets in one passive report that make a suspicion
+	DefaultRSTWindow       = 2 * time.Second        // how old a RST may be and still corroborate a failed check
+	DefaultBackoffMin      = time.Second            // first wait after a check that found a suspicion wrong
+	DefaultBackoffMax      = 30 * time.Second       // longest such wait
+	DefaultPenaltyHalfLife = time.Minute            // flap penalty halves this often
+	DefaultHoldBase        = time.Second            // hold of a recovery at penalty 2
+	DefaultHoldMax         = 10 * time.Second       // longest hold: re-added within 15 s of recovering
+	detectorTick           = 100 * time.Millisecond // how often held recoveries are looked at
+)
+
+// DetectorOptions tune a [Detector]. The zero value is the default policy.
+type DetectorOptions struct {
+	Mode            DetectorMode          // fast (default) or compatible
+	Log             *slog.Logger          // nil discards
+	Registerer      prometheus.Registerer // nil registers nothing
+	MissThreshold   int                   // unanswered probes in a row that make a suspicion; 0: DefaultMissThreshold
+	PassiveResets   int                   // resets in one passive report that make a suspicion; 0: DefaultPassiveResets
+	RSTWindow       time.Duration         // how old a RST may be to corroborate; 0: DefaultRSTWindow
+	BackoffMin      time.Duration         // 0: DefaultBackoffMin
+	BackoffMax      time.Duration         // 0: DefaultBackoffMax
+	PenaltyHalfLife time.Duration         // 0: DefaultPenaltyHalfLife
+	HoldBase        time.Duration         // 0: DefaultHoldBase
+	HoldMax         time.Duration         // 0: DefaultHoldMax
+	Now             func() time.Time      // nil: time.Now (tests use a fake clock)
+}
+
+// Detection is the evidence behind one change of a real server's health
+// that the detector passes on.
+type Detection struct {
+	Signals     string        // fast signals of the episode, "rst×2 silence×1", or "none"
+	FirstSignal string        // what started the episode: a signal kind, or "failed check"
+	Since       time.Duration // from the first signal (or failed check) to the change
+	Cut         string        // the corroboration that cut the retry ladder short, "" if none
+	Checks      int           // full check attempts in the episode
+	Held        time.Duration // how long flap damping held a recovery back
+	Penalty     float64       // the real server's flap penalty
+}
+
+// LogAttrs returns the detection as slog key/value pairs.
+func (d *Detection) LogAttrs() []any {
+	if d == nil {
+		return nil
+	}
+	a := []any{"signals", d.Signals, "first_signal", d.FirstSignal, "since_first_signal", d.Since, "checks", d.Checks}
+	if d.Cut != "" {
+		a = append(a, "ladder_cut_by", d.Cut)
+	}
+	if d.Held > 0 {
+		a = append(a, "held", d.Held)
+	}
+	if d.Penalty > 0 {
+		a = append(a, "flap_penalty", fmt.Sprintf("%.2f", d.Penalty))
+	}
+	return a
+}
+
+// ErrDetectorAttached is returned by [NewDetector] when the scheduler
+// already has a detector.
+var ErrDetectorAttached = errors.New("scheduler already has a detector")
+
+// Detector is the fast-path failure detector. It joins fast signals (SYN
+// probes, passive observation) with the scheduler's full checks, one state
+// machine per endpoint (a checker's connect_ip:connect_port, which is how
+// the network sees a real server):
+//
+//	UP ──negative signal──► SUSPECT ──check passes──► UP (the next request waits a growing backoff)
+//	                           │
+//	                    check fails and the real server's checks go down
+//	                           ▼
+//	RECOVERING ◄──SYN-ACK──── DOWN ◄──checks still fail── RECOVERING
+//	     │
+//	     └──checks pass──► UP
+//
+// A negative signal is a RST to a probe, MissThreshold probes unanswered
+// in a row, or resets or unanswered client SYNs seen by the passive
+// observer. Entering SUSPECT or RECOVERING asks the scheduler to run the
+// endpoint's full checks now ([Scheduler.Expedite]), pre-empting
+// delay_loop; nothing else happens on a signal's word. Only full checks
+// change health, through the scheduler's keepalived state machine:
+//
+//   - A failed full check of an up checker normally climbs the retry
+//     ladder. In fast mode, when an independent fast signal corroborates
+//     it — a RST newer than the newest SYN-ACK, or probes unanswered since
+//     before the check started — the ladder is cut short and that one
+//     failure takes the checker down. Contradictions (a SYN-ACK with a
+//     failing HTTP check, resets from a server that passes its checks)
+//     are left to the checks: no cut, no change. Compatible mode never
+//     cuts the ladder and never damps.
+//   - A SYN-ACK from a DOWN endpoint runs the full checks now: every URL,
+//     and an HTTP checker's fast_recovery respected (its state machine
+//     decides whether one or two passes bring it back).
+//   - Flap damping (fast mode): each failure of a real server after a
+//     recovery adds 1 to its penalty, which halves every PenaltyHalfLife.
+//     From penalty 2, a recovery is passed on only after it has held for
+//     HoldBase·2^(penalty-2), at most HoldMax (10 s: a real server that
+//     fails and recovers every few seconds is re-added within 15 s of
+//     recovering); a failure during the hold cancels it, unseen by IPVS.
+//
+// Every change passed on carries a [Detection]: the signals, the check,
+// the ladder cut, the time since the first signal; the time also goes to
+// the lvsprobe_detector_detection_seconds histogram. Forged answers never
+// reach the detector (the SYN prober validates its cookies). Its methods
+// are safe for concurrent use.
+type Detector struct {
+	s   *Scheduler
+	p   detectorParams
+	log *slog.Logger
+	now func() time.Time
+	m   *detectorMetrics
+	out chan Transition
+
+	mu   sync.Mutex
+	eps  map[netip.AddrPort]*epState
+	damp rsDamping
+	reqs []request // scratch, under mu
+}
+
+// NewDetector attaches a detector to s: from then on s asks it about
+// every completed check. Run it to pass s's transitions on.
+func NewDetector(s *Scheduler, opts DetectorOptions) (*Detector, error) {
+	d := &Detector{
+		s: s, log: opts.Log, now: opts.Now, out: make(chan Transition),
+		eps: map[netip.AddrPort]*epState{}, damp: rsDamping{},
+		p: detectorParams{
+			mode:            opts.Mode,
+			missThreshold:   orDefault(opts.MissThreshold, DefaultMissThreshold),
+			passiveResets:   orDefault(opts.PassiveResets, DefaultPassiveResets),
+			rstWindow:       orDefault(opts.RSTWindow, DefaultRSTWindow),
+			backoffMin:      orDefault(opts.BackoffMin, DefaultBackoffMin),
+			backoffMax:      orDefault(opts.BackoffMax, DefaultBackoffMax),
+			penaltyHalfLife: orDefault(opts.PenaltyHalfLife, DefaultPenaltyHalfLife),
+			holdBase:        orDefault(opts.HoldBase, DefaultHoldBase),
+			holdMax:         orDefault(opts.HoldMax, DefaultHoldMax),
+		},
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	m, err := newDetectorMetrics(d, opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("register detector metrics: %w", err)
+	}
+	d.m = m
+	if !s.attachDetector(d) {
+		return nil, ErrDetectorAttached
+	}
+	return d, nil
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// Mode returns the detector's policy.
+func (d *Detector) Mode() DetectorMode { return d.p.mode }
+
+// endpoint returns the state of addr, creating it. The caller holds d.mu.
+func (d *Detector) endpoint(addr netip.AddrPort) *epState {
+	e := d.eps[addr]
+	if e == nil {
+		e = &epState{addr: addr}
+		d.eps[addr] = e
+	}
+	return e
+}
+
+// Observe hands fast signals to the detector, in the order they were seen.
+// Evidence for endpoints no check connects to is ignored. It never blocks
+// on the checks it asks for.
+func (d *Detector) Observe(evs ...Evidence) {
+	now := d.now()
+	d.mu.Lock()
+	d.reqs = d.reqs[:0]
+	for _, ev := range evs {
+		if ev.Kind == 0 || ev.Kind >= evidenceKinds {
+			continue
+		}
+		e := d.eps[ev.Target]
+		if e == nil {
+			if !d.s.hasEndpoint(ev.Target) {
+				continue
+			}
+			e = d.endpoint(ev.Target)
+		}
+		was := e.phase
+		if r, ok := e.observe(&d.p, ev, now); ok {
+			d.reqs = append(d.reqs, r)
+			if e.phase == phaseSuspect {
+				d.m.suspicions.WithLabelValues(ev.Kind.String()).Inc()
+			}
+			d.log.Info("fast signal: running the full checks now", "endpoint", ev.Target.String(),
+				"from", was.String(), "to", e.phase.String(), "signal", ev.describe())
+		}
+	}
+	reqs := append([]request(nil), d.reqs...)
+	d.mu.Unlock()
+	for _, r := range reqs {
+		if n := d.s.Expedite(r.addr, r.reason); n > 0 {
+			d.m.expedited.Inc()
+		}
+	}
+}
+
+// corroborates is asked by the scheduler, under its lock, whether a failed
+// attempt of an up check on addr that started at start should cut the
+// retry ladder.
+func (d *Detector) corroborates(addr netip.AddrPort, start time.Time) (string, bool) {
+	now := d.now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.eps[addr]
+	if e == nil {
+		return "", false
+	}
+	why, ok := e.corroborates(&d.p, start, now)
+	if ok {
+		e.ep.cut = why
+		d.m.cuts.Inc()
+	}
+	return why, ok
+}
+
+// checked is told by the scheduler, under its lock, of every completed
+// attempt on addr: its result, and whether every check on addr is up after
+// it.
+func (d *Detector) checked(addr netip.AddrPort, ok, up bool, start time.Time) {
+	now := d.now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.endpoint(addr)
+	was := e.phase
+	e.checked(&d.p, ok, up, start, now)
+	if was == phaseSuspect && e.phase == phaseUp {
+		d.m.falseSuspicions.Inc()
+		d.log.Info("suspicion cleared by the full check", "endpoint", addr.String(), "next_request_after", e.backoff)
+	}
+}
+
+// Transitions delivers the scheduler's transitions, with their
+// [Detection] and after flap damping, while Run runs; it is closed when
+// Run returns. Read it instead of [Scheduler.Transitions].
+func (d *Detector) Transitions() <-chan Transition { return d.out }
+
+// Run passes the scheduler's transitions on until the scheduler closes
+// them, then closes Transitions. Run the scheduler beside it.
+func (d *Detector) Run(ctx context.Context) error {
+	defer close(d.out)
+	tk := time.NewTicker(detectorTick)
+	defer tk.Stop()
+	in := d.s.Transitions()
+	for {
+		var pass []Transition
+		select {
+		case t, ok := <-in:
+			if !ok {
+				return nil
+			}
+			pass = d.transition(t)
+		case <-tk.C:
+			pass = d.release()
+		}
+		for _, t := range pass {
+			select {
+			case d.out <- t:
+			case <-ctx.Done():
+				// the scheduler closes its channel once stopped; drain it
+				for range in {
+				}
+				return nil
+			}
+		}
+	}
+}
+
+// transition damps one transition of the scheduler and attaches its
+// evidence.
+func (d *Detector) transition(t Transition) []Transition {
+	addrs := d.s.endpointsOf(t.Key)
+	now := d.now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	det := d.detection(addrs, t.At)
+	dm := d.damp.get(t.Key)
+	out, held := dm.onTransition(&d.p, t, now)
+	det.Penalty = dm.penalty
+	if held > 0 {
+		dm.heldDet = det
+		d.m.held.Inc()
+		d.log.Info("real server recovery held back (flap damping)", "real_server", t.Key.String(),
+			"hold", held, "flap_penalty", fmt.Sprintf("%.2f", dm.penalty), "flaps", dm.flaps)
+		return nil
+	}
+	if len(out) == 0 {
+		d.log.Info("held recovery cancelled: failed again", "real_server", t.Key.String(),
+			"flap_penalty", fmt.Sprintf("%.2f", dm.penalty))
+		return nil
+	}
+	for i := range out {
+		out[i].Detection = det
+		d.observeLatency(out[i])
+	}
+	return out
+}
+
+// release passes on the held recoveries whose time has come.
+func (d *Detector) release() []Transition {
+	now := d.now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []Transition
+	for _, dm := range d.damp {
+		if dm.held == nil {
+			continue
+		}
+		since, det := dm.heldSince, dm.heldDet
+		t, ok := dm.due(now)
+		if !ok {
+			continue
+		}
+		if det == nil {
+			det = &Detection{Signals: "none", FirstSignal: "none"}
+		}
+		det.Held = now.Sub(since)
+		det.Since += det.Held
+		det.Penalty = dm.penalty
+		t.Detection = det
+		d.observeLatency(t)
+		out = append(out, t)
+	}
+	return out
+}
+
+// detection gathers the evidence of addrs' current episodes for a change
+// at at. The caller holds d.mu.
+func (d *Detector) detection(addrs []netip.AddrPort, at time.Time) *Detection {
+	det := &Detection{Signals: "none", FirstSignal: "none"}
+	var first time.Time
+	var sum episode
+	for _, a := range addrs {
+		e := d.eps[a]
+		if e == nil || e.ep.first.IsZero() {
+			continue
+		}
+		if first.IsZero() || e.ep.first.Before(first) {
+			first, det.FirstSignal = e.ep.first, e.ep.firstWhat
+		}
+		for k, n := range e.ep.counts {
+			sum.counts[k] += n
+		}
+		sum.checks += e.ep.checks
+		if e.ep.cut != "" {
+			det.Cut = e.ep.cut
+		}
+	}
+	det.Signals, det.Checks = sum.summary(), sum.checks
+	if !first.IsZero() && at.After(first) {
+		det.Since = at.Sub(first)
+	}
+	return det
+}
+
+// observeLatency records a passed-on change in the detection histogram.
+func (d *Detector) observeLatency(t Transition) {
+	dir, trigger := "down", "check"
+	if t.Up {
+		dir = "up"
+	}
+	if t.Detection.FirstSignal != "none" && t.Detection.FirstSignal != "failed check" {
+		trigger = "fast"
+	}
+	if t.Detection.FirstSignal == "none" {
+		return // a first verdict or a reload: nothing was detected
+	}
+	d.m.latency.WithLabelValues(dir, trigger).Observe(t.Detection.Since.Seconds())
+}
+
+// EndpointStatus is the detector's view of one endpoint.
+type EndpointStatus struct {
+	Endpoint netip.AddrPort
+	State    string        // up, suspect, down, recovering
+	Since    time.Time     // when it entered State
+	Misses   int           // probes unanswered in a row
+	LastRTT  time.Duration // newest handshake time seen
+	Backoff  time.Duration // wait before the next requested check after a wrong suspicion
+}
+
+// DampingStatus is the flap damping of one real server.
+type DampingStatus struct {
+	Key       config.RealServerKey
+	Penalty   float64   // now, decayed
+	Flaps     uint64    // failures after a recovery, ever
+	HeldUntil time.Time // a recovery held back until then; zero when none
+}
+
+// DetectorStatus is everything `lvsprobe status` shows of the detector.
+type DetectorStatus struct {
+	Mode      string
+	Endpoints []EndpointStatus // sorted by endpoint
+	Damping   []DampingStatus  // real servers with a penalty or a held recovery, sorted by key
+}
+
+// Status returns the detector's current state.
+func (d *Detector) Status() DetectorStatus {
+	now := d.now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := DetectorStatus{Mode: d.p.mode.String()}
+	for _, e := range d.eps {
+		st.Endpoints = append(st.Endpoints, EndpointStatus{Endpoint: e.addr, State: e.phase.String(), Since: e.since,
+			Misses: e.misses, LastRTT: e.lastRTT, Backoff: e.backoff})
+	}
+	sort.Slice(st.Endpoints, func(i, j int) bool { return st.Endpoints[i].Endpoint.Compare(st.Endpoints[j].Endpoint) < 0 })
+	for key, dm := range d.damp {
+		dm.decay(&d.p, now)
+		if dm.penalty == 0 && dm.held == nil {
+			continue
+		}
+		ds := DampingStatus{Key: key, Penalty: dm.penalty, Flaps: dm.flaps}
+		if dm.held != nil {
+			ds.HeldUntil = dm.release
+		}
+		st.Damping = append(st.Damping, ds)
+	}
+	sort.Slice(st.Damping, func(i, j int) bool { return st.Damping[i].Key.String() < st.Damping[j].Key.String() })
+	return st
+}

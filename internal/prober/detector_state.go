@@ -1,0 +1,347 @@
+package prober
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/lvsprobe/lvsprobe/internal/config"
+)
+
+// phase is where one endpoint is in the detector's state machine (see the
+// [Detector] documentation).
+type phase uint8
+
+// Phases of an endpoint.
+const (
+	phaseUp         phase = iota // the full checks pass; fast signals watched for suspicion
+	phaseSuspect                 // a fast signal says it failed; the confirmation check runs now
+	phaseDown                    // the full checks failed; fast signals watched for a recovery
+	phaseRecovering              // a SYN-ACK from a down endpoint; the full checks run now
+)
+
+// String names the phase for logs and status.
+func (p phase) String() string {
+	switch p {
+	case phaseUp:
+		return "up"
+	case phaseSuspect:
+		return "suspect"
+	case phaseDown:
+		return "down"
+	case phaseRecovering:
+		return "recovering"
+	}
+	return "unknown"
+}
+
+// episode is the evidence gathered since an endpoint's state was last
+// settled: what was seen first, when, and how much of each kind.
+type episode struct {
+	first     time.Time // the first signal (or failed check) of the episode; zero: none
+	firstWhat string    // what it was
+	counts    [evidenceKinds]int
+	checks    int    // full check attempts that completed in the episode
+	failed    int    // of them failed
+	cut       string // the corroboration that cut the retry ladder, "" if none
+}
+
+// summary renders the episode's evidence for logs: "rst×3 silence×0 ...".
+func (e *episode) summary() string {
+	var b strings.Builder
+	for k := EvidenceKind(1); k < evidenceKinds; k++ {
+		if n := e.counts[k]; n > 0 {
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			fmt.Fprintf(&b, "%s×%d", k, n)
+		}
+	}
+	if b.Len() == 0 {
+		return "none"
+	}
+	return b.String()
+}
+
+// epState is the detector's view of one checked and probed address and
+// port. It is pure state: every method takes the time it acts at.
+type epState struct {
+	addr         netip.AddrPort
+	phase        phase
+	since        time.Time // when the phase was entered
+	lastPos      time.Time // newest SYN-ACK
+	lastNeg      time.Time // newest negative signal (RST, silence past the threshold, passive)
+	lastNegKind  EvidenceKind
+	silenceSince time.Time // first miss of the current run of unanswered probes; zero when answered
+	misses       int       // probes unanswered in a row
+	lastRTT      time.Duration
+	backoff      time.Duration // the current wait between requests for a check that found nothing
+	nextAllowed  time.Time     // no check is requested before this
+	lastCheck    time.Time     // when the newest full check attempt completed
+	ep           episode
+}
+
+// detectorParams are the thresholds of the state machine; see
+// [DetectorOptions] for their meaning.
+type detectorParams struct {
+	mode            DetectorMode
+	missThreshold   int
+	passiveResets   int
+	rstWindow       time.Duration
+	backoffMin      time.Duration
+	backoffMax      time.Duration
+	penaltyHalfLife time.Duration
+	holdBase        time.Duration
+	holdMax         time.Duration
+}
+
+// negative reports whether ev says the endpoint does not serve: a RST, a
+// run of unanswered probes reaching the threshold, resets or unanswered
+// SYNs on live traffic.
+func (p *detectorParams) negative(ev Evidence) bool {
+	switch ev.Kind {
+	case EvidenceReset, EvidencePassiveUnanswered:
+		return true
+	case EvidenceSilence:
+		return ev.Count >= p.missThreshold
+	case EvidencePassiveReset:
+		return ev.Count >= p.passiveResets
+	}
+	return false
+}
+
+// request is a confirmation or recovery check the detector asks for.
+type request struct {
+	addr   netip.AddrPort
+	reason string
+}
+
+// observe applies one fast signal at now and returns whether a full check
+// should run now, and why.
+func (e *epState) observe(p *detectorParams, ev Evidence, now time.Time) (request, bool) {
+	at := ev.At
+	if at.IsZero() {
+		at = now
+	}
+	switch ev.Kind {
+	case EvidenceSynAck:
+		e.lastPos, e.misses, e.silenceSince = at, 0, time.Time{}
+		if ev.RTT > 0 {
+			e.lastRTT = ev.RTT
+		}
+	case EvidenceReset:
+		e.misses, e.silenceSince = 0, time.Time{}
+	case EvidenceSilence:
+		if e.silenceSince.IsZero() || ev.Count <= 1 {
+			e.silenceSince = at
+		}
+		e.misses = ev.Count
+	case EvidenceLatency:
+		if ev.RTT > 0 {
+			e.lastRTT = ev.RTT
+		}
+		return request{}, false
+	}
+	neg := p.negative(ev)
+	if neg {
+		e.lastNeg, e.lastNegKind = at, ev.Kind
+	}
+	if (e.phase == phaseSuspect || e.phase == phaseRecovering) && now.Sub(later(e.since, e.lastCheck)) > p.backoffMax {
+		// the check asked for never reported (its block went away in a
+		// reload): start over from the last settled phase
+		e.phase = map[phase]phase{phaseSuspect: phaseUp, phaseRecovering: phaseDown}[e.phase]
+	}
+	switch e.phase {
+	case phaseUp:
+		if !neg || now.Before(e.nextAllowed) {
+			return request{}, false
+		}
+		e.enter(phaseSuspect, now)
+		e.ep = episode{first: at, firstWhat: ev.Kind.String()}
+		e.ep.counts[ev.Kind]++
+		return request{e.addr, "suspect: " + ev.describe()}, true
+	case phaseDown:
+		if ev.Kind != EvidenceSynAck {
+			return request{}, false
+		}
+		if now.Before(e.nextAllowed) {
+			return request{}, false
+		}
+		e.enter(phaseRecovering, now)
+		e.ep = episode{first: at, firstWhat: ev.Kind.String()}
+		e.ep.counts[ev.Kind]++
+		return request{e.addr, "recovering: " + ev.describe()}, true
+	default: // suspect, recovering: the check already asked for decides
+		if neg || ev.Kind == EvidenceSynAck {
+			e.ep.counts[ev.Kind]++
+		}
+		return request{}, false
+	}
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// enter moves to phase ph at now.
+func (e *epState) enter(ph phase, now time.Time) {
+	e.phase, e.since = ph, now
+}
+
+// corroborates reports whether a full check of the endpoint that started
+// at start and failed at now is confirmed by an independent fast signal,
+// and by which: a RST (or resets and unanswered SYNs on live traffic) newer
+// than the newest SYN-ACK and at most rstWindow old, or probes unanswered
+// since before the check started (a lossy path answers some of them; a
+// dead or black-holed one none).
+func (e *epState) corroborates(p *detectorParams, start, now time.Time) (string, bool) {
+	if p.mode != DetectFast {
+		return "", false
+	}
+	if !e.lastNeg.IsZero() && e.lastNeg.After(e.lastPos) && now.Sub(e.lastNeg) <= p.rstWindow &&
+		e.lastNegKind != EvidenceSilence {
+		return fmt.Sprintf("%s %v before", e.lastNegKind, now.Sub(e.lastNeg).Round(time.Millisecond)), true
+	}
+	if e.misses >= p.missThreshold && !e.silenceSince.IsZero() && !e.silenceSince.After(start) &&
+		e.lastPos.Before(e.silenceSince) {
+		return fmt.Sprintf("%d probes unanswered since %v before the check", e.misses,
+			start.Sub(e.silenceSince).Round(time.Millisecond)), true
+	}
+	return "", false
+}
+
+// checked applies the result of one full check attempt: ok is its result,
+// up whether every check of the endpoint is up after it, start when the
+// attempt started.
+func (e *epState) checked(p *detectorParams, ok, up bool, start, now time.Time) {
+	e.lastCheck = now
+	if e.ep.first.IsZero() && !ok {
+		e.ep = episode{first: start, firstWhat: "failed check"}
+	}
+	if !e.ep.first.IsZero() {
+		e.ep.checks++
+		if !ok {
+			e.ep.failed++
+		}
+	}
+	switch {
+	case !up && (e.phase == phaseUp || e.phase == phaseSuspect):
+		e.enter(phaseDown, now)
+		e.backoff, e.nextAllowed = 0, time.Time{}
+	case !up && e.phase == phaseRecovering && !ok:
+		e.enter(phaseDown, now) // listening, but the checks still fail: try again later
+		e.grow(p, now)
+	case up && e.phase == phaseSuspect && ok:
+		e.enter(phaseUp, now) // the signal was wrong (loss, load): the check says it serves
+		e.grow(p, now)
+		e.ep = episode{}
+	case up && (e.phase == phaseDown || e.phase == phaseRecovering):
+		e.enter(phaseUp, now)
+		e.backoff, e.nextAllowed = 0, time.Time{}
+	case up && e.phase == phaseUp && ok:
+		e.ep = episode{} // a failure the ladder absorbed
+	}
+}
+
+// grow doubles the wait before the next requested check.
+func (e *epState) grow(p *detectorParams, now time.Time) {
+	e.backoff = min(max(2*e.backoff, p.backoffMin), p.backoffMax)
+	e.nextAllowed = now.Add(e.backoff)
+}
+
+// damping is the flap damping of one real server: a penalty that grows
+// by one with every failure after a recovery and halves every
+// penaltyHalfLife, and the recovery it holds back.
+type damping struct {
+	penalty   float64
+	at        time.Time // when penalty was last brought up to date
+	flaps     uint64    // failures after a recovery, ever
+	reported  bool      // up as last passed on (valid once known)
+	known     bool
+	held      *Transition // a recovery held back, released at release
+	heldDet   *Detection  // its evidence
+	release   time.Time
+	heldSince time.Time
+}
+
+// penaltyMax caps the flap penalty, so a real server that flapped for
+// an hour is treated like one that flapped for minutes once it is stable
+// (8 halves to below 2 in two minutes).
+const penaltyMax = 8
+
+// decay brings the penalty up to date at now.
+func (d *damping) decay(p *detectorParams, now time.Time) {
+	if !d.at.IsZero() && now.After(d.at) && p.penaltyHalfLife > 0 {
+		d.penalty *= math.Exp2(-float64(now.Sub(d.at)) / float64(p.penaltyHalfLife))
+		if d.penalty < 0.01 {
+			d.penalty = 0
+		}
+	}
+	d.at = now
+}
+
+// hold is how long a recovery is held back at penalty: nothing below 2
+// (a first failure is no flap), then holdBase doubling with each further
+// point, never more than holdMax.
+func (p *detectorParams) hold(penalty float64) time.Duration {
+	if p.mode != DetectFast || penalty < 2 {
+		return 0
+	}
+	h := float64(p.holdBase) * math.Exp2(min(penalty, penaltyMax)-2)
+	return min(time.Duration(h), p.holdMax)
+}
+
+// onTransition passes one change of a real server's health from the
+// scheduler through the damping at now. It returns the transitions to pass
+// on now (none, or t), and whether t was held back.
+func (d *damping) onTransition(p *detectorParams, t Transition, now time.Time) (out []Transition, held time.Duration) {
+	d.decay(p, now)
+	if !t.Up {
+		if d.known && d.reported || d.held != nil {
+			d.penalty = min(d.penalty+1, penaltyMax)
+			d.flaps++
+		}
+		if d.held != nil { // failed again while held: IPVS never saw it come back
+			d.held = nil
+			return nil, 0
+		}
+		d.known, d.reported = true, false
+		return []Transition{t}, 0
+	}
+	if h := p.hold(d.penalty); h > 0 && d.known && !d.reported {
+		d.held, d.heldSince, d.release = &t, now, now.Add(h)
+		return nil, h
+	}
+	d.known, d.reported = true, true
+	return []Transition{t}, 0
+}
+
+// due releases a held recovery whose time has come.
+func (d *damping) due(now time.Time) (Transition, bool) {
+	if d.held == nil || now.Before(d.release) {
+		return Transition{}, false
+	}
+	t := *d.held
+	d.held = nil
+	d.known, d.reported = true, true
+	return t, true
+}
+
+// rsDamping is the damping of every real server, by key.
+type rsDamping map[config.RealServerKey]*damping
+
+// get returns key's damping, creating it.
+func (m rsDamping) get(key config.RealServerKey) *damping {
+	d := m[key]
+	if d == nil {
+		d = &damping{}
+		m[key] = d
+	}
+	return d
+}

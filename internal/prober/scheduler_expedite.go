@@ -1,0 +1,196 @@
+package prober
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/lvsprobe/lvsprobe/internal/config"
+)
+
+// fastPath is the scheduler's side of the failure detector: the index
+// from endpoints to the checks that connect there, the checks asked for
+// while an attempt of theirs was in flight, and the hooks [Scheduler]'s
+// complete calls around each result. Its fields are guarded by the
+// scheduler's lock, except idx, which is read without it.
+type fastPath struct {
+	det     *Detector // nil: no detector, the hooks do nothing
+	idx     atomic.Pointer[epIndex]
+	pending map[*unit]string // asked for while in flight: run again at once, with this reason
+}
+
+// epIndex maps endpoints to units and real servers to endpoints, for one
+// plan. It is never changed once built.
+type epIndex struct {
+	plan     *plan
+	units    map[netip.AddrPort][]*unit
+	of       map[*unit]netip.AddrPort
+	byServer map[config.RealServerKey][]netip.AddrPort
+}
+
+// endpointOf is where a checker block connects, or false when it has no
+// TCP/UDP endpoint of its own (fwmark services, checks without a port).
+func endpointOf(c *config.Checker) (netip.AddrPort, bool) {
+	if c == nil || !c.ConnectIP.IsValid() || c.ConnectPort == 0 {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(c.ConnectIP.Unmap(), c.ConnectPort), true
+}
+
+// buildIndex indexes p.
+func buildIndex(p *plan) *epIndex {
+	ix := &epIndex{plan: p, units: map[netip.AddrPort][]*unit{}, of: map[*unit]netip.AddrPort{},
+		byServer: map[config.RealServerKey][]netip.AddrPort{}}
+	for _, u := range p.units {
+		if a, ok := endpointOf(u.block); ok {
+			ix.units[a] = append(ix.units[a], u)
+			ix.of[u] = a
+		}
+	}
+	for _, srv := range p.servers {
+		var addrs []netip.AddrPort
+		for _, u := range srv.units {
+			if a, ok := ix.of[u]; ok && !containsAddr(addrs, a) {
+				addrs = append(addrs, a)
+			}
+		}
+		ix.byServer[srv.key] = addrs
+	}
+	return ix
+}
+
+func containsAddr(as []netip.AddrPort, a netip.AddrPort) bool {
+	for _, x := range as {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// indexLocked returns the index of the current plan, building it after a
+// reload. The caller holds s.mu.
+func (s *Scheduler) indexLocked() *epIndex {
+	ix := s.fast.idx.Load()
+	if ix == nil || ix.plan != s.plan {
+		ix = buildIndex(s.plan)
+		s.fast.idx.Store(ix)
+	}
+	return ix
+}
+
+// index returns the newest index without the scheduler's lock (it may
+// predate a reload by one completed check).
+func (s *Scheduler) index() *epIndex {
+	if ix := s.fast.idx.Load(); ix != nil {
+		return ix
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.indexLocked()
+}
+
+// hasEndpoint reports whether a check connects to addr.
+func (s *Scheduler) hasEndpoint(addr netip.AddrPort) bool {
+	_, ok := s.index().units[addr]
+	return ok
+}
+
+// endpointsOf returns the endpoints the checks of a real server connect
+// to.
+func (s *Scheduler) endpointsOf(key config.RealServerKey) []netip.AddrPort {
+	return s.index().byServer[key]
+}
+
+// attachDetector makes d the scheduler's detector; false if it has one.
+func (s *Scheduler) attachDetector(d *Detector) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fast.det != nil {
+		return false
+	}
+	s.fast.det = d
+	s.fast.pending = map[*unit]string{}
+	s.indexLocked()
+	return true
+}
+
+// Expedite runs every check that connects to addr now, pre-empting its
+// delay_loop or delay_before_retry: a check waiting in the queue becomes
+// due at once (still within the rate cap and the in-flight limit), and a
+// check whose attempt is in flight runs again as soon as that attempt
+// ends. It changes no state of the checks: their results decide, with
+// keepalived's state machine, as any other attempt's. It returns the
+// number of checks expedited, 0 when no check connects to addr.
+func (s *Scheduler) Expedite(addr netip.AddrPort, reason string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	n := 0
+	for _, u := range s.indexLocked().units[addr] {
+		if u.removed {
+			continue
+		}
+		n++
+		if u.index < 0 {
+			if s.fast.pending == nil {
+				s.fast.pending = map[*unit]string{}
+			}
+			s.fast.pending[u] = reason
+			continue
+		}
+		if u.due.After(now) {
+			s.queue.schedule(u, now)
+		}
+	}
+	if n > 0 {
+		s.poke()
+		s.log.Debug("checks expedited", "endpoint", addr.String(), "checks", n, "reason", reason)
+	}
+	return n
+}
+
+// before runs before a result is recorded: in fast mode, a failure of an
+// up check that the detector finds corroborated climbs the whole retry
+// ladder at once, so this one attempt decides. The caller holds s.mu.
+func (f *fastPath) before(u *unit, res Result, now time.Time) {
+	if f.det == nil || res.OK || !u.state.up {
+		return
+	}
+	a, ok := f.det.s.indexLocked().of[u]
+	if !ok || u.state.retryIt >= u.pol.retry {
+		return // nothing to cut: this failure decides anyway
+	}
+	why, ok := f.det.corroborates(a, now.Add(-res.Duration))
+	if !ok {
+		return
+	}
+	f.det.s.log.Info("retry ladder cut short: the failed check is corroborated", "checker", u.checker.String(),
+		"endpoint", a.String(), "corroboration", why, "retries_skipped", u.pol.retry-u.state.retryIt)
+	u.state.retryIt = u.pol.retry
+}
+
+// after runs once a result is recorded: it tells the detector, and
+// returns when u is next due — at once when it was expedited while in
+// flight. The caller holds s.mu.
+func (f *fastPath) after(u *unit, res Result, st step, now time.Time) time.Duration {
+	if f.det == nil {
+		return st.delay
+	}
+	ix := f.det.s.indexLocked()
+	if a, ok := ix.of[u]; ok {
+		up := true
+		for _, v := range ix.units[a] {
+			if !v.removed && !v.state.up {
+				up = false
+				break
+			}
+		}
+		f.det.checked(a, res.OK, up, now.Add(-res.Duration))
+	}
+	if _, ok := f.pending[u]; ok {
+		delete(f.pending, u)
+		return 0
+	}
+	return st.delay
+}
