@@ -76,3 +76,33 @@ func TestBackendLabelValues(t *testing.T) {
 		})
 	}
 }
+
+// TestWeights checks the status snapshot against the same table.
+func TestWeights(t *testing.T) {
+	web := virtualServer("198.18.0.1", 80, realServer("198.18.1.1", 8080, 3), realServer("198.18.1.2", 8080, 2), realServer("198.18.1.3", 8080, 1))
+	web.RealServers[1].InhibitOnFailure = true
+	h := newHarness(t, configOf(web))
+	if w := h.r.Weights(); w != nil {
+		t.Fatalf("Weights before a pass = %v, want nil", w)
+	}
+	h.pass()
+	h.r.SetHealth(key(web, 1), false)
+	h.r.SetHealth(key(web, 2), false)
+	h.pass()
+	w := h.r.Weights()
+	k := ServiceKeys(web)[0]
+	tests := []struct {
+		rs      int
+		want    int
+		present bool
+	}{{0, 3, true}, {1, 0, true}, {2, 0, false}}
+	for _, tt := range tests {
+		got, ok := w[DestinationOf(web, web.RealServers[tt.rs], k)]
+		if ok != tt.present || got != tt.want {
+			t.Errorf("real server %d: weight %d present %v, want %d %v", tt.rs, got, ok, tt.want, tt.present)
+		}
+	}
+	if len(w) != 2 {
+		t.Errorf("%d destinations, want 2: %v", len(w), w)
+	}
+}
