@@ -410,8 +410,10 @@ func (p *parser) optBool(n *node) (bool, bool) {
 }
 
 // script reads a notify or quorum script: the first word (quotes and
-// escapes honoured) is the command line, split at blanks; optional user
-// and group follow.
+// escapes honoured) is the command line, which is split into argv by the
+// same quoting rules a second time, as keepalived's notify_script_init
+// does (`notify_up "/bin/n 'a b'"` runs /bin/n with the one argument
+// "a b"); optional user and group follow.
 func (p *parser) script(n *node) *Script {
 	words, err := tokenizeEscaped(n.raw)
 	if err != nil {
@@ -422,7 +424,16 @@ func (p *parser) script(n *node) *Script {
 		p.errorf(n, "%s: missing script", n.keyword())
 		return nil
 	}
-	s := &Script{Pos: n.pos, Args: strings.Fields(words[1])}
+	args, err := tokenizeEscaped(words[1])
+	if err != nil {
+		p.errorf(n, "%s: %v", n.keyword(), err)
+		return nil
+	}
+	if len(args) == 0 {
+		p.errorf(n, "%s: missing script", n.keyword())
+		return nil
+	}
+	s := &Script{Pos: n.pos, Args: args}
 	if len(words) > 2 {
 		s.User = words[2]
 	}
