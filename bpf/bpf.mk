@@ -12,7 +12,9 @@
 
 GO ?= go
 BPF_SOURCES := $(wildcard bpf/*.c bpf/headers/*.h)
-BPF_OUTPUTS := internal/loader/synprobe_bpfel.go internal/loader/synprobe_bpfel.o
+BPF_OUTPUTS := internal/loader/synprobe_bpfel.go internal/loader/synprobe_bpfel.o \
+	internal/loader/passive_bpfel.go internal/loader/passive_bpfel.o \
+	internal/loader/passivetrace_bpfel.go internal/loader/passivetrace_bpfel.o
 
 .PHONY: bpf-generate bpf-check
 

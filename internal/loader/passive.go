@@ -1,0 +1,369 @@
+package loader
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+)
+
+// PassiveOptions configure [LoadPassive]. The zero value works.
+type PassiveOptions struct {
+	Capacity          int           // real servers the maps hold; 0 means 16384
+	HandshakeCapacity int           // in-flight client handshakes tracked (LRU); 0 means 65536
+	ProbePortLo       uint16        // the SYN prober's reserved source ports, whose answers are not client traffic
+	ProbePortHi       uint16        // (0-0: none)
+	EventGap          time.Duration // shortest time between two events of one kind for one real server; 0 means 100ms
+	PollInterval      time.Duration // how often Run reads the counters and sends deltas; 0 means 1s
+	ForceClsact       bool          // attach with a clsact qdisc even where TCX exists
+	NoTracepoints     bool          // load the TC programs only
+	Registerer        prometheus.Registerer
+	Logger            *slog.Logger // nil discards
+}
+
+func (o PassiveOptions) withDefaults() PassiveOptions {
+	if o.Capacity <= 0 {
+		o.Capacity = 16384
+	}
+	if o.HandshakeCapacity <= 0 {
+		o.HandshakeCapacity = 65536
+	}
+	if o.EventGap <= 0 {
+		o.EventGap = 100 * time.Millisecond
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// UnavailableError says that a part of the passive observer ("tc" or
+// "tracepoints") cannot run here: the kernel lacks a feature or BTF, the
+// process lacks a privilege, or the verifier refused a program (then
+// [VerifierLog] of it has the log). It matches [ErrNotSupported], so
+// callers fall back to active checks alone.
+type UnavailableError struct {
+	Part string // "tc" or "tracepoints"
+	Err  error  // why
+}
+
+// Error implements error.
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("passive %s unavailable: %v", e.Part, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Is makes every UnavailableError match [ErrNotSupported].
+func (e *UnavailableError) Is(target error) bool { return target == ErrNotSupported }
+
+// ErrMapFull is returned (wrapped) by [Passive.SetRealServers] when the
+// maps cannot hold every real server; the ones that fit are observed.
+var ErrMapFull = errors.New("passive map full")
+
+// Passive is the loaded passive observer: TC programs for the
+// real-server-facing links and, where the kernel allows, tracepoints for
+// the director's own connections. Its methods are safe for concurrent use.
+type Passive struct {
+	opts     PassiveOptions
+	log      *slog.Logger
+	tc       passiveObjects
+	trace    *passiveTraceObjects // nil when the tracepoints are unavailable
+	traceErr error
+	links    []link.Link // the tracepoint attachments
+
+	mu       sync.Mutex
+	attached []passiveAttachment
+	targets  map[netip.AddrPort]bool
+	mapFull  uint64 // real servers left out because a map was full
+	closed   bool
+
+	deltas    chan []Delta
+	events    chan Event
+	snap      passiveSnapshot // the newest read of the counters (under mu)
+	dropped   uint64          // deltas and events the consumer did not take in time (under mu)
+	collector *passiveCollector
+	running   sync.Mutex // held by Run
+}
+
+// LoadPassive loads the passive observer into the kernel without
+// attaching it to any link; the tracepoints are attached at once (they see
+// the sockets of every network namespace; only connections to a real
+// server given to [Passive.SetRealServers] count). When the
+// TC programs cannot load it returns an [*UnavailableError]; when only the
+// tracepoints cannot, it logs that once and goes on ([Passive.TracepointsErr]).
+func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
+	opts = opts.withDefaults()
+	p := &Passive{
+		opts:    opts,
+		log:     opts.Logger,
+		targets: map[netip.AddrPort]bool{},
+		deltas:  make(chan []Delta, 4),
+		events:  make(chan Event, 1024),
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, &UnavailableError{Part: "tc", Err: fmt.Errorf("remove memlock: %w", err)}
+	}
+	spec, err := loadPassive()
+	if err != nil {
+		return nil, &UnavailableError{Part: "tc", Err: fmt.Errorf("load passive spec: %w", err)}
+	}
+	spec.Maps[passiveMapRealServers].MaxEntries = uint32(opts.Capacity)
+	spec.Maps[passiveMapHandshakes].MaxEntries = uint32(opts.HandshakeCapacity)
+	for name, v := range map[string]any{
+		passiveVarProbePortLo: opts.ProbePortLo,
+		passiveVarProbePortHi: opts.ProbePortHi,
+		passiveVarEventGapNs:  uint64(opts.EventGap),
+	} {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return nil, fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	if err := spec.LoadAndAssign(&p.tc, nil); err != nil {
+		if vl := VerifierLog(err); vl != "" {
+			p.log.Error("passive TC programs rejected by the verifier", "log", vl)
+		}
+		return nil, &UnavailableError{Part: "tc", Err: fmt.Errorf("load passive: %w", err)}
+	}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	if !opts.NoTracepoints {
+		if terr := p.loadTrace(); terr != nil {
+			p.traceErr = terr
+			p.log.Warn("passive tracepoints unavailable; the director's own connections are not observed", "error", terr)
+		}
+	} else {
+		p.traceErr = &UnavailableError{Part: "tracepoints", Err: errors.New("disabled")}
+	}
+	if opts.Registerer != nil {
+		p.collector = newPassiveCollector(p)
+		if err := opts.Registerer.Register(p.collector); err != nil {
+			return nil, fmt.Errorf("register passive metrics: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// loadTrace loads and attaches the tracepoint programs, sharing the TC
+// object's event ring buffer.
+func (p *Passive) loadTrace() error {
+	spec, err := loadPassiveTrace()
+	if err != nil {
+		return &UnavailableError{Part: "tracepoints", Err: fmt.Errorf("load spec: %w", err)}
+	}
+	spec.Maps[passiveTraceMapOwnTargets].MaxEntries = uint32(p.opts.Capacity)
+	if err := spec.Variables[passiveTraceVarEventGapNs].Set(uint64(p.opts.EventGap)); err != nil {
+		return fmt.Errorf("set event_gap_ns: %w", err)
+	}
+	objs := &passiveTraceObjects{}
+	err = spec.LoadAndAssign(objs, &ebpf.CollectionOptions{
+		MapReplacements: map[string]*ebpf.Map{passiveTraceMapEvents: p.tc.Events},
+	})
+	if err != nil {
+		if vl := VerifierLog(err); vl != "" {
+			p.log.Error("passive tracepoints rejected by the verifier", "log", vl)
+		}
+		return &UnavailableError{Part: "tracepoints", Err: fmt.Errorf("load: %w", err)}
+	}
+	for _, prog := range []*ebpf.Program{objs.PassiveSetState, objs.PassiveReceiveReset, objs.PassiveRetransmit} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
+		if err != nil {
+			for _, l := range p.links {
+				l.Close()
+			}
+			p.links = nil
+			objs.Close()
+			return &UnavailableError{Part: "tracepoints", Err: fmt.Errorf("attach %s: %w", prog, err)}
+		}
+		p.links = append(p.links, l)
+	}
+	p.trace = objs
+	return nil
+}
+
+// TracepointsErr returns why the tracepoints are not running (an
+// [*UnavailableError]), or nil when they are.
+func (p *Passive) TracepointsErr() error { return p.traceErr }
+
+// SetRealServers makes the observed real servers exactly targets (TCP
+// endpoints as configured), keeping the counters of those already
+// observed. Where the maps are full the rest are left out, counted, and
+// an error wrapping [ErrMapFull] says how many.
+func (p *Passive) SetRealServers(targets []netip.AddrPort) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	want := make(map[netip.AddrPort]bool, len(targets))
+	for _, t := range targets {
+		want[netip.AddrPortFrom(t.Addr().Unmap(), t.Port())] = true
+	}
+	var errs []error
+	for t := range p.targets {
+		if want[t] {
+			continue
+		}
+		k := encodeRSKey(t)
+		for _, m := range p.targetMaps() {
+			if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				errs = append(errs, fmt.Errorf("remove %s: %w", t, err))
+			}
+		}
+		delete(p.targets, t)
+	}
+	full := 0
+	for t := range want {
+		if p.targets[t] {
+			continue
+		}
+		k := encodeRSKey(t)
+		ok := true
+		for i, m := range p.targetMaps() {
+			var err error
+			if i == 0 {
+				err = m.Update(k, passivePassiveRsStats{}, ebpf.UpdateNoExist)
+			} else {
+				err = m.Update(k, passiveTracePassiveOwnStats{}, ebpf.UpdateNoExist)
+			}
+			switch {
+			case err == nil, errors.Is(err, ebpf.ErrKeyExist):
+			case errors.Is(err, unix.E2BIG):
+				ok = false
+			default:
+				errs = append(errs, fmt.Errorf("add %s: %w", t, err))
+				ok = false
+			}
+		}
+		if ok {
+			p.targets[t] = true
+		} else {
+			full++
+		}
+	}
+	if full > 0 {
+		p.mapFull += uint64(full)
+		errs = append(errs, fmt.Errorf("%d of %d real servers not observed (capacity %d): %w", full, len(want), p.opts.Capacity, ErrMapFull))
+	}
+	return errors.Join(errs...)
+}
+
+// targetMaps returns the maps keyed by real server: real_servers, then
+// own_targets when the tracepoints run.
+func (p *Passive) targetMaps() []*ebpf.Map {
+	if p.trace != nil {
+		return []*ebpf.Map{p.tc.RealServers, p.trace.OwnTargets}
+	}
+	return []*ebpf.Map{p.tc.RealServers}
+}
+
+// Close detaches everything and frees the programs and maps. A Run in
+// progress returns.
+func (p *Passive) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	var errs []error
+	for _, a := range p.attached {
+		errs = append(errs, a.detach())
+	}
+	p.attached = nil
+	for _, l := range p.links {
+		errs = append(errs, l.Close())
+	}
+	p.links = nil
+	if p.collector != nil && p.opts.Registerer != nil {
+		p.opts.Registerer.Unregister(p.collector)
+	}
+	if p.trace != nil {
+		errs = append(errs, p.trace.Close())
+	}
+	errs = append(errs, p.tc.Close())
+	return errors.Join(errs...)
+}
+
+// PassiveStats are the kernel-side counters of the passive programs, and
+// the loader's own, summed over CPUs.
+type PassiveStats struct {
+	TCPPackets      uint64 // TCP packets parsed on the links
+	NotIP           uint64 // non-IP frames passed uncounted
+	NotTCP          uint64 // UDP, ICMP, ... passed uncounted
+	Fragments       uint64 // IPv4 fragments passed uncounted
+	IPv6ExtHeaders  uint64 // IPv6 packets with extension headers passed uncounted
+	Truncated       uint64 // truncated or malformed headers passed uncounted
+	UnknownRS       uint64 // handshake packets of no configured real server
+	HandshakeFull   uint64 // client SYNs not tracked: handshake table full
+	HandshakeMissed uint64 // SYN-ACKs without a tracked SYN (evicted, or an asymmetric path)
+	RingFull        uint64 // events lost: ring buffer full
+	OwnFull         uint64 // own connects not timed: table full
+	MapFull         uint64 // real servers left out of the maps: capacity reached (Go side)
+	Dropped         uint64 // deltas and events the consumer did not take in time (Go side)
+}
+
+// Stats reads the counters.
+func (p *Passive) Stats() (PassiveStats, error) {
+	var st PassiveStats
+	dst := []*uint64{&st.TCPPackets, &st.NotIP, &st.NotTCP, &st.Fragments, &st.IPv6ExtHeaders, &st.Truncated,
+		&st.UnknownRS, &st.HandshakeFull, &st.HandshakeMissed, &st.RingFull, &st.OwnFull}
+	maps := []*ebpf.Map{p.tc.Stats}
+	if p.trace != nil {
+		maps = append(maps, p.trace.Stats)
+	}
+	for _, m := range maps {
+		for i, d := range dst {
+			var per []uint64
+			if err := m.Lookup(uint32(i), &per); err != nil {
+				return st, fmt.Errorf("read passive stats: %w", err)
+			}
+			for _, v := range per {
+				*d += v
+			}
+		}
+	}
+	p.mu.Lock()
+	st.MapFull, st.Dropped = p.mapFull, p.dropped
+	p.mu.Unlock()
+	return st, nil
+}
+
+// Programs returns the TC programs (egress, ingress), for tests and
+// benchmarks that run them with BPF_PROG_TEST_RUN.
+func (p *Passive) Programs() (egress, ingress *ebpf.Program) {
+	return p.tc.PassiveEgress, p.tc.PassiveIngress
+}
+
+// rsKeyBytes turns a generated key into the byte layout of decodeRSKey.
+func rsKeyBytes(k *passivePassiveRsKey) []byte {
+	var b [rsKeySize]byte
+	copy(b[:], k.Addr[:])
+	binary.NativeEndian.PutUint16(b[16:], k.Port)
+	b[18], b[19] = k.Proto, k.Family
+	return b[:]
+}
+
+func rsKeyBytesTrace(k *passiveTracePassiveRsKey) []byte {
+	var b [rsKeySize]byte
+	copy(b[:], k.Addr[:])
+	binary.NativeEndian.PutUint16(b[16:], k.Port)
+	b[18], b[19] = k.Proto, k.Family
+	return b[:]
+}

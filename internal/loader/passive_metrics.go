@@ -1,0 +1,172 @@
+package loader
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// passiveCollector exports the passive observer's counters: per real
+// server from the newest read of [Passive.Run] (or a fresh read when Run
+// is not active), and the programs' own counters read at each scrape.
+type passiveCollector struct {
+	p      *Passive
+	errors atomic.Uint64
+
+	client map[string]*prometheus.Desc
+	own    map[string]*prometheus.Desc
+	cHist  *prometheus.Desc
+	oHist  *prometheus.Desc
+	skip   *prometheus.Desc
+	tcp    *prometheus.Desc
+	full   *prometheus.Desc
+	miss   *prometheus.Desc
+	drop   *prometheus.Desc
+	up     *prometheus.Desc
+	links  *prometheus.Desc
+	errs   *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*passiveCollector)(nil)
+
+// metricBuckets are the upper bounds (as [Histogram] bucket indexes) of
+// the exported latency histograms: 8 µs, 64 µs, 512 µs, 4 ms, 33 ms,
+// 262 ms, 2 s, 17 s - every third log2 bucket keeps the series few for
+// 10,000 real servers.
+var metricBuckets = []int{2, 5, 8, 11, 14, 17, 20, 23}
+
+func newPassiveCollector(p *Passive) *passiveCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName("lvsprobe", "passive", name), help, labels, nil)
+	}
+	rs := "real_server"
+	return &passiveCollector{
+		p: p,
+		client: map[string]*prometheus.Desc{
+			"syns":    d("client_syns_total", "Client SYNs forwarded to the real server (TC egress).", rs),
+			"retrans": d("client_syn_retransmits_total", "Client SYNs seen again for the same 4-tuple: unanswered handshakes.", rs),
+			"synacks": d("client_synacks_total", "SYN-ACKs from the real server (TC ingress; NAT only).", rs),
+			"resets":  d("client_resets_total", "RSTs from the real server to clients (TC ingress).", rs),
+			"refused": d("client_refused_total", "RSTs from the real server answering a client SYN.", rs),
+		},
+		own: map[string]*prometheus.Desc{
+			"connects":    d("own_connects_total", "The director's own connects to the real server (tracepoint).", rs),
+			"established": d("own_established_total", "Own connects that completed the handshake.", rs),
+			"failed":      d("own_failed_total", "Own connects that ended in SYN_SENT: refused, timed out or given up.", rs),
+			"refused":     d("own_refused_total", "RSTs received by own sockets in SYN_SENT.", rs),
+			"resets":      d("own_resets_total", "RSTs received by own established sockets.", rs),
+			"retrans":     d("own_retransmits_total", "Segments retransmitted by own sockets.", rs),
+		},
+		cHist: d("client_handshake_seconds", "Client SYN to real server SYN-ACK, handshakes without retransmission.", rs),
+		oHist: d("own_connect_seconds", "Own connects, SYN_SENT to ESTABLISHED.", rs),
+		skip:  d("packets_skipped_total", "Packets passed uncounted, by reason.", "reason"),
+		tcp:   d("tcp_packets_total", "TCP packets parsed on the real-server links."),
+		full:  d("map_full_total", "Entries lost because a map was full, by map.", "map"),
+		miss:  d("handshake_misses_total", "SYN-ACKs without a tracked SYN (evicted from the handshake table, or an asymmetric path)."),
+		drop:  d("dropped_total", "Deltas and events the consumer did not take in time."),
+		up:    d("programs_up", "Whether a part of the passive observer runs (1) or not (0).", "part"),
+		links: d("links", "Links the TC programs are attached to."),
+		errs:  d("collection_errors_total", "Errors reading the passive maps for metrics."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *passiveCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.client {
+		ch <- d
+	}
+	for _, d := range c.own {
+		ch <- d
+	}
+	for _, d := range []*prometheus.Desc{c.cHist, c.oHist, c.skip, c.tcp, c.full, c.miss, c.drop, c.up, c.links, c.errs} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *passiveCollector) Collect(ch chan<- prometheus.Metric) {
+	defer func() {
+		ch <- prometheus.MustNewConstMetric(c.errs, prometheus.CounterValue, float64(c.errors.Load()))
+	}()
+	p := c.p
+	p.mu.Lock()
+	snap, links, closed := p.snap, len(p.attached), p.closed
+	p.mu.Unlock()
+	if closed {
+		return
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(c.up, 1, "tc")
+	if p.trace != nil {
+		gauge(c.up, 1, "tracepoints")
+	} else {
+		gauge(c.up, 0, "tracepoints")
+	}
+	gauge(c.links, float64(links))
+	if snap.clients == nil {
+		clients, own, err := p.Counters()
+		if err != nil {
+			c.errors.Add(1)
+		}
+		snap = passiveSnapshot{clients: clients, own: own}
+	}
+	for ap, v := range snap.clients {
+		rs := ap.String()
+		counter(c.client["syns"], v.SYNs, rs)
+		counter(c.client["retrans"], v.SYNRetransmits, rs)
+		counter(c.client["synacks"], v.SYNACKs, rs)
+		counter(c.client["resets"], v.Resets, rs)
+		counter(c.client["refused"], v.Refused, rs)
+		ch <- constHistogram(c.cHist, &v.Latency, v.LatencySum.Seconds(), rs)
+	}
+	for ap, v := range snap.own {
+		rs := ap.String()
+		counter(c.own["connects"], v.Connects, rs)
+		counter(c.own["established"], v.Established, rs)
+		counter(c.own["failed"], v.Failed, rs)
+		counter(c.own["refused"], v.Refused, rs)
+		counter(c.own["resets"], v.Resets, rs)
+		counter(c.own["retrans"], v.Retransmits, rs)
+		ch <- constHistogram(c.oHist, &v.Latency, v.LatencySum.Seconds(), rs)
+	}
+	st, err := p.Stats()
+	if err != nil {
+		c.errors.Add(1)
+		return
+	}
+	counter(c.tcp, st.TCPPackets)
+	for reason, v := range map[string]uint64{
+		"not_ip": st.NotIP, "not_tcp": st.NotTCP, "fragment": st.Fragments,
+		"ipv6_ext_header": st.IPv6ExtHeaders, "truncated": st.Truncated, "unknown_real_server": st.UnknownRS,
+	} {
+		counter(c.skip, v, reason)
+	}
+	for m, v := range map[string]uint64{
+		"real_servers": st.MapFull, "handshakes": st.HandshakeFull, "own_connects": st.OwnFull, "events": st.RingFull,
+	} {
+		counter(c.full, v, m)
+	}
+	counter(c.miss, st.HandshakeMissed)
+	counter(c.drop, st.Dropped)
+}
+
+// constHistogram turns a log2 histogram into a Prometheus histogram with
+// the coarser metricBuckets.
+func constHistogram(d *prometheus.Desc, h *Histogram, sum float64, labels ...string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(metricBuckets))
+	var cum uint64
+	next := 0
+	for i, v := range h {
+		cum += v
+		if next < len(metricBuckets) && i == metricBuckets[next] {
+			buckets[BucketUpper(i).Seconds()] = cum
+			next++
+		}
+	}
+	return prometheus.MustNewConstHistogram(d, cum, sum, buckets, labels...)
+}

@@ -1,0 +1,216 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+)
+
+// passiveSnapshot is one read of every real server's counters.
+type passiveSnapshot struct {
+	at      time.Time
+	clients map[netip.AddrPort]ClientCounters
+	own     map[netip.AddrPort]OwnCounters
+}
+
+// readBatch is the number of entries one BatchLookup call reads.
+const readBatch = 1024
+
+// Counters reads every observed real server's cumulative counters, in
+// batches (one system call per 1024 real servers).
+func (p *Passive) Counters() (clients map[netip.AddrPort]ClientCounters, own map[netip.AddrPort]OwnCounters, err error) {
+	clients = make(map[netip.AddrPort]ClientCounters)
+	keys := make([]passivePassiveRsKey, readBatch)
+	vals := make([]passivePassiveRsStats, readBatch)
+	var cur ebpf.MapBatchCursor
+	for {
+		n, err := p.tc.RealServers.BatchLookup(&cur, keys, vals, nil)
+		for i := range n {
+			if ap, ok := decodeRSKey(rsKeyBytes(&keys[i])); ok {
+				clients[ap] = clientCounters(&vals[i])
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("read real_servers: %w", err)
+		}
+	}
+	if p.trace == nil {
+		return clients, nil, nil
+	}
+	own = make(map[netip.AddrPort]OwnCounters, len(clients))
+	okeys := make([]passiveTracePassiveRsKey, readBatch)
+	ovals := make([]passiveTracePassiveOwnStats, readBatch)
+	cur = ebpf.MapBatchCursor{}
+	for {
+		n, err := p.trace.OwnTargets.BatchLookup(&cur, okeys, ovals, nil)
+		for i := range n {
+			if ap, ok := decodeRSKey(rsKeyBytesTrace(&okeys[i])); ok {
+				own[ap] = ownCounters(&ovals[i])
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("read own_targets: %w", err)
+		}
+	}
+	return clients, own, nil
+}
+
+func clientCounters(v *passivePassiveRsStats) ClientCounters {
+	return ClientCounters{
+		SYNs: v.Syns, SYNRetransmits: v.SynRetrans, SYNACKs: v.Synacks, Resets: v.Rsts, Refused: v.Refused,
+		Latency: Histogram(v.Lat), LatencySum: time.Duration(v.LatSumNs),
+	}
+}
+
+func ownCounters(v *passiveTracePassiveOwnStats) OwnCounters {
+	return OwnCounters{
+		Connects: v.Connects, Established: v.Established, Failed: v.Failed, Refused: v.Refused, Resets: v.Resets,
+		Retransmits: v.Retrans, SYNRetransmits: v.SynRetrans,
+		Latency: Histogram(v.Lat), LatencySum: time.Duration(v.LatSumNs),
+	}
+}
+
+// Deltas returns the channel on which [Passive.Run] sends, every
+// PollInterval, one batch with a [Delta] for each real server whose
+// counters changed. A batch the consumer has not taken by the next one
+// is dropped (counted in [PassiveStats].Dropped); the counters it held
+// are not lost, they are in the cumulative [Passive.Counters].
+func (p *Passive) Deltas() <-chan []Delta { return p.deltas }
+
+// Events returns the channel of [Event]s, sent as soon as the kernel
+// reports them (no polling delay). Events the consumer does not take in
+// time are dropped and counted.
+func (p *Passive) Events() <-chan Event { return p.events }
+
+// Run reads the event ring buffer and polls the counters until ctx is
+// done, and returns ctx's error then. Only one Run may be active.
+func (p *Passive) Run(ctx context.Context) error {
+	if !p.running.TryLock() {
+		return errors.New("passive: Run already active")
+	}
+	defer p.running.Unlock()
+	rd, err := ringbuf.NewReader(p.tc.Events)
+	if err != nil {
+		return fmt.Errorf("open passive event ring: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { rd.Close() })
+	defer stop()
+	evErr := make(chan error, 1)
+	go func() { evErr <- p.readEvents(rd) }()
+	defer func() { rd.Close(); <-evErr }()
+
+	if err := p.poll(); err != nil {
+		return err
+	}
+	t := time.NewTicker(p.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-evErr:
+			evErr <- err // for the deferred wait
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		case <-t.C:
+			if err := p.poll(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// readEvents forwards ring-buffer events until the reader is closed.
+func (p *Passive) readEvents(rd *ringbuf.Reader) error {
+	var rec ringbuf.Record
+	for {
+		if err := rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+				return ErrClosed
+			}
+			return fmt.Errorf("read passive events: %w", err)
+		}
+		var e Event
+		if !decodeEvent(rec.RawSample, &e) {
+			continue
+		}
+		select {
+		case p.events <- e:
+		default:
+			p.mu.Lock()
+			p.dropped++
+			p.mu.Unlock()
+		}
+	}
+}
+
+// poll reads the counters, keeps them for the metrics and sends the
+// changes since the previous read.
+func (p *Passive) poll() error {
+	clients, own, err := p.Counters()
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	p.mu.Lock()
+	prev := p.snap
+	p.snap = passiveSnapshot{at: now, clients: clients, own: own}
+	p.mu.Unlock()
+	if prev.clients == nil {
+		return nil // the first read is the baseline
+	}
+	ds := diffSnapshots(prev, p.snap)
+	if len(ds) == 0 {
+		return nil
+	}
+	select {
+	case p.deltas <- ds:
+	default:
+		p.mu.Lock()
+		p.dropped++
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+// diffSnapshots returns a Delta for each real server whose counters
+// changed between a and b. A real server new in b counts from zero.
+func diffSnapshots(a, b passiveSnapshot) []Delta {
+	iv := b.at.Sub(a.at)
+	var ds []Delta
+	seen := map[netip.AddrPort]bool{}
+	add := func(ap netip.AddrPort) {
+		if seen[ap] {
+			return
+		}
+		seen[ap] = true
+		d := Delta{RealServer: ap, Interval: iv,
+			Clients: b.clients[ap].sub(a.clients[ap]),
+			Own:     b.own[ap].sub(a.own[ap]),
+		}
+		if !d.Clients.zero() || !d.Own.zero() {
+			ds = append(ds, d)
+		}
+	}
+	for ap := range b.clients {
+		add(ap)
+	}
+	for ap := range b.own {
+		add(ap)
+	}
+	return ds
+}

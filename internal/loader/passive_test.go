@@ -1,0 +1,363 @@
+package loader
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/lvsprobe/lvsprobe/internal/testenv"
+)
+
+// mustLoadPassive loads the passive observer or skips where BPF is
+// unavailable.
+func mustLoadPassive(tb testing.TB, opts PassiveOptions) *Passive {
+	tb.Helper()
+	testenv.RequireRoot(tb)
+	p, err := LoadPassive(opts)
+	if errors.Is(err, ErrNotSupported) && VerifierLog(err) == "" {
+		testenv.SkipOrFail(tb, "eBPF not available: "+err.Error())
+	}
+	if err != nil {
+		tb.Fatalf("load passive: %v\n%s", err, VerifierLog(err))
+	}
+	if terr := p.TracepointsErr(); terr != nil && !opts.NoTracepoints {
+		tb.Fatalf("tracepoints: %v\n%s", terr, VerifierLog(terr))
+	}
+	tb.Cleanup(func() { p.Close() })
+	return p
+}
+
+// pkt describes a test packet; build turns it into an Ethernet frame.
+type pkt struct {
+	src, dst    netip.AddrPort
+	flags       byte
+	payload     int
+	ipProto     byte // 0 means TCP
+	v6Next      byte // an IPv6 extension header to put before TCP
+	fragOff     uint16
+	cut         int // bytes cut off the end
+	ihl, doff   byte
+	ethType     uint16
+	totLenDelta int
+}
+
+const (
+	fSYN    = 0x02
+	fRST    = 0x04
+	fACK    = 0x10
+	fSYNACK = fSYN | fACK
+)
+
+func (p pkt) build() []byte {
+	proto := p.ipProto
+	if proto == 0 {
+		proto = 6
+	}
+	doff := p.doff
+	if doff == 0 {
+		doff = 5
+	}
+	l4 := make([]byte, int(doff)*4+p.payload)
+	if proto == 6 {
+		binary.BigEndian.PutUint16(l4[0:], p.src.Port())
+		binary.BigEndian.PutUint16(l4[2:], p.dst.Port())
+		binary.BigEndian.PutUint32(l4[4:], 1000)
+		l4[12] = doff << 4
+		l4[13] = p.flags
+	} else if len(l4) >= 8 {
+		binary.BigEndian.PutUint16(l4[0:], p.src.Port())
+		binary.BigEndian.PutUint16(l4[2:], p.dst.Port())
+	}
+	var b []byte
+	if p.src.Addr().Is4() {
+		ihl := p.ihl
+		if ihl == 0 {
+			ihl = 5
+		}
+		ip := make([]byte, int(ihl)*4)
+		if len(ip) < 20 {
+			ip = make([]byte, 20)
+		}
+		ip[0] = 0x40 | ihl
+		binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)+len(l4)+p.totLenDelta))
+		binary.BigEndian.PutUint16(ip[6:], p.fragOff)
+		ip[8] = 64
+		ip[9] = proto
+		s, d := p.src.Addr().As4(), p.dst.Addr().As4()
+		copy(ip[12:], s[:])
+		copy(ip[16:], d[:])
+		b = append(eth(0x0800), append(ip, l4...)...)
+	} else {
+		ip := make([]byte, 40)
+		ip[0] = 0x60
+		next := proto
+		var ext []byte
+		if p.v6Next != 0 {
+			next = p.v6Next
+			ext = make([]byte, 8)
+			ext[0] = proto
+		}
+		binary.BigEndian.PutUint16(ip[4:], uint16(len(ext)+len(l4)+p.totLenDelta))
+		ip[6] = next
+		ip[7] = 64
+		s, d := p.src.Addr().As16(), p.dst.Addr().As16()
+		copy(ip[8:], s[:])
+		copy(ip[24:], d[:])
+		b = append(eth(0x86dd), append(append(ip, ext...), l4...)...)
+	}
+	if p.ethType != 0 {
+		binary.BigEndian.PutUint16(b[12:], p.ethType)
+	}
+	return b[:len(b)-p.cut]
+}
+
+func eth(typ uint16) []byte {
+	b := make([]byte, 14)
+	copy(b[0:], []byte{2, 0, 0, 0, 0, 1})
+	copy(b[6:], []byte{2, 0, 0, 0, 0, 2})
+	binary.BigEndian.PutUint16(b[12:], typ)
+	return b
+}
+
+var (
+	rs4     = netip.MustParseAddrPort("198.18.7.2:80")
+	client4 = netip.MustParseAddrPort("198.18.9.2:40000")
+	rs6     = netip.MustParseAddrPort("[2001:db8::2]:443")
+	client6 = netip.MustParseAddrPort("[2001:db8:1::2]:40000")
+)
+
+// run runs prog on frame and checks that the packet passes untouched.
+func run(tb testing.TB, prog *ebpf.Program, frame []byte) {
+	tb.Helper()
+	out := make([]byte, len(frame)+256)
+	ret, err := prog.Run(&ebpf.RunOptions{Data: frame, DataOut: out})
+	if err != nil {
+		tb.Fatalf("run: %v", err)
+	}
+	if ret != 0 {
+		tb.Errorf("returned %d, want TC_ACT_OK", ret)
+	}
+	if string(out[:len(frame)]) != string(frame) {
+		tb.Errorf("packet changed")
+	}
+}
+
+func TestPassiveLoads(t *testing.T) {
+	p := mustLoadPassive(t, PassiveOptions{})
+	if err := p.SetRealServers([]netip.AddrPort{rs4, rs6}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// counters returns the TC counters of one real server.
+func counters(tb testing.TB, p *Passive, rs netip.AddrPort) ClientCounters {
+	tb.Helper()
+	c, _, err := p.Counters()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	v, ok := c[rs]
+	if !ok {
+		tb.Fatalf("%s not in the map (%v)", rs, c)
+	}
+	return v
+}
+
+// TestPassiveBadPackets: packets that are not plain TCP pass untouched and
+// uncounted against any real server; each is counted by its reason.
+func TestPassiveBadPackets(t *testing.T) {
+	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true})
+	if err := p.SetRealServers([]netip.AddrPort{rs4, rs6}); err != nil {
+		t.Fatal(err)
+	}
+	egress, ingress := p.Programs()
+	syn4 := pkt{src: client4, dst: rs4, flags: fSYN}
+	rst4 := pkt{src: rs4, dst: client4, flags: fRST | fACK}
+	syn6 := pkt{src: client6, dst: rs6, flags: fSYN}
+	mod := func(b pkt, f func(*pkt)) pkt { f(&b); return b }
+	tests := []struct {
+		name   string
+		egress bool
+		p      pkt
+		reason func(*PassiveStats) uint64
+	}{
+		{"truncated tcp header v4", true, mod(syn4, func(p *pkt) { p.cut = 10 }), func(s *PassiveStats) uint64 { return s.Truncated }},
+		{"truncated tcp header v6", true, mod(syn6, func(p *pkt) { p.cut = 1 }), func(s *PassiveStats) uint64 { return s.Truncated }},
+		{"ihl below 5", true, mod(syn4, func(p *pkt) { p.ihl = 4 }), func(s *PassiveStats) uint64 { return s.Truncated }},
+		{"tot_len too short", false, mod(rst4, func(p *pkt) { p.totLenDelta = -8 }), func(s *PassiveStats) uint64 { return s.Truncated }},
+		{"doff below 5", false, mod(rst4, func(p *pkt) { p.doff = 4 }), func(s *PassiveStats) uint64 { return s.Truncated }},
+		{"v6 payload too short", true, mod(syn6, func(p *pkt) { p.totLenDelta = -4 }), func(s *PassiveStats) uint64 { return s.Truncated }},
+		{"first fragment", true, mod(syn4, func(p *pkt) { p.fragOff = 0x2000 }), func(s *PassiveStats) uint64 { return s.Fragments }},
+		{"later fragment", false, mod(rst4, func(p *pkt) { p.fragOff = 0x0010 }), func(s *PassiveStats) uint64 { return s.Fragments }},
+		{"v6 hop-by-hop", true, mod(syn6, func(p *pkt) { p.v6Next = 0; p.v6Next = 0 }), nil},
+		{"v6 fragment header", true, mod(syn6, func(p *pkt) { p.v6Next = 44 }), func(s *PassiveStats) uint64 { return s.IPv6ExtHeaders }},
+		{"v6 routing header", true, mod(syn6, func(p *pkt) { p.v6Next = 43 }), func(s *PassiveStats) uint64 { return s.IPv6ExtHeaders }},
+		{"v6 destination options", false, mod(pkt{src: rs6, dst: client6, flags: fRST}, func(p *pkt) { p.v6Next = 60 }), func(s *PassiveStats) uint64 { return s.IPv6ExtHeaders }},
+		{"udp", true, mod(syn4, func(p *pkt) { p.ipProto = 17 }), func(s *PassiveStats) uint64 { return s.NotTCP }},
+		{"icmp", false, mod(rst4, func(p *pkt) { p.ipProto = 1 }), func(s *PassiveStats) uint64 { return s.NotTCP }},
+		{"icmpv6", false, pkt{src: rs6, dst: client6, ipProto: 58}, func(s *PassiveStats) uint64 { return s.NotTCP }},
+		{"arp", true, mod(syn4, func(p *pkt) { p.ethType = 0x0806 }), func(s *PassiveStats) uint64 { return s.NotIP }},
+		{"vlan tag", false, mod(rst4, func(p *pkt) { p.ethType = 0x8100 }), func(s *PassiveStats) uint64 { return s.NotIP }},
+		{"unknown real server", true, pkt{src: client4, dst: netip.MustParseAddrPort("198.18.7.3:80"), flags: fSYN}, func(s *PassiveStats) uint64 { return s.UnknownRS }},
+		{"wrong port", false, pkt{src: netip.MustParseAddrPort("198.18.7.2:81"), dst: client4, flags: fRST}, func(s *PassiveStats) uint64 { return s.UnknownRS }},
+	}
+	// The hop-by-hop row: nexthdr 0 is spelled with v6Next's zero value,
+	// so build it by hand.
+	for i := range tests {
+		if tests[i].name == "v6 hop-by-hop" {
+			tests[i].reason = func(s *PassiveStats) uint64 { return s.IPv6ExtHeaders }
+		}
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before, err := p.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			frame := tt.p.build()
+			if tt.name == "v6 hop-by-hop" {
+				frame = pkt{src: client6, dst: rs6, flags: fSYN, v6Next: 60}.build()
+				frame[14+6] = 0 // nexthdr: hop-by-hop
+			}
+			prog := ingress
+			if tt.egress {
+				prog = egress
+			}
+			run(t, prog, frame)
+			after, err := p.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tt.reason(&after) - tt.reason(&before); got != 1 {
+				t.Errorf("reason counter moved by %d, want 1 (stats %+v)", got, after)
+			}
+			if after.TCPPackets != before.TCPPackets && tt.name != "unknown real server" && tt.name != "wrong port" {
+				t.Errorf("counted as a TCP packet")
+			}
+			for _, rs := range []netip.AddrPort{rs4, rs6} {
+				if c := counters(t, p, rs); !c.zero() || c.Refused != 0 {
+					t.Errorf("%s counted: %+v", rs, c)
+				}
+			}
+		})
+	}
+	// The control: the well-formed packets are counted.
+	run(t, egress, syn4.build())
+	run(t, ingress, rst4.build())
+	run(t, egress, syn6.build())
+	if c := counters(t, p, rs4); c.SYNs != 1 || c.Resets != 1 || c.Refused != 1 {
+		t.Errorf("well-formed IPv4 packets: %+v", c)
+	}
+	if c := counters(t, p, rs6); c.SYNs != 1 {
+		t.Errorf("well-formed IPv6 SYN: %+v", c)
+	}
+}
+
+// TestPassiveHandshakes: SYN then SYN-ACK is timed; a SYN seen again is a
+// retransmission (and its handshake not timed); a RST answering a SYN is a
+// refusal; the director's SYN-probe ports are not client traffic.
+func TestPassiveHandshakes(t *testing.T) {
+	for _, fam := range []struct {
+		name       string
+		rs, client netip.AddrPort
+	}{{"ipv4", rs4, client4}, {"ipv6", rs6, client6}} {
+		t.Run(fam.name, func(t *testing.T) {
+			p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, ProbePortLo: 61000, ProbePortHi: 61999})
+			if err := p.SetRealServers([]netip.AddrPort{fam.rs}); err != nil {
+				t.Fatal(err)
+			}
+			egress, ingress := p.Programs()
+			c := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(fam.client.Addr(), port) }
+			// 1: answered at once.
+			run(t, egress, pkt{src: c(1), dst: fam.rs, flags: fSYN}.build())
+			run(t, ingress, pkt{src: fam.rs, dst: c(1), flags: fSYNACK}.build())
+			// 2: retransmitted, then answered.
+			run(t, egress, pkt{src: c(2), dst: fam.rs, flags: fSYN}.build())
+			run(t, egress, pkt{src: c(2), dst: fam.rs, flags: fSYN}.build())
+			run(t, ingress, pkt{src: fam.rs, dst: c(2), flags: fSYNACK}.build())
+			// 3: refused.
+			run(t, egress, pkt{src: c(3), dst: fam.rs, flags: fSYN}.build())
+			run(t, ingress, pkt{src: fam.rs, dst: c(3), flags: fRST | fACK}.build())
+			// 4: a reset of an established connection.
+			run(t, ingress, pkt{src: fam.rs, dst: c(1), flags: fRST}.build())
+			// Data and plain ACKs are not counted.
+			run(t, egress, pkt{src: c(1), dst: fam.rs, flags: fACK, payload: 100}.build())
+			run(t, ingress, pkt{src: fam.rs, dst: c(1), flags: fACK, payload: 100}.build())
+			// An answer to a SYN probe: not client traffic.
+			run(t, ingress, pkt{src: fam.rs, dst: c(61500), flags: fRST | fACK}.build())
+			got := counters(t, p, fam.rs)
+			want := ClientCounters{SYNs: 4, SYNRetransmits: 1, SYNACKs: 2, Resets: 2, Refused: 1}
+			if got.SYNs != want.SYNs || got.SYNRetransmits != want.SYNRetransmits || got.SYNACKs != want.SYNACKs ||
+				got.Resets != want.Resets || got.Refused != want.Refused {
+				t.Errorf("counters = %+v, want %+v", got, want)
+			}
+			if n := got.Latency.Count(); n != 1 {
+				t.Errorf("timed %d handshakes, want 1 (the one without retransmission)", n)
+			}
+			if got.LatencySum <= 0 {
+				t.Errorf("latency sum %v", got.LatencySum)
+			}
+			st, err := p.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.HandshakeMissed != 0 || st.HandshakeFull != 0 {
+				t.Errorf("stats = %+v", st)
+			}
+		})
+	}
+}
+
+// TestPassiveMapFull: real servers beyond the capacity are refused,
+// counted and reported; SYN-ACKs whose SYN the full handshake table
+// evicted are counted too.
+func TestPassiveMapFull(t *testing.T) {
+	p := mustLoadPassive(t, PassiveOptions{Capacity: 4, HandshakeCapacity: 64})
+	var rss []netip.AddrPort
+	for i := range 10 {
+		rss = append(rss, netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 7, byte(10 + i)}), 80))
+	}
+	err := p.SetRealServers(rss)
+	if !errors.Is(err, ErrMapFull) {
+		t.Fatalf("SetRealServers = %v, want ErrMapFull", err)
+	}
+	st, err := p.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.MapFull != 6 {
+		t.Errorf("map full = %d, want 6", st.MapFull)
+	}
+	c, _, err := p.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c) != 4 {
+		t.Errorf("%d real servers observed, want 4", len(c))
+	}
+	var rs netip.AddrPort
+	for k := range c {
+		rs = k
+	}
+	egress, ingress := p.Programs()
+	const n = 1000
+	for i := range n {
+		run(t, egress, pkt{src: netip.AddrPortFrom(client4.Addr(), uint16(1000+i)), dst: rs, flags: fSYN}.build())
+	}
+	for i := range n {
+		run(t, ingress, pkt{src: rs, dst: netip.AddrPortFrom(client4.Addr(), uint16(1000+i)), flags: fSYNACK}.build())
+	}
+	st, err = p.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.HandshakeMissed+st.HandshakeFull < n-64 {
+		t.Errorf("handshakes lost to a 64-entry table: missed %d + full %d, want at least %d", st.HandshakeMissed, st.HandshakeFull, n-64)
+	}
+	// Shrinking the set frees room.
+	if err := p.SetRealServers(rss[:2]); err != nil {
+		t.Errorf("SetRealServers(2) = %v", err)
+	}
+}
