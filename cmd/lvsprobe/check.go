@@ -10,6 +10,7 @@ import (
 	"io"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
+	"github.com/lvsprobe/lvsprobe/internal/prober"
 )
 
 // defaultConfigPath is where keepalived reads its configuration.
@@ -53,6 +54,13 @@ func cmdCheck(_ context.Context, e *env, args []string) error {
 	}
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(e.stderr, "%s: warning: %s\n", w.Pos, w.Msg)
+	}
+	if errs := prober.Unsupported(cfg); len(errs) > 0 {
+		for _, err := range errs {
+			fmt.Fprintln(e.stderr, err)
+		}
+		fmt.Fprintf(e.stderr, "%s: invalid: %d error(s)\n", *file, len(errs))
+		return &exitError{code: 1}
 	}
 	if !*dump {
 		fmt.Fprintf(e.stdout, "%s: valid: %d virtual servers, %d real servers\n", *file, len(cfg.VirtualServers), countRS(cfg))

@@ -18,6 +18,7 @@ type rawChecker struct {
 	defaultRetry int
 	defaultDBR   time.Duration // 0: delay_loop
 	hosts        []*rawChecker // SMTP_CHECK host { } blocks
+	fileWeight   bool          // FILE_CHECK has its own weight line
 }
 
 var checkerTypes = map[string]CheckerType{
@@ -27,7 +28,8 @@ var checkerTypes = map[string]CheckerType{
 }
 
 // dnsTypes are the query types DNS_CHECK knows.
-var dnsTypes = map[string]bool{"A": true, "NS": true, "CNAME": true, "SOA": true, "MX": true, "TXT": true, "AAAA": true}
+var dnsTypes = map[string]bool{"A": true, "NS": true, "CNAME": true, "SOA": true, "MX": true, "TXT": true, "AAAA": true,
+	"RRSIG": true, "DNSKEY": true}
 
 func (p *parser) checker(r *rawRS, ct CheckerType, b *node) *rawChecker {
 	c := &Checker{Pos: b.pos, Type: ct}
@@ -512,6 +514,12 @@ func (p *parser) fileKeyword(k *rawChecker, n *node) {
 			return
 		}
 		f.TrackFile = n.arg(1)
+		if d, ok := p.trackFileDefs[f.TrackFile]; ok {
+			f.Path = d.path
+			if !k.fileWeight {
+				f.Weight, f.Reverse = d.weight, d.reverse
+			}
+		}
 	case "weight":
 		v, err := parseInt(n.arg(1), -ipvsWeightLimit, ipvsWeightLimit)
 		if err != nil {
@@ -528,6 +536,7 @@ func (p *parser) fileKeyword(k *rawChecker, n *node) {
 			return
 		}
 		f.Weight, f.Reverse = int(v), rev
+		k.fileWeight = true
 	default:
 		p.unknown(n)
 	}

@@ -9,14 +9,15 @@ import (
 
 // parser turns the statement tree into a Config.
 type parser struct {
-	d          *diags
-	log        *slog.Logger
-	cfg        *Config
-	vss        []*rawVS
-	trackFiles map[string]bool // track_file / vrrp_track_file names, for FILE_CHECK
-	bfds       map[string]bool // bfd_instance names, for BFD_CHECK
-	sslSeen    bool
-	services   int // services expanded from groups so far
+	d             *diags
+	log           *slog.Logger
+	cfg           *Config
+	vss           []*rawVS
+	trackFiles    map[string]bool         // track_file / vrrp_track_file names, for FILE_CHECK
+	trackFileDefs map[string]trackFileDef // their file and weight (trackfile.go)
+	bfds          map[string]bool         // bfd_instance names, for BFD_CHECK
+	sslSeen       bool
+	services      int // services expanded from groups so far
 }
 
 func (p *parser) errorf(n *node, format string, a ...any) {
@@ -95,6 +96,7 @@ func (p *parser) top(nodes []*node) {
 			switch kw {
 			case "track_file", "vrrp_track_file":
 				p.trackFiles[n.arg(1)] = true
+				p.trackFile(n)
 			case "bfd_instance":
 				p.bfds[n.arg(1)] = true
 			}

@@ -213,6 +213,10 @@ func (p *parser) resolveChecker(v *rawVS, r *rawRS, k *rawChecker) {
 		c.Alpha = *k.alpha
 	}
 	if k.conn {
+		if len(k.hosts) > 0 && !k.connectIP && !k.connectPort && !c.BindTo.IsValid() && c.BindPort == 0 &&
+			c.BindIf == "" && c.FWMark == 0 && k.t.connectTimeout == nil {
+			c.SMTP.HostsOnly = true // smtp_check_end_handler: no connection option set, hosts given
+		}
 		p.resolveConn(v, r, k)
 		for _, h := range k.hosts {
 			p.resolveConn(v, r, h)
@@ -234,7 +238,7 @@ func (p *parser) resolveChecker(v *rawVS, r *rawRS, k *rawChecker) {
 	}
 	c.DelayBeforeRetry = pick(k.t.delayBeforeRetry, r.t.delayBeforeRetry, v.t.delayBeforeRetry, dbr)
 	if c.Misc != nil && c.Misc.Timeout == 0 {
-		c.Misc.Timeout = c.DelayLoop
+		c.Misc.Timeout = vs.DelayLoop // misc_check_thread: the virtual server's delay_loop, not the checker's
 	}
 	if h := c.HTTP; h != nil {
 		if h.VirtualHost == "" {

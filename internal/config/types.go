@@ -23,7 +23,7 @@ const (
 	DefaultStatusCodeHigh             = 299
 	DefaultDNSType                    = "SOA"
 	DefaultDNSName                    = "."
-	DefaultSMTPHeloName               = "localhost" // keepalived uses the local host name; see the parser
+	DefaultSMTPHeloName               = "smtpchecker.keepalived.org" // check_smtp.h SMTP_DEFAULT_HELO
 	DefaultPingRetry                  = 1
 	DefaultBodyCap              int64 = 4 << 20 // lvsprobe's cap on an HTTP body read by a check
 )
@@ -285,6 +285,10 @@ type MiscOptions struct {
 type SMTPOptions struct {
 	HeloName string     `json:"helo_name"`
 	Hosts    []*Checker `json:"hosts,omitempty"` // legacy `host { }` sub-blocks, each with its own connection options
+	// HostsOnly: the block has host sub-blocks and sets no connection
+	// option of its own, so keepalived checks only the hosts (the first
+	// takes the block's place) and not the real server's own address.
+	HostsOnly bool `json:"hosts_only,omitempty"`
 }
 
 // DNSOptions are the options of DNS_CHECK.
@@ -306,7 +310,8 @@ type UDPOptions struct {
 // FileOptions are the options of FILE_CHECK.
 type FileOptions struct {
 	TrackFile string `json:"track_file"`
-	Weight    int    `json:"weight,omitempty"`
+	Path      string `json:"file,omitempty"`   // the track_file block's file
+	Weight    int    `json:"weight,omitempty"` // the FILE_CHECK's weight line, else the track_file's (default 1)
 	Reverse   bool   `json:"reverse,omitempty"`
 }
 

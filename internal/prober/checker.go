@@ -3,7 +3,6 @@ package prober
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
@@ -15,6 +14,7 @@ type Result struct {
 	Message  string        // what happened, built up step by step ("connect 198.18.1.2:80; status 500")
 	Duration time.Duration // how long the attempt took
 	Err      error         // the cause of a failure, nil when OK
+	Weight   WeightChange  // a weight the check asks for (MISC_CHECK misc_dynamic, FILE_CHECK); zero for the others
 }
 
 // Checker runs one full check against one endpoint. Check honours ctx
@@ -44,11 +44,16 @@ type Transition struct {
 type CheckerOptions struct {
 	BodyCap int64          // largest HTTP body read before the check fails; 0 means config.DefaultBodyCap
 	SSL     config.SSLDefs // global_defs SSL { } (client certificate, CA) for SSL_GET
+	// ScriptUser and ScriptGroup are global_defs script_user: who runs a
+	// MISC_CHECK script without a user line. Empty means keepalived's
+	// default: keepalived_script if that user exists, else root.
+	ScriptUser  string
+	ScriptGroup string
 }
 
 // ErrUnsupported is returned by NewChecker for checker types lvsprobe does
-// not run yet.
-var ErrUnsupported = errors.New("checker type not supported yet")
+// not run (BFD_CHECK).
+var ErrUnsupported = errors.New("checker type not supported")
 
 // NewChecker builds the checker for one checker block.
 func NewChecker(c *config.Checker, opts CheckerOptions) (Checker, error) {
@@ -57,7 +62,19 @@ func NewChecker(c *config.Checker, opts CheckerOptions) (Checker, error) {
 		return newTCPChecker(c, opts)
 	case config.HTTPGet, config.SSLGet:
 		return newHTTPChecker(c, opts)
-	default:
-		return nil, fmt.Errorf("%s %s: %w", c.Pos, c.Type, ErrUnsupported)
+	case config.MiscCheck:
+		return newMiscChecker(c, opts)
+	case config.DNSCheck:
+		return newDNSChecker(c, opts)
+	case config.UDPCheck:
+		return newUDPChecker(c, opts)
+	case config.PingCheck:
+		return newPingChecker(c, opts)
+	case config.SMTPCheck:
+		return newSMTPChecker(c, opts)
+	case config.FileCheck:
+		return newFileChecker(c, opts)
+	default: // BFD_CHECK (see internal/config/DISAGREEMENTS.md)
+		return nil, unsupportedError(c)
 	}
 }

@@ -18,6 +18,7 @@ type policy struct {
 	alpha            bool
 	http             bool // HTTP_GET / SSL_GET semantics (failed URL memory, fast_recovery)
 	fastRecovery     bool
+	ladderOnlyUp     bool // failures climb the retry ladder only while up (MISC, DNS, UDP, PING); see checkerPolicy
 }
 
 // policyOf reads the timing of a checker block.
@@ -33,6 +34,7 @@ func policyOf(c *config.Checker) policy {
 	if p.http && c.HTTP != nil {
 		p.fastRecovery = c.HTTP.FastRecovery
 	}
+	checkerPolicy(c, &p)
 	return p
 }
 
@@ -75,7 +77,7 @@ func (s *checkState) record(p policy, ok bool) step {
 // delay_loop later. The ladder is climbed again while the checker is down.
 func (s *checkState) recordTCP(p policy, ok bool) step {
 	var st step
-	if ok || s.retryIt >= p.retry {
+	if ok || s.retryIt >= p.retry || (p.ladderOnlyUp && !s.up && s.hasRun) {
 		st.delay = p.delayLoop
 		s.retryIt = 0
 		switch {

@@ -30,6 +30,9 @@ type unit struct {
 // timeout is the whole-exchange timeout of u's attempts. The caller
 // holds the scheduler's lock (a reload replaces u.block).
 func (u *unit) timeout() time.Duration {
+	if t, ok := u.checker.(interface{ attemptTimeout() time.Duration }); ok {
+		return t.attemptTimeout() // MISC_CHECK: misc_timeout
+	}
 	if u.block.ConnectTimeout > 0 {
 		return u.block.ConnectTimeout
 	}
