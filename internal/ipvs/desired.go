@@ -95,6 +95,7 @@ type vsResult struct {
 	QuorumUp    bool // quorum state after this evaluation
 	SorryActive bool // the sorry server is in service
 	Collisions  int  // real servers dropped because another one owns the same destination
+	Weight      int  // sum of the weights of the alive real servers
 }
 
 // buildVS adds the desired destinations of vs to t and returns its quorum
@@ -117,7 +118,7 @@ func buildVS(t table, vs *config.VirtualServer, alive []bool, prev *bool) vsResu
 			sum += realWeight(rs.Weight)
 		}
 	}
-	res := vsResult{QuorumUp: quorumNext(vs, sum, prev)}
+	res := vsResult{QuorumUp: quorumNext(vs, sum, prev), Weight: sum}
 	res.SorryActive = vs.SorryServer != nil && !res.QuorumUp
 
 	for _, k := range serviceKeys(vs) {

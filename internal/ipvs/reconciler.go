@@ -77,6 +77,9 @@ type Reconciler struct {
 	retry    *backoff
 	stats    Stats
 	desired  table // the desired table of the last pass (never written after), for metrics
+
+	onQuorum  func(QuorumChange) // see OnQuorum
+	quorumOut []QuorumChange     // decided, not yet delivered
 }
 
 // NewReconciler returns a Reconciler that applies cfg through b. It does
@@ -345,6 +348,7 @@ func (r *Reconciler) reconcile(ctx context.Context, read bool) error {
 
 	errs = append(errs, r.apply(ctx, desired, actual, retired)...)
 	errs = keep(errs, r.applyTimeouts(ctx))
+	r.deliverQuorum() // after the table changed, as keepalived runs quorum scripts
 	if len(errs) == 0 && ctx.Err() == nil {
 		for id := range actual {
 			if !owned[id] {
@@ -449,6 +453,7 @@ func (r *Reconciler) desiredLocked(actual table) table {
 		if prev != nil && *prev != res.QuorumUp {
 			r.log.Info("quorum changed", "virtual_server", vsID, "up", res.QuorumUp, "sorry_server", res.SorryActive)
 		}
+		r.noteQuorumLocked(vs, prev, res)
 		r.quorum[vsID] = res.QuorumUp
 		if res.Collisions > 0 {
 			r.log.Warn("real servers share a destination; the first one wins", "virtual_server", vsID, "dropped", res.Collisions)
