@@ -351,7 +351,7 @@ func (d *Detector) checked(addr netip.AddrPort, ok, up bool, start time.Time) {
 	e.checked(&d.p, ok, up, start, now)
 	if was == phaseSuspect && e.phase == phaseUp {
 		d.m.falseSuspicions.Inc()
-		d.log.Info("suspicion cleared by the full check", "endpoint", addr.String(), "next_request_after", e.backoff)
+		d.log.Info("suspicion cleared by the full check", "endpoint", addr.String(), "next_request_after", e.maxBackoff())
 	}
 }
 
@@ -526,7 +526,7 @@ func (d *Detector) Status() DetectorStatus {
 	st := DetectorStatus{Mode: d.p.mode.String()}
 	for _, e := range d.eps {
 		st.Endpoints = append(st.Endpoints, EndpointStatus{Endpoint: e.addr, State: e.phase.String(), Since: e.since,
-			Misses: e.misses, LastRTT: e.lastRTT, Backoff: e.backoff})
+			Misses: e.misses, LastRTT: e.lastRTT, Backoff: e.maxBackoff()})
 	}
 	sort.Slice(st.Endpoints, func(i, j int) bool { return st.Endpoints[i].Endpoint.Compare(st.Endpoints[j].Endpoint) < 0 })
 	for key, dm := range d.damp {

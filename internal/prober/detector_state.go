@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,8 +41,9 @@ func (p phase) String() string {
 // episode is the evidence gathered since an endpoint's state was last
 // settled: what was seen first, when, and how much of each kind.
 type episode struct {
-	first     time.Time // the first signal (or failed check) of the episode; zero: none
-	firstWhat string    // what it was
+	first     time.Time    // the first signal (or failed check) of the episode; zero: none
+	firstWhat string       // what it was
+	firstKind EvidenceKind // the kind of signal it was; 0 for a failed check
 	counts    [evidenceKinds]int
 	checks    int    // full check attempts that completed in the episode
 	failed    int    // of them failed
@@ -77,9 +79,9 @@ type epState struct {
 	silenceSince time.Time // first miss of the current run of unanswered probes; zero when answered
 	misses       int       // probes unanswered in a row
 	lastRTT      time.Duration
-	backoff      time.Duration // the current wait between requests for a check that found nothing
-	nextAllowed  time.Time     // no check is requested before this
-	lastCheck    time.Time     // when the newest full check attempt completed
+	backoff      [evidenceKinds]time.Duration // by the kind of signal that started it: the wait after a request that found nothing
+	nextAllowed  [evidenceKinds]time.Time     // by kind: no check is requested on such a signal before this
+	lastCheck    time.Time                    // when the newest full check attempt completed
 	ep           episode
 }
 
@@ -155,22 +157,22 @@ func (e *epState) observe(p *detectorParams, ev Evidence, now time.Time) (reques
 	}
 	switch e.phase {
 	case phaseUp:
-		if !neg || now.Before(e.nextAllowed) {
+		if !neg || !e.allowed(p, ev.Kind, now) {
 			return request{}, false
 		}
 		e.enter(phaseSuspect, now)
-		e.ep = episode{first: at, firstWhat: ev.Kind.String()}
+		e.ep = episode{first: at, firstWhat: ev.Kind.String(), firstKind: ev.Kind}
 		e.ep.counts[ev.Kind]++
 		return request{e.addr, "suspect: " + ev.describe()}, true
 	case phaseDown:
 		if ev.Kind != EvidenceSynAck {
 			return request{}, false
 		}
-		if now.Before(e.nextAllowed) {
+		if !e.allowed(p, ev.Kind, now) {
 			return request{}, false
 		}
 		e.enter(phaseRecovering, now)
-		e.ep = episode{first: at, firstWhat: ev.Kind.String()}
+		e.ep = episode{first: at, firstWhat: ev.Kind.String(), firstKind: ev.Kind}
 		e.ep.counts[ev.Kind]++
 		return request{e.addr, "recovering: " + ev.describe()}, true
 	default: // suspect, recovering: the check already asked for decides
@@ -233,7 +235,7 @@ func (e *epState) checked(p *detectorParams, ok, up bool, start, now time.Time) 
 	switch {
 	case !up && (e.phase == phaseUp || e.phase == phaseSuspect):
 		e.enter(phaseDown, now)
-		e.backoff, e.nextAllowed = 0, time.Time{}
+		e.resetBackoff()
 	case !up && e.phase == phaseRecovering && !ok:
 		e.enter(phaseDown, now) // listening, but the checks still fail: try again later
 		e.grow(p, now)
@@ -243,16 +245,42 @@ func (e *epState) checked(p *detectorParams, ok, up bool, start, now time.Time) 
 		e.ep = episode{}
 	case up && (e.phase == phaseDown || e.phase == phaseRecovering):
 		e.enter(phaseUp, now)
-		e.backoff, e.nextAllowed = 0, time.Time{}
+		e.resetBackoff()
 	case up && e.phase == phaseUp && ok:
 		e.ep = episode{} // a failure the ladder absorbed
 	}
 }
 
-// grow doubles the wait before the next requested check.
+// grow doubles the wait before a signal of the kind that started the
+// episode requests a check again.
 func (e *epState) grow(p *detectorParams, now time.Time) {
-	e.backoff = min(max(2*e.backoff, p.backoffMin), p.backoffMax)
-	e.nextAllowed = now.Add(e.backoff)
+	k := e.ep.firstKind
+	e.backoff[k] = min(max(2*e.backoff[k], p.backoffMin), p.backoffMax)
+	e.nextAllowed[k] = now.Add(e.backoff[k])
+}
+
+// allowed reports whether a signal of kind k may request a check at now.
+// A backoff that expired more than backoffMax ago is forgotten: the
+// signals were right, or quiet, long enough.
+func (e *epState) allowed(p *detectorParams, k EvidenceKind, now time.Time) bool {
+	if now.Before(e.nextAllowed[k]) {
+		return false
+	}
+	if now.Sub(e.nextAllowed[k]) > p.backoffMax {
+		e.backoff[k] = 0
+	}
+	return true
+}
+
+// resetBackoff forgets every backoff: the endpoint really changed.
+func (e *epState) resetBackoff() {
+	e.backoff = [evidenceKinds]time.Duration{}
+	e.nextAllowed = [evidenceKinds]time.Time{}
+}
+
+// maxBackoff is the longest current backoff, for status.
+func (e *epState) maxBackoff() time.Duration {
+	return slices.Max(e.backoff[:])
 }
 
 // damping is the flap damping of one real server: a penalty that grows

@@ -89,6 +89,12 @@ func TestEndpointStateMachine(t *testing.T) {
 			sig(3600, EvidenceSilence, 3, phaseUp, false), // within the backoff: no request
 			sig(4500, EvidenceSilence, 3, phaseSuspect, true),
 		}},
+		{"a RST is not held back by the backoff of a wrong silence", DetectFast, []epStep{
+			sig(0, EvidenceSilence, 3, phaseSuspect, true),
+			chk(100, 10, true, true, false, phaseUp, ""),
+			sig(150, EvidenceSilence, 3, phaseUp, false),
+			sig(200, EvidenceReset, 0, phaseSuspect, true),
+		}},
 		{"contradiction: SYN-ACK with a failing HTTP check resolves by the ladder", DetectFast, []epStep{
 			sig(0, EvidenceSynAck, 0, phaseUp, false),
 			chk(100, 50, false, true, true, phaseUp, ""),
