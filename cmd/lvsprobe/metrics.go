@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lvsprobe/lvsprobe/internal/loader"
 )
 
 // defaultMetricsListen is where `lvsprobe run` serves /metrics: loopback
@@ -36,6 +38,7 @@ func newRegistry() *prometheus.Registry {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),
 		buildInfo(),
+		loader.NewStatusCollector(),
 	)
 	return reg
 }

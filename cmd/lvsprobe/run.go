@@ -6,10 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
 	"github.com/lvsprobe/lvsprobe/internal/ipvs"
@@ -30,6 +27,7 @@ type runFlags struct {
 	rate          float64
 	syn           synFlags
 	metricsListen string
+	controlSocket string
 }
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
@@ -44,8 +42,9 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs.Float64Var(&f.rate, "rate", prober.DefaultRate, "check attempts started per second at most (negative: no cap)")
 	f.syn.register(fs)
 	fs.StringVar(&f.metricsListen, "metrics-listen", defaultMetricsListen, "`address` serving Prometheus metrics on /metrics (\"\" disables)")
+	fs.StringVar(&f.controlSocket, "control-socket", defaultControlSocket, "unix socket `path` for lvsprobe status and lvsprobe reload (\"\" disables)")
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--static-concurrency] [--rate N] [--syn-probe=false] [--syn-probe-interval D] [--syn-probe-pps N] [--syn-probe-ports LO-HI] [--metrics-listen ADDR]")
+		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--static-concurrency] [--rate N] [--syn-probe=false] [--syn-probe-interval D] [--syn-probe-pps N] [--syn-probe-ports LO-HI] [--metrics-listen ADDR] [--control-socket PATH]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -109,7 +108,10 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 	wg.Go(func() { _ = sched.Run(ctx) })
 	wg.Go(func() { recErr = rec.Run(ctx) })
 	wg.Go(func() { forwardHealth(e.log, sched, rec) })
-	wg.Go(func() { reloadOnHUP(ctx, e.log, f, sched, rec, syn) })
+	rl := newReloader(e.log, f, cfg, sched, rec, syn, reg)
+	ctl := &controlServer{log: e.log.With("component", "control"), file: f.file, rl: rl}
+	wg.Go(func() { rl.onHUP(ctx) })
+	wg.Go(func() { ctl.serve(ctx, f.controlSocket) })
 	wg.Go(func() { serveMetrics(ctx, e.log.With("component", "metrics"), f.metricsListen, reg) })
 	wg.Wait()
 	st, l := sched.Stats(), sched.Lateness()
@@ -143,34 +145,5 @@ func forwardHealth(log *slog.Logger, sched *prober.Scheduler, rec *ipvs.Reconcil
 		}
 		log.Info("real server "+state, "real_server", t.Key.String(), "reason", t.Reason)
 		rec.SetHealth(t.Key, t.Up)
-	}
-}
-
-// reloadOnHUP reloads the configuration on SIGHUP until ctx is done. A
-// configuration that fails to load or to build its checkers is logged and
-// the running one kept.
-func reloadOnHUP(ctx context.Context, log *slog.Logger, f runFlags, sched *prober.Scheduler, rec *ipvs.Reconciler, syn *synProbe) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-		}
-		cfg, err := loadRunConfig(log, f)
-		if err == nil {
-			err = sched.Update(cfg)
-		}
-		if err != nil {
-			log.Error("reload failed; keeping the running configuration", "error", err)
-			continue
-		}
-		rec.Update(cfg)
-		if err := syn.update(cfg); err != nil {
-			log.Warn("SYN probe targets not updated", "error", err)
-		}
-		log.Info("configuration reloaded", "config", f.file, "checks", sched.Stats().Checks)
 	}
 }
