@@ -80,6 +80,8 @@ type Reconciler struct {
 
 	onQuorum  func(QuorumChange) // see OnQuorum
 	quorumOut []QuorumChange     // decided, not yet delivered
+	passed    chan struct{}      // see Passed; nil until asked for
+	passDone  bool               // a pass has finished
 }
 
 // NewReconciler returns a Reconciler that applies cfg through b. It does
@@ -349,6 +351,7 @@ func (r *Reconciler) reconcile(ctx context.Context, read bool) error {
 	errs = append(errs, r.apply(ctx, desired, actual, retired)...)
 	errs = keep(errs, r.applyTimeouts(ctx))
 	r.deliverQuorum() // after the table changed, as keepalived runs quorum scripts
+	r.markPassed()
 	if len(errs) == 0 && ctx.Err() == nil {
 		for id := range actual {
 			if !owned[id] {
