@@ -129,6 +129,8 @@ func TestRunFlags(t *testing.T) {
 		{[]string{"run", "--syn-probe=maybe"}, 2},
 		{[]string{"run", "--syn-probe-frames=maybe"}, 2},
 		{[]string{"run", "--syn-probe-ports=61000-61000", "-f", "/nonexistent/keepalived.conf"}, 1},
+		{[]string{"run", "--detector=bogus"}, 2},
+		{[]string{"run", "--detector=compatible", "-f", "/nonexistent/keepalived.conf"}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

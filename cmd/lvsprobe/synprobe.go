@@ -10,9 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
+	"github.com/lvsprobe/lvsprobe/internal/prober"
 	"github.com/lvsprobe/lvsprobe/internal/prober/synprobe"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
@@ -90,6 +92,9 @@ type synProbe struct {
 
 	mu      sync.Mutex
 	targets map[netip.AddrPort][]config.RealServerKey // being probed, with the real servers they stand for
+
+	det atomic.Pointer[prober.Detector] // the failure detector fed by the signals, if any (detector.go)
+	evs []prober.Evidence               // consume's scratch
 }
 
 // startSynProbe starts probing the TCP real servers of cfg. Where probing
@@ -214,6 +219,7 @@ func (s *synProbe) consume(ctx context.Context) {
 			return
 		case batch = <-s.p.Signals():
 		}
+		s.observe(batch)
 		for _, sig := range batch {
 			if sig.Kind == synprobe.Miss {
 				if sig.ConsecutiveMisses != missThreshold {
