@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/lvsprobe/lvsprobe/internal/config"
+	"github.com/lvsprobe/lvsprobe/internal/ipvs"
+	"github.com/lvsprobe/lvsprobe/internal/prober"
+)
+
+func init() {
+	register(command{name: "run", summary: "check the real servers and keep IPVS in step (--ipvs=dry-run prints ipvsadm commands)", run: cmdRun})
+}
+
+// runFlags are the flags of `lvsprobe run`.
+type runFlags struct {
+	file          string
+	configID      string
+	ipvs          string
+	maxConcurrent int
+	staticConc    bool
+	rate          float64
+	syn           synFlags
+	metricsListen string
+	controlSocket string
+	detector      string
+}
+
+func cmdRun(ctx context.Context, e *env, args []string) error {
+	var f runFlags
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.StringVar(&f.file, "f", defaultConfigPath, "keepalived configuration `file`")
+	fs.StringVar(&f.configID, "config-id", "", "configuration `id` selecting @ID lines (keepalived -i)")
+	fs.StringVar(&f.ipvs, "ipvs", "kernel", "IPVS backend: kernel, or dry-run to print the ipvsadm commands instead")
+	fs.IntVar(&f.maxConcurrent, "max-concurrent", prober.DefaultMaxConcurrent, "checks in flight at once")
+	fs.BoolVar(&f.staticConc, "static-concurrency", false, "keep max-concurrent checks in flight instead of adapting the limit when the CPU is starved")
+	fs.Float64Var(&f.rate, "rate", prober.DefaultRate, "check attempts started per second at most (negative: no cap)")
+	f.syn.register(fs)
+	registerDetectorFlag(fs, &f.detector)
+	fs.StringVar(&f.metricsListen, "metrics-listen", defaultMetricsListen, "`address` serving Prometheus metrics on /metrics (\"\" disables)")
+	fs.StringVar(&f.controlSocket, "control-socket", defaultControlSocket, "unix socket `path` for lvsprobe status and lvsprobe reload (\"\" disables)")
+	fs.Usage = func() {
+		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--static-concurrency] [--rate N] [--syn-probe=false] [--syn-probe-interval D] [--syn-probe-pps N] [--syn-probe-ports LO-HI] [--detector=fast|compatible|off] [--metrics-listen ADDR] [--control-socket PATH]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{code: 2}
+	}
+	if fs.NArg() > 0 || (f.ipvs != "kernel" && f.ipvs != "dry-run") || f.maxConcurrent <= 0 || f.rate == 0 || !validDetector(f.detector) {
+		fs.Usage()
+		return &exitError{code: 2}
+	}
+	if err := f.syn.check(); err != nil {
+		fmt.Fprintln(e.stderr, err)
+		fs.Usage()
+		return &exitError{code: 2}
+	}
+	return runProber(ctx, e, f)
+}
+
+// runProber wires the configuration, the scheduler and the reconciler
+// together until ctx is done; SIGHUP reloads the configuration.
+func runProber(ctx context.Context, e *env, f runFlags) error {
+	cfg, err := loadRunConfig(e.log, f)
+	if err != nil {
+		return err
+	}
+	var b ipvs.Backend
+	if f.ipvs == "dry-run" {
+		b = ipvs.NewDryRun(e.log, e.stdout)
+	} else {
+		k, err := ipvs.NewKernel(e.log)
+		if err != nil {
+			return fmt.Errorf("open ipvs: %w", err)
+		}
+		b = k
+	}
+	defer b.Close()
+
+	sched, err := prober.NewScheduler(cfg, prober.SchedulerOptions{
+		Log:               e.log.With("component", "prober"),
+		MaxConcurrent:     f.maxConcurrent,
+		StaticConcurrency: f.staticConc,
+		Rate:              f.rate,
+		Checker:           prober.CheckerOptions{SSL: cfg.Global.SSL, ScriptUser: cfg.Global.ScriptUser, ScriptGroup: cfg.Global.ScriptGroup},
+		FirstVerdict:      true, // the reconciler assumes a health until told
+	})
+	if err != nil {
+		return fmt.Errorf("start checks: %w", err)
+	}
+	rec := ipvs.NewReconciler(b, cfg, ipvs.ReconcilerOptions{Log: e.log})
+	reg := newRegistry()
+	reg.MustRegister(prober.NewSchedulerCollector(sched), ipvs.NewCollector(rec))
+	syn := startSynProbe(ctx, e.log, f.syn, cfg, reg)
+	defer syn.stop()
+	det, err := startDetector(e.log, f.detector, sched, reg)
+	if err != nil {
+		return err
+	}
+	syn.feedDetector(det)
+	e.log.Info("lvsprobe running", "config", f.file, "ipvs", f.ipvs,
+		"virtual_servers", len(cfg.VirtualServers), "checks", sched.Stats().Checks)
+
+	var wg sync.WaitGroup
+	var recErr error
+	wg.Go(func() { _ = sched.Run(ctx) })
+	wg.Go(func() { recErr = rec.Run(ctx) })
+	changes := healthChanges(ctx, det, sched, wg.Go)
+	wg.Go(func() { forwardHealth(e.log, changes, rec) })
+	rl := newReloader(e.log, f, cfg, sched, rec, syn, reg)
+	ctl := &controlServer{log: e.log.With("component", "control"), file: f.file, rl: rl, detect: detectorStatus(det)}
+	wg.Go(func() { rl.onHUP(ctx) })
+	wg.Go(func() { ctl.serve(ctx, f.controlSocket) })
+	wg.Go(func() { serveMetrics(ctx, e.log.With("component", "metrics"), f.metricsListen, reg) })
+	wg.Wait()
+	st, l := sched.Stats(), sched.Lateness()
+	e.log.Info("lvsprobe stopped", "attempts", st.Attempts, "failed", st.Failures, "transitions", st.Transitions,
+		"lateness_p50", l.Quantile(0.5), "lateness_p99", l.Quantile(0.99), "lateness_max", l.Max)
+	if recErr != nil {
+		return fmt.Errorf("stop ipvs: %w", recErr)
+	}
+	return nil
+}
+
+// loadRunConfig loads the configuration and logs its warnings.
+func loadRunConfig(log *slog.Logger, f runFlags) (*config.Config, error) {
+	cfg, err := config.Load(f.file, config.LoadOptions{ConfigID: f.configID, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", f.file, err)
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration", "warning", w.String())
+	}
+	return cfg, nil
+}
+
+// forwardHealth logs every transition and hands it to the reconciler,
+// until the scheduler stops.
+func forwardHealth(log *slog.Logger, changes <-chan prober.Transition, rec *ipvs.Reconciler) {
+	for t := range changes {
+		state := "down"
+		if t.Up {
+			state = "up"
+		}
+		log.Info("real server "+state, append([]any{"real_server", t.Key.String(), "reason", t.Reason}, t.Detection.LogAttrs()...)...)
+		rec.SetHealth(t.Key, t.Up)
+	}
+}
