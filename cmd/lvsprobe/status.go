@@ -186,7 +186,7 @@ func renderStatus(w io.Writer, d *statusDoc) error {
 	if r := d.LastReload; r != nil && !r.OK {
 		fmt.Fprintf(&b, "LAST RELOAD REJECTED (%s, %s); the configuration above still runs:\n", r.Trigger, age(d.Now, r.At))
 		for _, l := range r.Errors {
-			b.WriteString("  " + l + "\n")
+			b.WriteString("  " + oneLine(l) + "\n")
 		}
 	}
 	b.WriteByte('\n')
