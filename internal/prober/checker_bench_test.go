@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,13 +20,23 @@ import (
 var benchBody = strings.Repeat("lvsprobe benchmark body ", 4096/24+1)[:4096]
 
 // benchTarget returns the address of a server holding /bench.html: a real
-// nginx in a real-server namespace under testnet.Main (so that the process
-// CPU measured is the checker's alone), a Go server on loopback otherwise.
-// With useTLS the server speaks HTTPS (a fresh self-signed certificate).
+// nginx in a real-server namespace under testnet.Main, a Go server on
+// loopback otherwise. With useTLS the server speaks HTTPS (a fresh
+// self-signed certificate).
+//
+// In the namespace the veth runs threaded NAPI (testnet ThreadedNAPI) so
+// that the real server's kernel work is not charged to this process, and
+// the director end's NAPI thread (the kernel receiving the director's
+// packets) is reported beside it as napi-cpu-ns/op; LVSPROBE_BENCH_NAPI=off
+// keeps the plain veth, where both run inside this process's system calls.
 func benchTarget(b *testing.B, useTLS bool) netip.AddrPort {
 	b.Helper()
 	if testnet.Inside() {
 		rs := testnet.New(b, testnet.Options{}).RealServers[0]
+		if os.Getenv("LVSPROBE_BENCH_NAPI") != "off" {
+			rs.ThreadedNAPI(b)
+			benchRS = rs
+		}
 		opts := testnet.NginxOptions{Files: map[string][]byte{"/bench.html": []byte(benchBody)}}
 		if useTLS {
 			opts.TLSPort, opts.ServerNames = 443, []string{"bench.example.test"}
@@ -47,6 +58,10 @@ func benchTarget(b *testing.B, useTLS bool) netip.AddrPort {
 	return serveRaw(b, l, cfg, reply(ok200(benchBody))).addr
 }
 
+// benchRS is the real server of the running benchmark when its veth runs
+// threaded NAPI (benchCheck reports its director-side thread), or nil.
+var benchRS *testnet.RealServer
+
 // checkerCPUTime returns the user and system CPU time the process has used.
 func checkerCPUTime(b *testing.B) time.Duration {
 	var ru syscall.Rusage
@@ -66,12 +81,49 @@ func benchCheck(b *testing.B, ck Checker) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := checkerCPUTime(b)
+	var napi0 time.Duration
+	if benchRS != nil {
+		napi0, _ = benchRS.NAPICPU(b)
+	}
 	for b.Loop() {
 		if res := ck.Check(ctx); !res.OK {
 			b.Fatal(res.Message)
 		}
 	}
 	b.ReportMetric(float64(checkerCPUTime(b)-start)/float64(b.N), "cpu-ns/op")
+	if benchRS != nil {
+		napi1, _ := benchRS.NAPICPU(b)
+		b.ReportMetric(float64(napi1-napi0)/float64(b.N), "napi-cpu-ns/op")
+		benchRS = nil
+	}
+}
+
+// dialerChecker is TCP_CHECK as it was before the epoll connector: Go's
+// net.Dialer, SO_LINGER 0, close. Kept for the comparison only.
+type dialerChecker struct{ ep endpoint }
+
+func (d dialerChecker) Check(ctx context.Context) Result {
+	ctx, cancel := d.ep.withTimeout(ctx)
+	defer cancel()
+	c, err := d.ep.dial(ctx)
+	if err != nil {
+		return Result{Err: err, Message: err.Error()}
+	}
+	_ = c.Close()
+	return Result{OK: true}
+}
+func (d dialerChecker) Key() string    { return "dialer " + d.ep.key() }
+func (d dialerChecker) String() string { return "dialer " + d.ep.String() }
+
+// BenchmarkTCPCheckDialer is BenchmarkTCPCheck through net.Dialer (the
+// previous TCP_CHECK), for comparison in the same run.
+func BenchmarkTCPCheckDialer(b *testing.B) {
+	addr := benchTarget(b, false)
+	ep, err := newEndpoint(checkerFor(config.TCPCheck, addr, time.Second))
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchCheck(b, dialerChecker{ep: ep})
 }
 
 func BenchmarkTCPCheck(b *testing.B) {

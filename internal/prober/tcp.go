@@ -3,6 +3,7 @@ package prober
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
 )
@@ -12,7 +13,9 @@ import (
 // reset (SO_LINGER 0), never closed gracefully: no TIME_WAIT piles up on
 // the director and a close can never block.
 type tcpChecker struct {
-	ep endpoint
+	ep    endpoint
+	name  string // String(), computed once
+	okMsg string // the message of a passed check, computed once
 }
 
 func newTCPChecker(c *config.Checker, _ CheckerOptions) (Checker, error) {
@@ -20,27 +23,26 @@ func newTCPChecker(c *config.Checker, _ CheckerOptions) (Checker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tcpChecker{ep: ep}, nil
+	name := string(config.TCPCheck) + " " + ep.String()
+	return &tcpChecker{ep: ep, name: name, okMsg: name + ": connected; ok"}, nil
 }
 
 // Check connects and resets the connection.
 func (t *tcpChecker) Check(ctx context.Context) Result {
-	r := newReport(t.String())
-	ctx, cancel := t.ep.withTimeout(ctx)
-	defer cancel()
-	c, err := t.ep.dial(ctx)
-	if err != nil {
+	// connectReset: a raw nonblocking socket on the shared epoll
+	// connector (connect.go), closed with a RST. The passing path
+	// allocates nothing of its own: it runs 10,000 times a second.
+	start := time.Now()
+	if err := t.ep.connectReset(ctx); err != nil {
+		r := newReport(t.name)
+		r.start = start
 		return r.fail(fmt.Errorf("connect: %w", err))
 	}
-	r.step("connected")
-	if err := c.Close(); err != nil {
-		return r.fail(fmt.Errorf("close: %w", err))
-	}
-	return r.ok()
+	return Result{OK: true, Message: t.okMsg, Duration: time.Since(start)}
 }
 
 // Key identifies the check: type, endpoint and connection options.
 func (t *tcpChecker) Key() string { return string(config.TCPCheck) + " " + t.ep.key() }
 
 // String names the check: "TCP_CHECK 198.18.1.2:80".
-func (t *tcpChecker) String() string { return string(config.TCPCheck) + " " + t.ep.String() }
+func (t *tcpChecker) String() string { return t.name }

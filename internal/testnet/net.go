@@ -38,6 +38,8 @@ type RealServer struct {
 	Addrs    []netip.Addr // every address of the real server, Addr first
 
 	ns netns.NsHandle
+
+	napiDirector, napiPeer []int // NAPI thread pids, after ThreadedNAPI
 }
 
 // subnets hands out the /24s of 198.18.0.0/15 (1 to 511) to the real

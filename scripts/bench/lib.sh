@@ -110,3 +110,36 @@ bench_snmp() {
 		$1 == g && !h { for (i = 2; i <= NF; i++) k[i] = $i; h = 1; next }
 		$1 == g && h { for (i = 2; i <= NF; i++) if (k[i] == f) print $i; exit }'
 }
+
+# bench_napi_threaded DEV: gives the veth DEV (in the caller's network
+# namespace, whose sysfs must be mounted on /sys) its own NAPI instance
+# (GRO on) served by a kernel thread "napi/DEV-ID". Without it a veth
+# transmit runs the peer namespace's whole receive path (a real server's
+# TCP stack answering a SYN, nginx's wakeup…) synchronously in the sending
+# process's context, and that CPU is charged to the prober; with it the
+# sender only queues the packet and the peer's work shows up in the peer's
+# NAPI thread, as on a real director, where the real servers are other
+# machines. Apply it to both ends. TSO goes off: veth hands a packet sent
+# by a TSO-capable device to NAPI only when GRO could merge it
+# (veth_skb_is_eligible_for_gro), which a SYN never is.
+bench_napi_threaded() {
+	ethtool -K "$1" gro on tso off >/dev/null
+	echo 1 >"/sys/class/net/$1/threaded"
+	[[ $(cat "/sys/class/net/$1/threaded") == 1 ]] || { echo "bench: threaded NAPI not enabled on $1" >&2; return 1; }
+}
+
+# bench_kthread_ticks PREFIX: the utime+stime clock ticks of the kernel
+# threads whose name starts with PREFIX (e.g. "napi/sd123-"), summed.
+bench_kthread_ticks() {
+	local p
+	p=$(ps -eo pid=,comm= | awk -v x="$1" 'index($2, x) == 1 { print $1 }')
+	# shellcheck disable=SC2086 # one pid per word
+	bench_ticks $p
+}
+
+# bench_machine_ticks: busy clock ticks of the whole machine so far (every
+# CPU, every process and interrupt: /proc/stat's cpu line minus idle and
+# iowait). Other users of the machine are in it.
+bench_machine_ticks() {
+	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}

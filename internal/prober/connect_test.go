@@ -1,0 +1,196 @@
+package prober
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lvsprobe/lvsprobe/internal/config"
+	"github.com/lvsprobe/lvsprobe/internal/testnet"
+	"golang.org/x/sys/unix"
+)
+
+// sockets returns the sockets this process holds ("socket:[INODE]").
+func sockets(t *testing.T) map[string]bool {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]bool{}
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, "socket:") {
+			m[l] = true
+		}
+	}
+	return m
+}
+
+// checkNoNewSockets fails when the process holds a socket that was not in
+// before.
+func checkNoNewSockets(t *testing.T, before map[string]bool) {
+	t.Helper()
+	for s := range sockets(t) {
+		if !before[s] {
+			t.Errorf("%s left open by the checks", s)
+		}
+	}
+}
+
+// waitingConnects is how many connects the shared connector holds.
+func waitingConnects() int {
+	tcpConnector.mu.Lock()
+	defer tcpConnector.mu.Unlock()
+	return len(tcpConnector.waiting)
+}
+
+// connectLab is a real server behind a veth with threaded NAPI, so that
+// connects really are asynchronous (EINPROGRESS, then the connector), as
+// they are on a director; over loopback or a plain veth the handshake
+// completes inside connect(). stop closes the listener and waits until
+// every connection it accepted is closed.
+func connectLab(t *testing.T) (rs *testnet.RealServer, open, closed netip.AddrPort, stop func()) {
+	t.Helper()
+	rs = testnet.New(t, testnet.Options{}).RealServers[0]
+	rs.ThreadedNAPI(t)
+	l := rs.Listen(t, "tcp", netip.AddrPortFrom(rs.Addr, 0).String())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	stop = func() { _ = l.Close(); <-done }
+	open = netip.MustParseAddrPort(l.Addr().String())
+	closed = netip.AddrPortFrom(rs.Addr, open.Port()+1)
+	if closed.Port() == 0 {
+		closed = netip.AddrPortFrom(rs.Addr, 1)
+	}
+	return rs, open, closed, stop
+}
+
+// TestConnectorConcurrent runs 600 TCP_CHECKs at once through the shared
+// connector, a third of them to a closed port: each gets its own answer,
+// and no socket or waiting entry is left behind.
+func TestConnectorConcurrent(t *testing.T) {
+	_, open, closed, stop := connectLab(t)
+	okCk := mustChecker(t, checkerFor(config.TCPCheck, open, 5*time.Second), CheckerOptions{})
+	refusedCk := mustChecker(t, checkerFor(config.TCPCheck, closed, 5*time.Second), CheckerOptions{})
+	if res := okCk.Check(t.Context()); !res.OK { // the connector and neighbour entry exist from here
+		t.Fatal(res.Message)
+	}
+	before := sockets(t)
+
+	const n = 600
+	results := make([]Result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			ck := okCk
+			if i%3 == 0 {
+				ck = refusedCk
+			}
+			results[i] = ck.Check(t.Context())
+		})
+	}
+	wg.Wait()
+	for i, res := range results {
+		if i%3 == 0 {
+			if res.OK || !errors.Is(res.Err, syscall.ECONNREFUSED) {
+				t.Fatalf("check %d to the closed port: OK=%v %q, want ECONNREFUSED", i, res.OK, res.Message)
+			}
+			continue
+		}
+		if !res.OK {
+			t.Fatalf("check %d: %s", i, res.Message)
+		}
+	}
+	if w := waitingConnects(); w != 0 {
+		t.Errorf("%d connects still waiting", w)
+	}
+	stop()
+	checkNoNewSockets(t, before)
+}
+
+// TestConnectorGivesUp covers both ends of a connect to a black hole: its
+// connect_timeout passing, and the caller's context ending first. Either
+// way the socket is closed and the connector forgets it.
+func TestConnectorGivesUp(t *testing.T) {
+	rs, open, _, stop := connectLab(t)
+	if res := mustChecker(t, checkerFor(config.TCPCheck, open, 5*time.Second), CheckerOptions{}).Check(t.Context()); !res.OK {
+		t.Fatal(res.Message)
+	}
+	before := sockets(t)
+	rs.BlackHole(t)
+
+	res := mustChecker(t, checkerFor(config.TCPCheck, open, 200*time.Millisecond), CheckerOptions{}).Check(t.Context())
+	if res.OK || !errors.Is(res.Err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connect_timeout: OK=%v %q (%v), want a deadline error", res.OK, res.Message, res.Err)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan Result, 1)
+	go func() {
+		done <- mustChecker(t, checkerFor(config.TCPCheck, open, time.Minute), CheckerOptions{}).Check(ctx)
+	}()
+	cancel()
+	if res := <-done; res.OK || !errors.Is(res.Err, context.Canceled) {
+		t.Fatalf("cancelled: OK=%v %q (%v), want context.Canceled", res.OK, res.Message, res.Err)
+	}
+	if w := waitingConnects(); w != 0 {
+		t.Errorf("%d connects still waiting", w)
+	}
+	stop()
+	checkNoNewSockets(t, before)
+}
+
+// TestSockaddr converts addresses of both families to the kernel's form.
+func TestSockaddr(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+	}{
+		{"198.18.1.2:80", "4 198.18.1.2 80"},
+		{"[::ffff:198.18.1.2]:80", "4 198.18.1.2 80"},
+		{"[2001:db8::1]:443", "6 2001:db8::1 443"},
+		{"[fe80::1%lo]:22", "6 fe80::1 22 zone"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			sa, err := sockaddr(netip.MustParseAddrPort(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			switch sa := sa.(type) {
+			default:
+				t.Fatalf("%T", sa)
+			case *unix.SockaddrInet4:
+				got = "4 " + netip.AddrFrom4(sa.Addr).String() + " " + strconv.Itoa(sa.Port)
+			case *unix.SockaddrInet6:
+				got = "6 " + netip.AddrFrom16(sa.Addr).String() + " " + strconv.Itoa(sa.Port)
+				if sa.ZoneId != 0 {
+					got += " zone"
+				}
+			}
+			if got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if _, err := sockaddr(netip.MustParseAddrPort("[fe80::1%nosuchlink0]:22")); err == nil {
+		t.Fatal("unknown zone accepted")
+	}
+}
