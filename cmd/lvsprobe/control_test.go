@@ -173,4 +173,3 @@ func TestControlCommandsBadInput(t *testing.T) {
 		})
 	}
 }
-
