@@ -45,6 +45,7 @@ type reloader struct {
 	sched *prober.Scheduler
 	rec   *ipvs.Reconciler
 	syn   *synProbe
+	life  *lifecycle // scripts and sd_notify; nil: none
 
 	mu       sync.Mutex // one reload at a time
 	busy     atomic.Bool
@@ -121,6 +122,8 @@ func (r *reloader) tryReload(trigger string) (*reloadResult, error) {
 func (r *reloader) reloadLocked(trigger string) *reloadResult {
 	r.busy.Store(true)
 	defer r.busy.Store(false)
+	r.life.reloadBegin()
+	defer func() { r.life.reloadEnd(r.cfg.Load()) }()
 	res := &reloadResult{Trigger: trigger}
 	cfg, err := loadRunConfig(r.log, r.f)
 	if err == nil {
@@ -138,6 +141,7 @@ func (r *reloader) reloadLocked(trigger string) *reloadResult {
 	for _, w := range cfg.Warnings {
 		res.Warnings = append(res.Warnings, w.String())
 	}
+	r.life.reloadApplied(cfg)
 	r.rec.Update(cfg)
 	if err := r.syn.update(cfg); err != nil {
 		r.log.Warn("SYN probe targets not updated", "error", err)

@@ -112,11 +112,14 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 
 	var wg sync.WaitGroup
 	var recErr error
+	life := startLifecycle(ctx, e.log, cfg, sched, rec, reg, wg.Go) // before rec.Run: quorum at start
 	wg.Go(func() { _ = sched.Run(ctx) })
 	wg.Go(func() { recErr = rec.Run(ctx) })
 	changes := healthChanges(ctx, det, sched, wg.Go)
+	changes = life.transitions(changes, wg.Go) // notify_up/notify_down
 	wg.Go(func() { forwardHealth(e.log, changes, rec) })
 	rl := newReloader(e.log, f, cfg, sched, rec, syn, reg)
+	rl.life = life
 	ctl := &controlServer{log: e.log.With("component", "control"), file: f.file, rl: rl, detect: detectorStatus(det)}
 	wg.Go(func() { rl.onHUP(ctx) })
 	wg.Go(func() { ctl.serve(ctx, f.controlSocket) })
