@@ -150,9 +150,12 @@ func (e *epState) observe(p *detectorParams, ev Evidence, now time.Time) (reques
 	if neg {
 		e.lastNeg, e.lastNegKind = at, ev.Kind
 	}
-	if (e.phase == phaseSuspect || e.phase == phaseRecovering) && now.Sub(later(e.since, e.lastCheck)) > p.backoffMax {
+	if (e.phase == phaseSuspect || e.phase == phaseRecovering) && e.lastCheck.Before(e.since) && now.Sub(e.since) > p.backoffMax {
 		// the check asked for never reported (its block went away in a
-		// reload): start over from the last settled phase
+		// reload): start over from the last settled phase. Once a check
+		// has reported, the checks' own schedule decides (an HTTP check
+		// that forgot its failure comes up a delay_loop later, at once
+		// with fast_recovery).
 		e.phase = map[phase]phase{phaseSuspect: phaseUp, phaseRecovering: phaseDown}[e.phase]
 	}
 	switch e.phase {
@@ -181,14 +184,6 @@ func (e *epState) observe(p *detectorParams, ev Evidence, now time.Time) (reques
 		}
 		return request{}, false
 	}
-}
-
-// later returns the later of a and b.
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // enter moves to phase ph at now.

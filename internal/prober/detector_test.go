@@ -143,6 +143,14 @@ func TestEndpointStateMachine(t *testing.T) {
 			sig(0, EvidenceReset, 0, phaseSuspect, true),
 			sig(31000, EvidenceReset, 0, phaseSuspect, true),
 		}},
+		{"a recovery waiting for the checks' own schedule is not hurried", DetectFast, []epStep{
+			sig(0, EvidenceReset, 0, phaseSuspect, true),
+			chk(5, 1, false, false, true, phaseDown, "rst"),
+			sig(1000, EvidenceSynAck, 0, phaseRecovering, true),
+			chk(1005, 1001, true, false, false, phaseRecovering, ""), // failure forgotten; up a delay_loop later
+			sig(40000, EvidenceSynAck, 0, phaseRecovering, false),
+			chk(61005, 61001, true, true, false, phaseUp, ""),
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
