@@ -29,6 +29,7 @@ type runFlags struct {
 	metricsListen string
 	controlSocket string
 	detector      string
+	passive       passiveFlags
 }
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
@@ -43,10 +44,11 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs.Float64Var(&f.rate, "rate", prober.DefaultRate, "check attempts started per second at most (negative: no cap)")
 	f.syn.register(fs)
 	registerDetectorFlag(fs, &f.detector)
+	f.passive.register(fs)
 	fs.StringVar(&f.metricsListen, "metrics-listen", defaultMetricsListen, "`address` serving Prometheus metrics on /metrics (\"\" disables)")
 	fs.StringVar(&f.controlSocket, "control-socket", defaultControlSocket, "unix socket `path` for lvsprobe status and lvsprobe reload (\"\" disables)")
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--static-concurrency] [--rate N] [--syn-probe=false] [--syn-probe-interval D] [--syn-probe-pps N] [--syn-probe-ports LO-HI] [--detector=fast|compatible|off] [--metrics-listen ADDR] [--control-socket PATH]")
+		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--static-concurrency] [--rate N] [--syn-probe=false] [--syn-probe-interval D] [--syn-probe-pps N] [--syn-probe-ports LO-HI] [--detector=fast|compatible|off] [--passive=auto|off] [--passive-links IF,...] [--metrics-listen ADDR] [--control-socket PATH]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -60,6 +62,11 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return &exitError{code: 2}
 	}
 	if err := f.syn.check(); err != nil {
+		fmt.Fprintln(e.stderr, err)
+		fs.Usage()
+		return &exitError{code: 2}
+	}
+	if err := f.passive.check(); err != nil {
 		fmt.Fprintln(e.stderr, err)
 		fs.Usage()
 		return &exitError{code: 2}
@@ -107,6 +114,9 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 		return err
 	}
 	syn.feedDetector(det)
+	pas := startPassive(ctx, e.log, f.passive, f.syn, cfg, reg)
+	defer pas.stop()
+	pas.feedDetector(det)
 	e.log.Info("lvsprobe running", "config", f.file, "ipvs", f.ipvs,
 		"virtual_servers", len(cfg.VirtualServers), "checks", sched.Stats().Checks)
 
@@ -119,6 +129,7 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 	changes = life.transitions(changes, wg.Go) // notify_up/notify_down
 	wg.Go(func() { forwardHealth(e.log, changes, rec) })
 	rl := newReloader(e.log, f, cfg, sched, rec, syn, reg)
+	pas.follow(ctx, func() *config.Config { c, _ := rl.config(); return c })
 	rl.life = life
 	ctl := &controlServer{log: e.log.With("component", "control"), file: f.file, rl: rl, detect: detectorStatus(det)}
 	wg.Go(func() { rl.onHUP(ctx) })

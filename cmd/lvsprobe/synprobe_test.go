@@ -123,7 +123,7 @@ func TestRunSynProbe(t *testing.T) {
 		log: slog.New(slog.NewTextHandler(lines, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, e, []string{"run", "-f", path, "--ipvs=dry-run", "--syn-probe-interval=20ms"})
+		code <- run(ctx, e, []string{"run", "-f", path, "--ipvs=dry-run", "--syn-probe-interval=20ms", "--passive=off"})
 	}()
 	// expect waits for a log line with every part, up to limit.
 	expect := func(limit time.Duration, parts ...string) (string, bool) {

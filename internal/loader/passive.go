@@ -94,7 +94,8 @@ type Passive struct {
 	deltas    chan []Delta
 	events    chan Event
 	snap      passiveSnapshot // the newest read of the counters (under mu)
-	dropped   uint64          // deltas and events the consumer did not take in time (under mu)
+	sent      passiveSnapshot // the read the last batch of deltas sent ran up to (Run's goroutine only)
+	dropped   uint64          // events the consumer did not take in time (under mu)
 	collector *passiveCollector
 	running   sync.Mutex // held by Run
 }
@@ -111,7 +112,7 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 		opts:    opts,
 		log:     opts.Logger,
 		targets: map[netip.AddrPort]bool{},
-		deltas:  make(chan []Delta, 4),
+		deltas:  make(chan []Delta, 1),
 		events:  make(chan Event, 1024),
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
@@ -316,7 +317,7 @@ type PassiveStats struct {
 	RingFull        uint64 // events lost: ring buffer full
 	OwnFull         uint64 // own connects not timed: table full
 	MapFull         uint64 // real servers left out of the maps: capacity reached (Go side)
-	Dropped         uint64 // deltas and events the consumer did not take in time (Go side)
+	Dropped         uint64 // events the consumer did not take in time (Go side)
 }
 
 // Stats reads the counters.

@@ -84,9 +84,9 @@ func ownCounters(v *passiveTracePassiveOwnStats) OwnCounters {
 
 // Deltas returns the channel on which [Passive.Run] sends, every
 // PollInterval, one batch with a [Delta] for each real server whose
-// counters changed. A batch the consumer has not taken by the next one
-// is dropped (counted in [PassiveStats].Dropped); the counters it held
-// are not lost, they are in the cumulative [Passive.Counters].
+// counters changed. While a batch waits for the consumer no other is
+// sent; the next one then covers the whole time since the last batch
+// taken (its Interval says how long), so no change is lost.
 func (p *Passive) Deltas() <-chan []Delta { return p.deltas }
 
 // Events returns the channel of [Event]s, sent as soon as the kernel
@@ -159,31 +159,31 @@ func (p *Passive) readEvents(rd *ringbuf.Reader) error {
 }
 
 // poll reads the counters, keeps them for the metrics and sends the
-// changes since the previous read.
+// changes since the last batch the consumer took. While the consumer has
+// not taken a batch, the next ones are not sent but covered by the one
+// after: changes are coalesced, never lost.
 func (p *Passive) poll() error {
 	clients, own, err := p.Counters()
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	snap := passiveSnapshot{at: time.Now(), clients: clients, own: own}
 	p.mu.Lock()
-	prev := p.snap
-	p.snap = passiveSnapshot{at: now, clients: clients, own: own}
+	p.snap = snap
 	p.mu.Unlock()
-	if prev.clients == nil {
-		return nil // the first read is the baseline
+	if p.sent.clients == nil {
+		p.sent = snap // the first read is the baseline
+		return nil
 	}
-	ds := diffSnapshots(prev, p.snap)
+	if len(p.deltas) > 0 {
+		return nil // the consumer is behind: the next batch covers this one
+	}
+	ds := diffSnapshots(p.sent, snap)
 	if len(ds) == 0 {
 		return nil
 	}
-	select {
-	case p.deltas <- ds:
-	default:
-		p.mu.Lock()
-		p.dropped++
-		p.mu.Unlock()
-	}
+	p.deltas <- ds // cannot block: only poll sends, and the channel is empty
+	p.sent = snap
 	return nil
 }
 

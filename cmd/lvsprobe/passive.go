@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lvsprobe/lvsprobe/internal/config"
+	"github.com/lvsprobe/lvsprobe/internal/loader"
+	"github.com/lvsprobe/lvsprobe/internal/prober"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vishvananda/netlink"
+)
+
+// passiveFlags are the passive observer's flags of `lvsprobe run`.
+type passiveFlags struct {
+	mode     string        // auto or off
+	links    string        // comma-separated interface names; "" means the links that route to the real servers
+	interval time.Duration // how often the counters are read
+}
+
+// register adds the flags to fs with their defaults.
+func (f *passiveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.mode, "passive", "auto", "eBPF passive observation of client traffic and of lvsprobe's own connections: "+
+		"auto (on where the kernel allows, warning once where not) or off")
+	fs.StringVar(&f.links, "passive-links", "", "comma-separated `interfaces` facing the real servers (default: those that route to them)")
+	fs.DurationVar(&f.interval, "passive-interval", time.Second, "how often the passive counters are read and handed to the failure detector")
+}
+
+// check reports what is wrong with the flags' values.
+func (f *passiveFlags) check() error {
+	if f.mode != "auto" && f.mode != "off" {
+		return fmt.Errorf("--passive must be auto or off, not %q", f.mode)
+	}
+	if f.interval <= 0 {
+		return errors.New("--passive-interval must be positive")
+	}
+	return nil
+}
+
+// passiveObserver runs the passive eBPF observer beside the checks: it
+// keeps the observed real servers in step with the running configuration
+// and hands what it sees to the failure detector as evidence. A nil
+// *passiveObserver (off, or impossible here) does nothing.
+type passiveObserver struct {
+	log    *slog.Logger
+	p      *loader.Passive
+	f      passiveFlags
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	det    atomic.Pointer[prober.Detector]
+	links  map[int]string // ifindex -> name, attached
+	cfg    *config.Config // the configuration applied last (follow's goroutine only)
+}
+
+// startPassive loads and attaches the passive observer for cfg. Where it
+// is off or cannot run, it logs why once, sets lvsprobe_passive_available
+// to 0 and returns nil: lvsprobe then runs on active checks alone.
+func startPassive(ctx context.Context, log *slog.Logger, f passiveFlags, syn synFlags, cfg *config.Config, reg prometheus.Registerer) *passiveObserver {
+	log = log.With("component", "passive")
+	avail := prometheus.NewGauge(prometheus.GaugeOpts{Name: "lvsprobe_passive_available",
+		Help: "1 when the eBPF passive observer runs, 0 when it is off or the kernel or privileges do not allow it."})
+	if reg != nil {
+		reg.MustRegister(avail)
+	}
+	if f.mode == "off" {
+		log.Info("passive observation off (--passive=off)")
+		return nil
+	}
+	opts := loader.PassiveOptions{PollInterval: f.interval, Registerer: reg, Logger: log}
+	if syn.enabled {
+		opts.ProbePortLo, opts.ProbePortHi, _ = parsePortRange(syn.ports) // checked with the flags
+	}
+	if n := len(passiveTargets(cfg)); n > 16384/2 {
+		opts.Capacity = 2 * n // room to grow on reload
+	}
+	p, err := loader.LoadPassive(opts)
+	if err != nil {
+		log.Warn("passive observation unavailable; running on active checks only", "error", err)
+		return nil
+	}
+	if terr := p.TracepointsErr(); terr != nil {
+		log.Warn("passive tracepoints unavailable: lvsprobe's own connections are not observed", "error", terr)
+	}
+	o := &passiveObserver{log: log, p: p, f: f, links: map[int]string{}}
+	if err := o.update(cfg); err != nil {
+		log.Warn("passive observation incomplete", "error", err)
+	}
+	if len(o.links) == 0 {
+		// Real servers on loopback only, say: nothing is wrong.
+		log.Info("passive observation off: no link routes to a real server")
+		if err := p.Close(); err != nil {
+			log.Warn("close passive observer", "error", err)
+		}
+		return nil
+	}
+	avail.Set(1)
+	ctx, o.cancel = context.WithCancel(ctx)
+	o.wg.Go(func() {
+		if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn("passive observer stopped; running on active checks only", "error", err)
+		}
+	})
+	o.wg.Go(func() { o.consume(ctx) })
+	log.Info("passive observation on", "links", slices.Sorted(mapValues(o.links)), "real_servers", len(passiveTargets(cfg)),
+		"tracepoints", p.TracepointsErr() == nil, "interval", f.interval)
+	return o
+}
+
+func mapValues(m map[int]string) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for _, v := range m {
+			if !yield(v) {
+				return
+			}
+		}
+	}
+}
+
+// passiveTargets returns the TCP real servers of cfg as client traffic
+// reaches them (address and port), each once.
+func passiveTargets(cfg *config.Config) []netip.AddrPort {
+	seen := map[netip.AddrPort]bool{}
+	var out []netip.AddrPort
+	for _, vs := range cfg.VirtualServers {
+		if vs.Protocol != config.TCP {
+			continue
+		}
+		for _, rs := range vs.RealServers {
+			port := rs.Port
+			if port == 0 {
+				port = vs.Port
+			}
+			ap := netip.AddrPortFrom(rs.Addr.Unmap(), port)
+			if port == 0 || seen[ap] {
+				continue
+			}
+			seen[ap] = true
+			out = append(out, ap)
+		}
+	}
+	return out
+}
+
+// update makes the observed real servers those of cfg and, in auto link
+// mode, attaches to any new link that routes to one of them.
+func (o *passiveObserver) update(cfg *config.Config) error {
+	if o == nil {
+		return nil
+	}
+	o.cfg = cfg
+	targets := passiveTargets(cfg)
+	var errs []error
+	if err := o.p.SetRealServers(targets); err != nil {
+		errs = append(errs, err)
+	}
+	links, err := o.wantLinks(targets)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for idx, name := range links {
+		if _, ok := o.links[idx]; ok {
+			continue
+		}
+		how, err := o.p.Attach(idx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("attach to %s: %w", name, err))
+			continue
+		}
+		o.links[idx] = name
+		o.log.Debug("passive programs attached", "link", name, "how", how)
+	}
+	return errors.Join(errs...)
+}
+
+// wantLinks returns the links to attach to: --passive-links, or the
+// output links of the routes to the targets.
+func (o *passiveObserver) wantLinks(targets []netip.AddrPort) (map[int]string, error) {
+	out := map[int]string{}
+	if o.f.links != "" {
+		var errs []error
+		for name := range strings.SplitSeq(o.f.links, ",") {
+			l, err := netlink.LinkByName(strings.TrimSpace(name))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--passive-links %s: %w", name, err))
+				continue
+			}
+			out[l.Attrs().Index] = l.Attrs().Name
+		}
+		return out, errors.Join(errs...)
+	}
+	var firstErr error
+	for _, t := range targets {
+		rs, err := netlink.RouteGet(t.Addr().AsSlice())
+		if err != nil || len(rs) == 0 {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("no route to %s: %w", t.Addr(), err)
+			}
+			continue
+		}
+		idx := rs[0].LinkIndex
+		if _, ok := out[idx]; ok {
+			continue
+		}
+		l, err := netlink.LinkByIndex(idx)
+		if err != nil || l.Attrs().Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		out[idx] = l.Attrs().Name
+	}
+	return out, firstErr
+}
+
+// follow applies every new configuration current returns (the running
+// one after a reload), checking every interval, until ctx is done.
+func (o *passiveObserver) follow(ctx context.Context, current func() *config.Config) {
+	if o == nil {
+		return
+	}
+	o.wg.Go(func() {
+		t := time.NewTicker(o.f.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if cfg := current(); cfg != nil && cfg != o.cfg {
+				if err := o.update(cfg); err != nil {
+					o.log.Warn("passive real servers not fully updated", "error", err)
+				}
+			}
+		}
+	})
+}
+
+// feedDetector makes the passive signals evidence for det.
+func (o *passiveObserver) feedDetector(det *prober.Detector) {
+	if o == nil || det == nil {
+		return
+	}
+	o.det.Store(det)
+}
+
+// consume turns deltas and events into detector evidence until ctx is
+// done: resets seen on client traffic, client SYNs retransmitted
+// (unanswered handshakes) and the handshake latency's median.
+func (o *passiveObserver) consume(ctx context.Context) {
+	var evs []prober.Evidence
+	for {
+		evs = evs[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-o.p.Events():
+			switch e.Kind {
+			case loader.EventReset:
+				evs = append(evs, prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveReset, Count: 1})
+			case loader.EventSYNRetransmit:
+				evs = append(evs, prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveUnanswered, Count: 1})
+			}
+			o.log.Debug("passive event", "real_server", e.RealServer.String(), "kind", e.Kind.String())
+		case ds := <-o.p.Deltas():
+			for _, d := range ds {
+				if d.Clients.Resets > 0 {
+					evs = append(evs, prober.Evidence{Target: d.RealServer, Kind: prober.EvidencePassiveReset, Count: int(d.Clients.Resets)})
+				}
+				if d.Clients.SYNRetransmits > 0 {
+					evs = append(evs, prober.Evidence{Target: d.RealServer, Kind: prober.EvidencePassiveUnanswered, Count: int(d.Clients.SYNRetransmits)})
+				}
+				if d.Clients.Latency.Count() > 0 {
+					evs = append(evs, prober.Evidence{Target: d.RealServer, Kind: prober.EvidenceLatency, RTT: d.HandshakeQuantile(0.5)})
+				}
+			}
+		}
+		if det := o.det.Load(); det != nil && len(evs) > 0 {
+			det.Observe(evs...)
+		}
+	}
+}
+
+// stop stops the observer and detaches its programs.
+func (o *passiveObserver) stop() {
+	if o == nil {
+		return
+	}
+	o.cancel()
+	o.wg.Wait()
+	if err := o.p.Close(); err != nil {
+		o.log.Warn("close passive observer", "error", err)
+		return
+	}
+	o.log.Debug("passive observer closed: programs detached")
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/lvsprobe/lvsprobe/internal/config"
+	"github.com/lvsprobe/lvsprobe/internal/testenv"
+	"github.com/lvsprobe/lvsprobe/internal/testnet"
+	"github.com/vishvananda/netlink"
+)
+
+// tcxPrograms counts the TCX programs on both hooks of the named link.
+func tcxPrograms(t *testing.T, name string) int {
+	t.Helper()
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, at := range []ebpf.AttachType{ebpf.AttachTCXIngress, ebpf.AttachTCXEgress} {
+		if q, err := link.QueryPrograms(link.QueryOptions{Target: l.Attrs().Index, Attach: at}); err == nil {
+			n += len(q.Programs)
+		}
+	}
+	return n
+}
+
+// TestRunPassive runs `lvsprobe run` with a client namespace reaching the
+// real server through the director: the passive programs attach to the
+// link that routes to the real server (and only it), see the refusals of
+// a listener that went away, and leave nothing behind.
+func TestRunPassive(t *testing.T) {
+	n := testnet.New(t, testnet.Options{RealServers: 2})
+	n.Route(t)
+	client, rs := n.RealServers[0], n.RealServers[1]
+	l := rs.Listen(t, "tcp", ":8080")
+	go acceptAndReset(l)
+	conf := strings.NewReplacer("ADDR", rs.Addr.String(), "PORT_A", "8080", "PORT_B", "8081").Replace(synConf)
+	path := filepath.Join(t.TempDir(), "keepalived.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	lines := make(logLines, 4096)
+	e := &env{stdout: io.Discard, stderr: t.Output(),
+		log: slog.New(slog.NewTextHandler(lines, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, e, []string{"run", "-f", path, "--ipvs=dry-run", "--syn-probe=false", "--passive-interval=50ms",
+			"--metrics-listen=", "--control-socket="})
+	}()
+	must := func(parts ...string) string {
+		t.Helper()
+		timer := time.NewTimer(20 * time.Second)
+		defer timer.Stop()
+		for {
+			select {
+			case l := <-lines:
+				ok := true
+				for _, p := range parts {
+					ok = ok && strings.Contains(l, p)
+				}
+				if ok {
+					return l
+				}
+				if strings.Contains(l, "passive observation unavailable") || strings.Contains(l, "passive observation off") {
+					testenv.SkipOrFail(t, "passive observation unavailable: "+l)
+				}
+			case <-timer.C:
+				t.Fatalf("no log line with %q", parts)
+			case c := <-code:
+				t.Fatalf("run exited %d while waiting for %q", c, parts)
+			}
+		}
+	}
+	on := must(`msg="passive observation on"`)
+	if !strings.Contains(on, "links=["+rs.Link+"]") || !strings.Contains(on, "real_servers=2") || !strings.Contains(on, "tracepoints=true") {
+		t.Errorf("want the real server's link only, 2 real servers, tracepoints: %s", on)
+	}
+	if got := tcxPrograms(t, rs.Link) + tcxPrograms(t, client.Link); got != 2 && kernelHasTCX(t) {
+		t.Errorf("%d TCX programs on the links, want 2 (ingress and egress of %s)", got, rs.Link)
+	}
+	l.Close()
+	var err error
+	client.Do(func() error {
+		_, err = net.DialTimeout("tcp", netip.AddrPortFrom(rs.Addr, 8080).String(), 5*time.Second)
+		return nil
+	})
+	if err == nil {
+		t.Fatal("dial to a closed listener succeeded")
+	}
+	must(`msg="passive event"`, "real_server="+rs.Addr.String()+":8080", "kind=reset")
+	cancel()
+	if c := <-code; c != 0 {
+		t.Fatalf("run exited %d", c)
+	}
+	if got := tcxPrograms(t, rs.Link); got != 0 {
+		t.Errorf("%d TCX programs left after exit", got)
+	}
+}
+
+// kernelHasTCX reports whether TCX links work here (6.6+).
+func kernelHasTCX(t *testing.T) bool {
+	t.Helper()
+	_, err := link.QueryPrograms(link.QueryOptions{Target: 1, Attach: ebpf.AttachTCXIngress})
+	return err == nil
+}
+
+func TestPassiveFlagsAndTargets(t *testing.T) {
+	for _, tt := range []struct {
+		f  passiveFlags
+		ok bool
+	}{
+		{passiveFlags{mode: "auto", interval: time.Second}, true},
+		{passiveFlags{mode: "off", interval: time.Second}, true},
+		{passiveFlags{mode: "on", interval: time.Second}, false},
+		{passiveFlags{mode: "auto"}, false},
+	} {
+		if err := tt.f.check(); (err == nil) != tt.ok {
+			t.Errorf("check(%+v) = %v", tt.f, err)
+		}
+	}
+	conf := strings.NewReplacer("ADDR", "198.18.9.2", "PORT_A", "8080", "PORT_B", "8081").Replace(synConf)
+	path := filepath.Join(t.TempDir(), "keepalived.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, config.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := passiveTargets(cfg)
+	if len(got) != 2 || got[0] != netip.MustParseAddrPort("198.18.9.2:8080") || got[1] != netip.MustParseAddrPort("198.18.9.2:8081") {
+		t.Errorf("targets = %v, want the two TCP real servers (UDP skipped)", got)
+	}
+}
