@@ -25,4 +25,10 @@
 // enable_script_security such a script is refused, without it a warning is
 // logged and it runs. Scripts are checked when a configuration is loaded
 // ([Runner.Update]); a refused script is logged and never run.
+//
+// Under a systemd unit with User= and AmbientCapabilities= (see
+// docs/systemd.md), scripts run as the daemon's user with no capability:
+// the ambient and inheritable sets are cleared for them. A script that
+// would have to run as another user is refused at load unless the daemon
+// holds CAP_SETUID and CAP_SETGID.
 package notify

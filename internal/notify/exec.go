@@ -88,10 +88,10 @@ func runCommand(ctx context.Context, c *Command, o execOptions) result {
 
 // startCommand starts path with argv as id, in a new process group, and
 // returns the channel its Wait result arrives on. The child has no
-// ambient capabilities: a daemon given capabilities by systemd
-// (AmbientCapabilities=) must not pass them on to scripts. Ambient
-// capabilities belong to a thread, so the fork happens on a locked thread
-// that clears them; that thread also waits for the child (the parent-death
+// ambient or inheritable capabilities: a daemon given capabilities by
+// systemd (AmbientCapabilities=) must not pass them on to scripts.
+// Capability sets belong to a thread, so the fork happens on a locked
+// thread that clears them (dropInheritable); that thread also waits for the child (the parent-death
 // signal follows the thread that forked) and is then thrown away (its
 // goroutine exits locked).
 func startCommand(path string, argv []string, id Identity, out *capped, waitDelay time.Duration) (*exec.Cmd, <-chan error, error) {
@@ -106,8 +106,8 @@ func startCommand(path string, argv []string, id Identity, out *capped, waitDela
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
-			started <- fmt.Errorf("clear ambient capabilities: %w", err)
+		if err := dropInheritable(); err != nil {
+			started <- err
 			return
 		}
 		if err := cmd.Start(); err != nil {
@@ -121,4 +121,27 @@ func startCommand(path string, argv []string, id Identity, out *capped, waitDela
 		return nil, nil, err
 	}
 	return cmd, done, nil
+}
+
+// dropInheritable clears the calling thread's ambient and inheritable
+// capability sets, keeping its permitted and effective ones (the child
+// then needs them to change user). The thread must be locked and never
+// reused.
+func dropInheritable() error {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("clear ambient capabilities: %w", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("read capabilities: %w", err)
+	}
+	if data[0].Inheritable == 0 && data[1].Inheritable == 0 {
+		return nil
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("clear inheritable capabilities: %w", err)
+	}
+	return nil
 }

@@ -136,7 +136,7 @@ func New(opts Options) *Runner {
 // refusals joined, for callers that want them; they are already logged.
 func (r *Runner) Update(cfg *config.Config) error {
 	self := Identity{UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Name: "self"}
-	p := policy{security: cfg.Global.EnableScriptSecurity, path: r.opts.Path}
+	p := policy{security: cfg.Global.EnableScriptSecurity, path: r.opts.Path, self: self, setid: canSetID()}
 	p.deflt, p.defltErr = defaultIdentity(cfg.Global.ScriptUser, cfg.Global.ScriptGroup, p.security, self)
 
 	var errs []error

@@ -54,6 +54,18 @@ type policy struct {
 	deflt    Identity // identity of scripts without a user
 	defltErr error    // why there is none
 	path     string   // PATH for bare names
+	self     Identity // the daemon's effective user and group
+	setid    bool     // the daemon may change user and group (CAP_SETUID and CAP_SETGID)
+}
+
+// canRunAs reports why a script cannot run as id: the daemon runs as
+// another user (a systemd unit's User=) without the capabilities to switch.
+func (p policy) canRunAs(id Identity) error {
+	if p.setid || (id.UID == p.self.UID && id.GID == p.self.GID) {
+		return nil
+	}
+	return fmt.Errorf("%w: the script runs as %s (uid:gid %d:%d) but lvsprobe runs as uid:gid %d:%d without CAP_SETUID and CAP_SETGID (see docs/systemd.md)",
+		ErrNoUser, id.Name, id.UID, id.GID, p.self.UID, p.self.GID)
 }
 
 // resolve checks one script as keepalived's check_script_secure does and
@@ -74,6 +86,10 @@ func resolve(args []string, userName, groupName string, p policy, warn func(msg 
 		}
 	} else if p.defltErr != nil {
 		return nil, p.defltErr
+	}
+
+	if err := p.canRunAs(id); err != nil {
+		return nil, err
 	}
 
 	name := args[0]

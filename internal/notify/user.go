@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os/user"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultScriptUser is the user keepalived runs scripts as when neither
@@ -68,4 +70,16 @@ func defaultIdentity(scriptUser, scriptGroup string, security bool, self Identit
 		return Identity{}, fmt.Errorf("%w: enable_script_security is set, no script_user is configured and user %s does not exist", ErrNoUser, DefaultScriptUser)
 	}
 	return self, nil
+}
+
+// canSetID reports whether this process holds CAP_SETUID and CAP_SETGID
+// in its effective set (root normally does; a unit with User= does not).
+func canSetID() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	const need = 1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID
+	return data[0].Effective&need == need
 }
