@@ -105,6 +105,7 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 		return fmt.Errorf("start checks: %w", err)
 	}
 	rec := ipvs.NewReconciler(b, cfg, ipvs.ReconcilerOptions{Log: e.log})
+	sched.OnWeight(rec.SetWeight) // MISC_CHECK misc_dynamic and FILE_CHECK weights
 	reg := newRegistry()
 	reg.MustRegister(prober.NewSchedulerCollector(sched), ipvs.NewCollector(rec))
 	syn := startSynProbe(ctx, e.log, f.syn, cfg, reg)

@@ -100,7 +100,8 @@ type vsResult struct {
 
 // buildVS adds the desired destinations of vs to t and returns its quorum
 // state. alive[i] reports whether vs.RealServers[i] counts as alive
-// (reported, assumed or default health; see Reconciler). The rules are keepalived
+// (reported, assumed or default health; see Reconciler); weights[i] is its
+// effective weight (nil: the configured ones). The rules are keepalived
 // 2.2.7's (check/ipwrapper.c):
 //   - an alive real server is in with its weight; a dead one is out, or in
 //     with weight 0 under inhibit_on_failure;
@@ -111,11 +112,17 @@ type vsResult struct {
 //     with weight 1; with sorry_server_inhibit the sorry server stays in
 //     with weight 0 while quorum holds;
 //   - without a sorry_server, quorum changes nothing in the table.
-func buildVS(t table, vs *config.VirtualServer, alive []bool, prev *bool) vsResult {
+func buildVS(t table, vs *config.VirtualServer, alive []bool, weights []int, prev *bool) vsResult {
+	weightOf := func(i int) int {
+		if weights != nil {
+			return realWeight(weights[i])
+		}
+		return realWeight(vs.RealServers[i].Weight)
+	}
 	sum := 0
-	for i, rs := range vs.RealServers {
+	for i := range vs.RealServers {
 		if alive[i] {
-			sum += realWeight(rs.Weight)
+			sum += weightOf(i)
 		}
 	}
 	res := vsResult{QuorumUp: quorumNext(vs, sum, prev), Weight: sum}
@@ -141,7 +148,7 @@ func buildVS(t table, vs *config.VirtualServer, alive []bool, prev *bool) vsResu
 		}
 		for i, rs := range vs.RealServers {
 			up := alive[i]
-			weight := realWeight(rs.Weight)
+			weight := weightOf(i)
 			switch {
 			case res.SorryActive && rs.InhibitOnFailure:
 				weight = 0

@@ -70,6 +70,7 @@ type Reconciler struct {
 	mu       sync.Mutex // guards everything below; never held across backend calls
 	cfg      *config.Config
 	health   map[string]map[netip.AddrPort]rsHealth // by VirtualServer.ID(), then real server
+	weights  map[string]map[netip.AddrPort]int      // effective weights set by checks (weight.go), same keys
 	quorum   map[string]bool                        // by VirtualServer.ID()
 	retired  map[config.ServiceKey]bool             // owned before a reload, not any more: to delete
 	started  bool                                   // the first pass (lvs_flush) has run
@@ -448,11 +449,12 @@ func (r *Reconciler) desiredLocked(actual table) table {
 			}
 			alive[i] = h.up
 		}
+		weights := r.weightsLocked(vs)
 		var prev *bool
 		if q, ok := r.quorum[vsID]; ok {
 			prev = &q
 		}
-		res := buildVS(desired, vs, alive, prev)
+		res := buildVS(desired, vs, alive, weights, prev)
 		if prev != nil && *prev != res.QuorumUp {
 			r.log.Info("quorum changed", "virtual_server", vsID, "up", res.QuorumUp, "sorry_server", res.SorryActive)
 		}

@@ -86,10 +86,11 @@ type Scheduler struct {
 	conc        *concurrencyLimit // adaptive limit on attempts in flight, at most cap(sem)
 	wake        chan struct{}     // the head of the queue may have changed
 	lateness    latenessHistogram
-	transitions atomic.Uint64 // transitions emitted
-	beat        atomic.Int64  // unix nanoseconds of the dispatch loop's last round; see Heartbeat
-	fast        fastPath      // the failure detector's hooks (scheduler_expedite.go)
-	metrics     *checkMetrics // per-attempt instruments, exported by SchedulerCollector
+	transitions atomic.Uint64                   // transitions emitted
+	beat        atomic.Int64                    // unix nanoseconds of the dispatch loop's last round; see Heartbeat
+	metrics     *checkMetrics                   // per-attempt instruments, exported by SchedulerCollector
+	onWeight    func(config.RealServerKey, int) // see OnWeight; guarded by mu
+	fast        fastPath                        // the failure detector's hooks (scheduler_expedite.go)
 
 	mu      sync.Mutex
 	plan    *plan
@@ -312,6 +313,7 @@ func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
 	s.fast.before(u, res, now)
 	st := u.state.record(u.pol, res.OK)
 	u.last, u.lastAt = res, now
+	s.applyWeight(u, res, st) // scheduler_weight.go
 	s.logAttempt(u, res, wasUp, st)
 	reason := resultText(res)
 	if name := u.checker.String(); !strings.HasPrefix(reason, name) {

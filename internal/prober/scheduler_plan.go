@@ -25,6 +25,7 @@ type unit struct {
 
 	last   Result
 	lastAt time.Time
+	wt     WeightChange // what the unit asks of its real servers' weight now (scheduler_weight.go)
 }
 
 // timeout is the whole-exchange timeout of u's attempts. The caller
@@ -47,6 +48,8 @@ type realServer struct {
 	failing int     // units that are down
 	up      bool    // the health last reported
 	verdict bool    // every unit has run since the real server appeared
+	iweight int     // configured weight
+	weight  int     // effective weight last handed to OnWeight (iweight until a check asks otherwise)
 }
 
 // allRun reports whether every unit of srv has reached a verdict.
@@ -77,6 +80,7 @@ func unitKey(ck Checker, p policy) string {
 // built.
 type planEntry struct {
 	server config.RealServerKey
+	weight int             // the real server's configured weight
 	block  *config.Checker // nil for a real server without checkers
 	ck     Checker
 	pol    policy
@@ -92,7 +96,7 @@ func prepare(cfg *config.Config, newChecker func(*config.Checker, CheckerOptions
 	for _, vs := range cfg.VirtualServers {
 		for _, rs := range vs.RealServers {
 			key := rs.Key(vs)
-			entries = append(entries, planEntry{server: key})
+			entries = append(entries, planEntry{server: key, weight: rs.Weight})
 			for _, c := range rs.Checkers {
 				ck, err := newChecker(c, opts)
 				if err != nil {
@@ -100,7 +104,7 @@ func prepare(cfg *config.Config, newChecker func(*config.Checker, CheckerOptions
 					continue
 				}
 				pol := policyOf(c)
-				entries = append(entries, planEntry{server: key, block: c, ck: ck, pol: pol, key: unitKey(ck, pol)})
+				entries = append(entries, planEntry{server: key, weight: rs.Weight, block: c, ck: ck, pol: pol, key: unitKey(ck, pol)})
 			}
 		}
 	}
@@ -118,7 +122,7 @@ func assemble(entries []planEntry, old *plan) (p *plan, fresh []*unit) {
 	for _, e := range entries {
 		srv := p.byKey[e.server]
 		if srv == nil {
-			srv = &realServer{key: e.server}
+			srv = &realServer{key: e.server, iweight: e.weight, weight: e.weight}
 			p.byKey[e.server] = srv
 			p.servers = append(p.servers, srv)
 		}

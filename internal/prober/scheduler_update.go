@@ -36,8 +36,12 @@ func (s *Scheduler) Update(cfg *config.Config) error {
 			continue
 		}
 		srv.up = prev.up
+		srv.weight = prev.weight
 		srv.verdict = prev.verdict && srv.allRun()
 		s.settle(srv, "configuration reloaded", now)
+	}
+	for _, srv := range p.servers {
+		s.reweigh(srv) // a reload may change configured weights
 	}
 	s.plan = p
 	s.queueFresh(fresh, now)

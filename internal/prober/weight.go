@@ -25,9 +25,8 @@ const (
 // WeightChange is what a check says about the weight of the real servers
 // using it, as keepalived 2.2.7 computes it (checker_t's cur_weight).
 //
-// Not applied yet: the scheduler does not carry it to the IPVS
-// reconciler, so a real server keeps its configured weight; only the up
-// and down verdicts of these checks reach IPVS.
+// The scheduler sums them per real server and reports the result through
+// [Scheduler.OnWeight]; `lvsprobe run` hands it to the IPVS reconciler.
 type WeightChange struct {
 	Kind  WeightKind
 	Value int
