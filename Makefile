@@ -11,7 +11,7 @@ FUZZTIME  ?= 10s
 BENCHTIME ?= 1x
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test test-host vet lint generate fuzz fuzz-long bench demo install-deps clean
+.PHONY: all build test test-host vet lint generate fuzz fuzz-long bench metrics-doc demo install-deps clean
 
 all: build
 
@@ -47,6 +47,11 @@ fuzz-long:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+## metrics-doc: rewrite docs/metrics.md from the registered metric
+## descriptors (TestMetricsDoc fails when it is stale).
+metrics-doc:
+	$(GO) test -count=1 -run '^TestMetricsDoc$$' ./cmd/lvsprobe -args -update-metrics-doc
 
 ## demo: lvsprobe's main job on a lab it builds itself.
 demo: build

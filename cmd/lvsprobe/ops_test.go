@@ -62,6 +62,18 @@ func TestMetricsPromtool(t *testing.T) {
 			t.Errorf("no %s in the exposition", f)
 		}
 	}
+	documented := documentedMetrics(t)
+	for _, l := range strings.Split(expo, "\n") {
+		if f, ok := strings.CutPrefix(l, "# TYPE lvsprobe_"); ok {
+			name, typ := "lvsprobe_"+strings.Fields(f)[0], strings.Fields(f)[1]
+			switch doc, ok := documented[name]; {
+			case !ok:
+				t.Errorf("%s is exported but not in docs/metrics.md: add its collector to docRegistry (metricsdoc_test.go) and run make metrics-doc", name)
+			case doc != typ:
+				t.Errorf("%s is a %s, docs/metrics.md says %s: fix conventionalType (metricsdoc_test.go)", name, typ, doc)
+			}
+		}
+	}
 	hb, _ := sample(expo, "lvsprobe_scheduler_heartbeat_timestamp_seconds")
 	if age := time.Since(time.Unix(0, int64(hb*1e9))); age > 10*time.Second || age < -time.Second {
 		t.Errorf("heartbeat %v old", age)
