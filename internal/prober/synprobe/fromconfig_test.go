@@ -17,6 +17,10 @@ func TestTargetsFromConfig(t *testing.T) {
 		}
 		return c
 	}
+	smtp := check(config.SMTPCheck, "198.18.1.8", 25)
+	smtp.SMTP = &config.SMTPOptions{Hosts: []*config.Checker{check(config.SMTPCheck, "198.18.1.9", 2525)}}
+	hostsOnly := check(config.SMTPCheck, "198.18.1.8", 26) // only its host is checked
+	hostsOnly.SMTP = &config.SMTPOptions{HostsOnly: true, Hosts: []*config.Checker{check(config.SMTPCheck, "198.18.1.10", 25)}}
 	bound := check(config.TCPCheck, "198.18.1.5", 80)
 	bound.BindTo = a("198.18.0.9")
 	cfg := &config.Config{VirtualServers: []*config.VirtualServer{
@@ -33,6 +37,10 @@ func TestTargetsFromConfig(t *testing.T) {
 		{Addr: a("198.18.100.2"), Port: 80, Protocol: config.TCP, RealServers: []*config.RealServer{
 			{Addr: a("198.18.1.2"), Port: 80, Checkers: []*config.Checker{check(config.TCPCheck, "198.18.1.2", 80)}},
 		}},
+		{Addr: a("198.18.100.4"), Port: 25, Protocol: config.TCP, RealServers: []*config.RealServer{
+			{Addr: a("198.18.1.8"), Port: 25, Checkers: []*config.Checker{smtp, hostsOnly,
+				check(config.PingCheck, "198.18.1.8", 25), check(config.DNSCheck, "198.18.1.8", 53)}},
+		}},
 		{Addr: a("198.18.100.3"), Port: 53, Protocol: config.UDP, RealServers: []*config.RealServer{
 			{Addr: a("198.18.1.6"), Port: 53, Checkers: []*config.Checker{check(config.TCPCheck, "198.18.1.6", 53)}},
 		}},
@@ -45,7 +53,7 @@ func TestTargetsFromConfig(t *testing.T) {
 	for _, tg := range targets {
 		got[tg.Addr.String()] = len(tg.RealServers)
 	}
-	want := map[string]int{"198.18.1.2:80": 2, "198.18.1.3:443": 1}
+	want := map[string]int{"198.18.1.2:80": 2, "198.18.1.3:443": 1, "198.18.1.8:25": 1, "198.18.1.9:2525": 1, "198.18.1.10:25": 1}
 	if len(got) != len(want) {
 		t.Fatalf("targets %v, want %v", got, want)
 	}
@@ -54,7 +62,8 @@ func TestTargetsFromConfig(t *testing.T) {
 			t.Errorf("target %s serves %d real servers, want %d", k, got[k], n)
 		}
 	}
-	reasons := []string{"MISC_CHECK is not a TCP check", "no checker", "bindto", "UDP service", "no address or port"}
+	reasons := []string{"MISC_CHECK is not a TCP check (no network endpoint)", "no checker", "bindto", "UDP service", "no address or port",
+		"PING_CHECK is not a TCP check (ICMP", "DNS_CHECK is not a TCP check (UDP"}
 	if len(skipped) != len(reasons) {
 		t.Errorf("skipped %+v, want %d", skipped, len(reasons))
 	}
