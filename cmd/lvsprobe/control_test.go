@@ -149,7 +149,8 @@ func TestControlSocketTakeover(t *testing.T) {
 }
 
 // TestControlCommandsBadInput checks the exit codes of status and reload
-// on bad flags and on a socket nobody serves.
+// on bad flags and on a socket nobody serves, and of run on a malformed
+// --metrics-listen.
 func TestControlCommandsBadInput(t *testing.T) {
 	nobody := filepath.Join(t.TempDir(), "none.sock")
 	tests := []struct {
@@ -163,6 +164,9 @@ func TestControlCommandsBadInput(t *testing.T) {
 		{[]string{"reload", "extra"}, 2, "usage"},
 		{[]string{"status", "--socket", nobody}, 1, "no lvsprobe answers on " + nobody},
 		{[]string{"reload", "--socket", nobody}, 1, "no lvsprobe answers on " + nobody},
+		{[]string{"run", "--metrics-listen=9118"}, 2, "want HOST:PORT"},
+		{[]string{"run", "--metrics-listen=127.0.0.1:99999"}, 2, "want HOST:PORT"},
+		{[]string{"run", "--metrics-listen=127.0.0.1:http"}, 2, "want HOST:PORT"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +63,22 @@ func buildInfo() prometheus.Collector {
 	})
 	g.Set(1)
 	return g
+}
+
+// checkMetricsListen reports what is wrong with a --metrics-listen value:
+// empty, or HOST:PORT with a numeric port.
+func checkMetricsListen(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		return fmt.Errorf("--metrics-listen %q: want HOST:PORT (127.0.0.1:9118, [::1]:9118, :9118) or \"\": %w", addr, err)
+	}
+	return nil
 }
 
 // serveMetrics serves reg on /metrics at addr until ctx is done. When addr

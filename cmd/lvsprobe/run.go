@@ -71,6 +71,11 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return &exitError{code: 2}
 	}
+	if err := checkMetricsListen(f.metricsListen); err != nil {
+		fmt.Fprintln(e.stderr, err)
+		fs.Usage()
+		return &exitError{code: 2}
+	}
 	return runProber(ctx, e, f)
 }
 
