@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
@@ -92,4 +93,21 @@ func TestFileCheck(t *testing.T) {
 	if zero.Key() == weighted.Key() {
 		t.Fatal("different weights share a key")
 	}
+}
+
+func FuzzParseCLong(f *testing.F) {
+	for _, s := range []string{"0", "42\n", " -7x", "0x1F", "010", "99999999999999999999", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, ok := parseCLong(s)
+		if ok && (v < math.MinInt32 || v > math.MaxInt32+1) {
+			t.Fatalf("%q: %d accepted out of range", s, v)
+		}
+		if n, err := strconv.ParseInt(s, 10, 32); err == nil && len(s) > 0 && s[0] != '0' && s[0] != '+' && s[0] != '-' {
+			if v != n || !ok {
+				t.Fatalf("%q: %d %v, strconv says %d", s, v, ok, n)
+			}
+		}
+	})
 }

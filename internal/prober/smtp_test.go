@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -203,4 +204,19 @@ func stopExim(t *testing.T, rs *testnet.RealServer, ex *daemon) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("exim still listening after SIGKILL")
+}
+
+func FuzzSMTPStatus(f *testing.F) {
+	for _, s := range []string{"220 mx", "220-mx", "250", "2500", "abc", "220\r", "22"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		st := smtpStatus(line)
+		if st == -1 {
+			return
+		}
+		if st < 0 || st > 999 || len(line) < 3 || strconv.Itoa(st) != strings.TrimLeft(string(line[:3]), "0") && st != 0 {
+			t.Fatalf("%q: status %d", line, st)
+		}
+	})
 }
