@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,18 +18,36 @@ import (
 // handshake completes, so it does not go through net.Dialer (a netFD, a
 // runtime poll descriptor registered and removed per connection, a
 // goroutine watching the context, getsockname/getpeername and
-// TCP_NODELAY calls, ~37 allocations). Instead each check makes a raw
-// nonblocking socket, connects it and hands it to one shared epoll
-// instance, the connector, whose file descriptor is itself registered with
-// Go's netpoller: one goroutine, woken by the runtime when any connect
+// TCP_NODELAY calls, ~33 allocations). Instead each check connects a raw
+// nonblocking socket and hands it to one shared epoll instance, the
+// connector, whose own file descriptor is registered with Go's
+// netpoller: one goroutine, woken by the runtime when any connect
 // finishes, drains the ready sockets in batches and wakes the checks
-// waiting on them. Per check that is socket, setsockopt(SO_LINGER),
-// connect, epoll_ctl, getsockopt(SO_ERROR) and close, with the epoll_wait
-// shared by every connect that finishes at about the same time; closing
-// the socket removes it from the epoll set.
+// waiting on them.
+//
+// Sockets are reused: instead of close, a connect to AF_UNSPEC
+// (tcp_disconnect) sends the RST of an established connection (or drops
+// a handshake still in progress) and returns the socket to the closed
+// state with its options, its local port released and its place in the
+// epoll set kept; the next check with the same socket options takes it
+// from the connector's pool. Per check that leaves connect,
+// epoll_ctl(MOD), getsockopt(SO_ERROR), connect(AF_UNSPEC) and
+// getsockopt(SO_ERROR) (tcp_disconnect leaves ECONNRESET pending), and
+// saves the socket's creation and destruction (file, inode, dentry,
+// epoll item). Sockets with a fixed bind_port are never reused; the pool
+// keeps at most connectPoolMax idle sockets and closes the rest
+// (SO_LINGER 0 is set from the start, so a close resets too).
+//
+// These system calls cannot block (nonblocking sockets; a RST, never a
+// lingering close), so they are made as raw system calls: the goroutine
+// keeps its P, and the runtime's sysmon thread is not kept busy taking Ps
+// back from threads "in a system call".
 
-// connectBatch is how many ready sockets the connector takes per epoll_wait.
-const connectBatch = 256
+// Connector tuning.
+const (
+	connectBatch   = 256  // ready sockets taken per epoll_wait
+	connectPoolMax = 1024 // idle sockets kept for reuse, all options together
+)
 
 // connector is the shared epoll instance of every TCP_CHECK connect.
 type connector struct {
@@ -39,6 +58,18 @@ type connector struct {
 	mu      sync.Mutex
 	waiting map[uint64]*connectWait // by epoll token
 	next    uint64
+	idle    map[poolKey][]int // reusable sockets, in the epoll set, disarmed or armed for a stale token
+	nIdle   int
+}
+
+// poolKey groups the sockets that can stand in for each other: same family
+// and options. A socket with reuse false is closed after its check.
+type poolKey struct {
+	reuse  bool
+	family int
+	mark   uint32
+	dev    string
+	bind   netip.Addr
 }
 
 // connectWait is one connect in progress: its socket and where the
@@ -83,6 +114,7 @@ func (c *connector) start() error {
 		}
 		c.epfd = fd
 		c.waiting = make(map[uint64]*connectWait)
+		c.idle = make(map[poolKey][]int)
 		go c.loop(f, rc)
 	})
 	return c.err
@@ -95,13 +127,14 @@ func (c *connector) loop(f *os.File, rc syscall.RawConn) {
 	events := make([]unix.EpollEvent, connectBatch)
 	_ = rc.Read(func(fd uintptr) bool {
 		for {
-			n, err := unix.EpollWait(int(fd), events, 0)
-			if err == unix.EINTR {
+			r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, fd, uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+			if errno == unix.EINTR {
 				continue
 			}
-			if err != nil {
+			if errno != 0 {
 				return true
 			}
+			n := int(r)
 			for i := range n {
 				c.finish(uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32)
 			}
@@ -113,7 +146,7 @@ func (c *connector) loop(f *os.File, rc syscall.RawConn) {
 }
 
 // finish delivers the outcome of the connect with the given token, unless
-// its check gave up first.
+// its check gave up first (or the event is a stale one of a reused socket).
 func (c *connector) finish(token uint64) {
 	c.mu.Lock()
 	w := c.waiting[token]
@@ -122,47 +155,87 @@ func (c *connector) finish(token uint64) {
 	if w == nil {
 		return
 	}
-	// The check closes the socket only after receiving this (or after
+	// The check releases the socket only after receiving this (or after
 	// taking the token back itself), so fd is still this socket.
-	soerr, err := unix.GetsockoptInt(w.fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	if err == nil && soerr != 0 {
-		err = syscall.Errno(soerr)
-	}
-	w.done <- err
+	w.done <- soError(w.fd)
 }
 
 // connectReset connects to the endpoint within its connect_timeout (and
-// ctx) and resets the connection: the whole of a TCP_CHECK. The socket has
-// SO_LINGER 0 from the start, so its close sends a RST whether the
-// handshake completed or not: no TIME_WAIT on the director, and a close
-// never blocks (keepalived #2271).
-func (e endpoint) connectReset(ctx context.Context) error {
-	if err := tcpConnector.start(); err != nil {
+// ctx) and resets the connection: the whole of a TCP_CHECK.
+func (t *tcpChecker) connectReset(ctx context.Context) error {
+	c := &tcpConnector
+	if err := c.start(); err != nil {
 		return err
 	}
-	fd, err := e.socket()
-	if err != nil {
-		return err
+	fd, inSet := c.get(t.pool)
+	if fd < 0 {
+		var err error
+		if fd, err = t.ep.socket(); err != nil {
+			return err
+		}
 	}
-	defer func() { _ = unix.Close(fd) }()
-	sa, err := sockaddr(e.addr)
-	if err != nil {
-		return err
-	}
-	switch err := unix.Connect(fd, sa); err {
-	case nil:
-		return nil // completed at once (a local peer)
+	err := rawConnect(fd, &t.sa)
+	switch err {
+	case nil: // completed at once (a local peer)
 	case unix.EINPROGRESS, unix.EINTR:
-	default:
-		return fmt.Errorf("connect %v: %w", e.addr, err)
+		err = c.wait(ctx, fd, &inSet, t.ep.timeout)
 	}
-	return tcpConnector.wait(ctx, fd, e.timeout, e.addr)
+	if err != nil {
+		err = fmt.Errorf("connect %v: %w", t.ep.addr, err)
+	}
+	c.put(t.pool, fd, inSet)
+	return err
 }
 
-// wait registers the connecting socket fd and waits until it connects or
-// fails, timeout passes or ctx is done.
-func (c *connector) wait(ctx context.Context, fd int, timeout time.Duration, addr netip.AddrPort) error {
+// get takes an idle socket for key from the pool: -1 when there is none.
+// inSet says the socket is in the epoll set already.
+func (c *connector) get(key poolKey) (fd int, inSet bool) {
+	if !key.reuse {
+		return -1, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fds := c.idle[key]
+	if len(fds) == 0 {
+		return -1, false
+	}
+	fd = fds[len(fds)-1]
+	c.idle[key] = fds[:len(fds)-1]
+	c.nIdle--
+	return fd, true
+}
+
+// put resets the socket of a finished check and keeps it for reuse, or
+// closes it.
+func (c *connector) put(key poolKey, fd int, inSet bool) {
+	if !key.reuse || !inSet {
+		_ = rawClose(fd) // a socket that never waited is cheap to make again
+		return
+	}
+	unspec := rawSockaddr{len: unix.SizeofSockaddrInet4}
+	if rawConnect(fd, &unspec) != nil {
+		_ = rawClose(fd)
+		return
+	}
+	_ = soError(fd) // clears the ECONNRESET tcp_disconnect leaves
+	c.mu.Lock()
+	if c.nIdle < connectPoolMax {
+		c.idle[key] = append(c.idle[key], fd)
+		c.nIdle++
+		fd = -1
+	}
+	c.mu.Unlock()
+	if fd >= 0 {
+		_ = rawClose(fd)
+	}
+}
+
+// wait arms the connecting socket fd in the epoll set (adding it unless
+// *inSet, which it then sets) and waits until it connects or fails,
+// timeout passes or ctx is done.
+func (c *connector) wait(ctx context.Context, fd int, inSet *bool, timeout time.Duration) error {
 	w := connectWaits.Get().(*connectWait)
+	defer connectWaits.Put(w)
 	w.fd = fd
 	c.mu.Lock()
 	c.next++
@@ -170,35 +243,34 @@ func (c *connector) wait(ctx context.Context, fd int, timeout time.Duration, add
 	c.waiting[token] = w
 	c.mu.Unlock()
 	ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLONESHOT, Fd: int32(uint32(token)), Pad: int32(uint32(token >> 32))}
-	if err := unix.EpollCtl(c.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		c.takeBack(token) // never in the set: the connector cannot have it
-		connectWaits.Put(w)
-		return fmt.Errorf("connect %v: epoll_ctl: %w", addr, err)
+	op := unix.EPOLL_CTL_ADD
+	if *inSet {
+		op = unix.EPOLL_CTL_MOD
 	}
+	if _, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(c.epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0); errno != 0 {
+		c.takeBack(token) // not armed: the connector cannot have it
+		return fmt.Errorf("epoll_ctl: %w", errno)
+	}
+	*inSet = true
 	w.timer.Reset(timeout)
 	var err error
 	select {
 	case err = <-w.done:
 		w.timer.Stop()
-		if err != nil {
-			err = fmt.Errorf("connect %v: %w", addr, err)
-		}
-		connectWaits.Put(w)
 		return err
 	case <-w.timer.C:
-		err = fmt.Errorf("connect %v: %w", addr, os.ErrDeadlineExceeded)
+		err = os.ErrDeadlineExceeded
 	case <-ctx.Done():
 		w.timer.Stop()
-		err = fmt.Errorf("connect %v: %w", addr, ctx.Err())
+		err = ctx.Err()
 	}
 	if !c.takeBack(token) {
 		// The connector took it first and is reading SO_ERROR: wait for
-		// it to let go of the socket before the caller closes it.
+		// it to let go of the socket before the caller reuses or closes it.
 		if e := <-w.done; e == nil {
 			err = nil // connected just in time
 		}
 	}
-	connectWaits.Put(w)
 	return err
 }
 
@@ -214,15 +286,86 @@ func (c *connector) takeBack(token uint64) bool {
 	return true
 }
 
+// rawSockaddr is a socket address in the kernel's layout, built once per
+// checker.
+type rawSockaddr struct {
+	buf [unix.SizeofSockaddrInet6]byte
+	len uint32
+}
+
+// rawConnect is connect(2) as a raw system call (it never blocks on a
+// nonblocking socket).
+func rawConnect(fd int, sa *rawSockaddr) error {
+	_, _, errno := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa.buf[0])), uintptr(sa.len))
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// rawClose is close(2) as a raw system call (SO_LINGER 0: it never blocks).
+func rawClose(fd int) error {
+	if _, _, errno := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// soError reads (and clears) the socket's pending error: nil when none.
+func soError(fd int) error {
+	var v int32
+	l := uint32(4)
+	_, _, errno := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_ERROR, uintptr(unsafe.Pointer(&v)), uintptr(unsafe.Pointer(&l)), 0)
+	switch {
+	case errno != 0:
+		return errno
+	case v != 0:
+		return syscall.Errno(v)
+	}
+	return nil
+}
+
+// newRawSockaddr converts ap to the kernel's layout.
+func newRawSockaddr(ap netip.AddrPort) (rawSockaddr, error) {
+	var r rawSockaddr
+	sa, err := sockaddr(ap)
+	if err != nil {
+		return r, err
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.buf[0]))
+		p.Family = unix.AF_INET
+		port := (*[2]byte)(unsafe.Pointer(&p.Port))
+		port[0], port[1] = byte(sa.Port>>8), byte(sa.Port)
+		p.Addr = sa.Addr
+		r.len = unix.SizeofSockaddrInet4
+	case *unix.SockaddrInet6:
+		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.buf[0]))
+		p.Family = unix.AF_INET6
+		port := (*[2]byte)(unsafe.Pointer(&p.Port))
+		port[0], port[1] = byte(sa.Port>>8), byte(sa.Port)
+		p.Addr = sa.Addr
+		p.Scope_id = sa.ZoneId
+		r.len = unix.SizeofSockaddrInet6
+	}
+	return r, nil
+}
+
+// poolKey returns the reuse group of the endpoint's sockets.
+func (e endpoint) poolKey() poolKey {
+	k := poolKey{reuse: e.port == 0, family: unix.AF_INET, mark: e.fwmark, dev: e.bindIf, bind: e.bind}
+	if !e.addr.Addr().Unmap().Is4() {
+		k.family = unix.AF_INET6
+	}
+	return k
+}
+
 // socket makes the nonblocking TCP socket of a check with the endpoint's
 // options: SO_LINGER 0, SO_MARK (fwmark), SO_BINDTODEVICE (bind_if), and
 // bound to bindto/bind_port (with SO_REUSEADDR for a fixed port).
 func (e endpoint) socket() (int, error) {
-	family := unix.AF_INET
-	if !e.addr.Addr().Unmap().Is4() {
-		family = unix.AF_INET6
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	fd, err := unix.Socket(e.poolKey().family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
 		return -1, fmt.Errorf("socket: %w", err)
 	}

@@ -34,11 +34,28 @@ func sockets(t *testing.T) map[string]bool {
 }
 
 // checkNoNewSockets fails when the process holds a socket that was not in
-// before.
+// before, other than the idle ones the connector keeps for reuse (at most
+// connectPoolMax).
 func checkNoNewSockets(t *testing.T, before map[string]bool) {
 	t.Helper()
+	idle := map[string]bool{}
+	tcpConnector.mu.Lock()
+	for _, fds := range tcpConnector.idle {
+		for _, fd := range fds {
+			l, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+			if err != nil {
+				t.Errorf("idle socket %d: %v", fd, err)
+			}
+			idle[l] = true
+		}
+	}
+	n := tcpConnector.nIdle
+	tcpConnector.mu.Unlock()
+	if len(idle) != n || n > connectPoolMax {
+		t.Errorf("%d idle sockets listed, %d counted (at most %d)", len(idle), n, connectPoolMax)
+	}
 	for s := range sockets(t) {
-		if !before[s] {
+		if !before[s] && !idle[s] {
 			t.Errorf("%s left open by the checks", s)
 		}
 	}
@@ -192,5 +209,61 @@ func TestSockaddr(t *testing.T) {
 	}
 	if _, err := sockaddr(netip.MustParseAddrPort("[fe80::1%nosuchlink0]:22")); err == nil {
 		t.Fatal("unknown zone accepted")
+	}
+}
+
+// TestConnectorReuse runs checks one after another, so that each reuses
+// the socket of the one before: results stay right (open, refused, black
+// hole), the real server sees every connection end with a RST (no
+// TIME_WAIT on the director), and no socket is made after the first.
+func TestConnectorReuse(t *testing.T) {
+	rs, _, closed, stop := connectLab(t)
+	l := rs.Listen(t, "tcp", netip.AddrPortFrom(rs.Addr, 0).String())
+	ends := make(chan error, 64)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, err = c.Read(make([]byte, 1)) // the director sends nothing: this waits for its RST or FIN
+			_ = c.Close()
+			ends <- err
+		}
+	}()
+	open := netip.MustParseAddrPort(l.Addr().String())
+	okCk := mustChecker(t, checkerFor(config.TCPCheck, open, 5*time.Second), CheckerOptions{})
+	refusedCk := mustChecker(t, checkerFor(config.TCPCheck, closed, 5*time.Second), CheckerOptions{})
+	holeCk := mustChecker(t, checkerFor(config.TCPCheck, netip.AddrPortFrom(rs.Addr, open.Port()), 100*time.Millisecond), CheckerOptions{})
+	if res := okCk.Check(t.Context()); !res.OK {
+		t.Fatal(res.Message)
+	}
+	<-ends
+	before := sockets(t) // the pooled socket of the first check among them
+
+	for i := range 20 {
+		if res := okCk.Check(t.Context()); !res.OK {
+			t.Fatalf("round %d: %s", i, res.Message)
+		}
+		if err := <-ends; !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("round %d: the real server's read ended with %v, want ECONNRESET (a RST)", i, err)
+		}
+		if res := refusedCk.Check(t.Context()); res.OK || !errors.Is(res.Err, syscall.ECONNREFUSED) {
+			t.Fatalf("round %d: closed port: OK=%v %q", i, res.OK, res.Message)
+		}
+		if i%5 == 4 { // a handshake cut short, then the socket reused
+			rs.BlackHole(t)
+			if res := holeCk.Check(t.Context()); res.OK || !errors.Is(res.Err, os.ErrDeadlineExceeded) {
+				t.Fatalf("round %d: black hole: OK=%v %q", i, res.OK, res.Message)
+			}
+			rs.Restore(t)
+		}
+	}
+	stop()
+	checkNoNewSockets(t, before)
+	for s := range sockets(t) {
+		if !before[s] {
+			t.Errorf("%s: a new socket, though one was idle", s)
+		}
 	}
 }

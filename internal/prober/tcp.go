@@ -14,8 +14,11 @@ import (
 // the director and a close can never block.
 type tcpChecker struct {
 	ep    endpoint
-	name  string // String(), computed once
-	okMsg string // the message of a passed check, computed once
+	name  string      // String(), computed once
+	okMsg string      // the message of a passed check, computed once
+	sa    rawSockaddr // ep.addr in the kernel's layout; unset while saErr
+	saErr error       // an IPv6 zone naming no interface (yet): retried per check
+	pool  poolKey     // which reusable sockets fit (connect.go)
 }
 
 func newTCPChecker(c *config.Checker, _ CheckerOptions) (Checker, error) {
@@ -24,7 +27,9 @@ func newTCPChecker(c *config.Checker, _ CheckerOptions) (Checker, error) {
 		return nil, err
 	}
 	name := string(config.TCPCheck) + " " + ep.String()
-	return &tcpChecker{ep: ep, name: name, okMsg: name + ": connected; ok"}, nil
+	t := &tcpChecker{ep: ep, name: name, okMsg: name + ": connected; ok", pool: ep.poolKey()}
+	t.sa, t.saErr = newRawSockaddr(ep.addr)
+	return t, nil
 }
 
 // Check connects and resets the connection.
@@ -33,7 +38,13 @@ func (t *tcpChecker) Check(ctx context.Context) Result {
 	// connector (connect.go), closed with a RST. The passing path
 	// allocates nothing of its own: it runs 10,000 times a second.
 	start := time.Now()
-	if err := t.ep.connectReset(ctx); err != nil {
+	if t.saErr != nil {
+		if t.sa, t.saErr = newRawSockaddr(t.ep.addr); t.saErr != nil {
+			r := newReport(t.name)
+			return r.fail(fmt.Errorf("connect: %w", t.saErr))
+		}
+	}
+	if err := t.connectReset(ctx); err != nil {
 		r := newReport(t.name)
 		r.start = start
 		return r.fail(fmt.Errorf("connect: %w", err))
