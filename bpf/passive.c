@@ -11,15 +11,16 @@
  *
  * Counters live in real_servers, a hash Go fills from the configuration
  * (a packet of any other endpoint is not counted); in-flight handshakes in
- * an LRU hash. The first RST (and the first SYN retransmission) of a real
+ * a direct-mapped table (see handshakes). The first RST (and the first SYN retransmission) of a real
  * server after a quiet gap also goes up a ring buffer at once, so Go sees a
  * dying server without polling.
  *
  * Every packet goes on untouched (TC_ACT_OK). Packets that are not plain
  * TCP over IPv4/IPv6 - truncated headers, IPv4 fragments, IPv6 extension
  * headers, UDP, ICMP - are counted by reason in stats and nowhere else.
- * The director's own packets (the SYN prober's ports, or a local socket's:
- * the checks) are left to the tracepoints of passive_trace.c.
+ * The director's own packets - sent with no input link, or answering one
+ * of its addresses (local_addrs) or SYN-probe ports - are left to the
+ * tracepoints of passive_trace.c.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -48,12 +49,33 @@ struct {
 	__type(value, struct passive_rs_stats);
 } real_servers SEC(".maps");
 
+/* The director's own addresses, filled and refreshed by Go. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536); /* the loader sizes it */
-	__type(key, struct passive_hs_key);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct passive_addr);
+	__type(value, __u8);
+} local_addrs SEC(".maps");
+
+/* In-flight handshakes: a direct-mapped table indexed by a keyed hash of
+ * the 4-tuple, each slot holding a tag of the hash (a one-way cache with
+ * replacement). An array needs no allocation, lock or eviction scan, so a
+ * SYN costs about what a data packet does; a slot taken over while its
+ * handshake was still in flight is counted (PASSIVE_STAT_HS_FULL). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << 17); /* the loader sizes it: a power of two */
+	__type(key, __u32);
 	__type(value, struct passive_hs);
 } handshakes SEC(".maps");
+
+/* handshakes' max_entries - 1, and the hash key; set by the loader. */
+volatile const __u32 hs_mask = (1 << 17) - 1;
+volatile const __u64 hs_seed = 0x9e3779b97f4a7c15ULL;
+
+/* How long an unanswered handshake's slot says "in flight": a SYN of the
+ * same 4-tuple within it is a retransmission (Linux retries at 1, 3, 7 s). */
+#define HS_WINDOW_NS (10ULL * 1000000000ULL)
 
 /* Emit the shared records into BTF for bpf2go's -type. */
 const struct passive_event *unused_event __attribute__((unused));
@@ -165,70 +187,67 @@ static __always_inline int probe_port(__u16 port)
 	return probe_port_hi && port >= probe_port_lo && port <= probe_port_hi;
 }
 
-/* local_socket reports whether a packet belongs to a socket of the
- * director itself (a check's connection): it looks the connection up as
- * an incoming packet of it would be, so an outgoing packet's tuple is
- * turned around. Only handshake packets get here. */
-static __always_inline int local_socket(struct __sk_buff *skb, struct tuple *t, int egress)
+/* local_addr reports whether addr is one of the director's own addresses
+ * (local_addrs, filled by Go): packets to it are the director's own. */
+static __always_inline int local_addr(__u8 *addr, __u8 family)
 {
-	struct bpf_sock_tuple st = {};
-	struct bpf_sock *sk;
-	__u8 *remote = egress ? t->daddr : t->saddr;
-	__u8 *local = egress ? t->saddr : t->daddr;
-	__u16 rport = egress ? t->dport : t->sport;
-	__u16 lport = egress ? t->sport : t->dport;
-	__u32 len;
+	struct passive_addr a = {};
 
-	if (t->family == 4) {
-		__builtin_memcpy(&st.ipv4.saddr, remote, 4);
-		__builtin_memcpy(&st.ipv4.daddr, local, 4);
-		st.ipv4.sport = rport;
-		st.ipv4.dport = lport;
-		len = sizeof(st.ipv4);
-	} else {
-		__builtin_memcpy(st.ipv6.saddr, remote, 16);
-		__builtin_memcpy(st.ipv6.daddr, local, 16);
-		st.ipv6.sport = rport;
-		st.ipv6.dport = lport;
-		len = sizeof(st.ipv6);
-	}
-	sk = bpf_skc_lookup_tcp(skb, &st, len, BPF_F_CURRENT_NETNS, 0);
-	if (!sk)
-		return 0;
-	bpf_sk_release(sk);
-	return 1;
+	__builtin_memcpy(a.addr, addr, 16);
+	a.family = family;
+	return bpf_map_lookup_elem(&local_addrs, &a) != 0;
 }
 
-static __always_inline void hs_key(struct passive_hs_key *k, struct tuple *t, int egress)
+/* mix64 is a 64-bit finaliser (xor-shift, multiply). */
+static __always_inline __u64 mix64(__u64 x)
 {
-	if (egress) {
-		__builtin_memcpy(k->client, t->saddr, 16);
-		__builtin_memcpy(k->server, t->daddr, 16);
-		k->cport = t->sport;
-		k->sport = t->dport;
-	} else {
-		__builtin_memcpy(k->client, t->daddr, 16);
-		__builtin_memcpy(k->server, t->saddr, 16);
-		k->cport = t->dport;
-		k->sport = t->sport;
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+/* hs_hash hashes a handshake's 4-tuple, client and server in that order
+ * whichever way the packet goes. */
+static __always_inline __u64 hs_hash(struct tuple *t, int egress)
+{
+	__u8 *c = egress ? t->saddr : t->daddr;
+	__u8 *sv = egress ? t->daddr : t->saddr;
+	__u32 cw[4], sw[4];
+	__u64 h;
+
+	__builtin_memcpy(cw, c, 16);
+	__builtin_memcpy(sw, sv, 16);
+	h = mix64(hs_seed ^ ((__u64)cw[0] << 32 | sw[0]));
+	if (t->family == 6) {
+		h = mix64(h ^ ((__u64)cw[1] << 32 | sw[1]));
+		h = mix64(h ^ ((__u64)cw[2] << 32 | sw[2]));
+		h = mix64(h ^ ((__u64)cw[3] << 32 | sw[3]));
 	}
-	k->family = t->family;
+	return mix64(h ^ ((__u64)(egress ? t->sport : t->dport) << 16 | (egress ? t->dport : t->sport)));
 }
 
 static __always_inline int handle(struct __sk_buff *skb, int egress)
 {
 	struct tuple t = {};
 	struct passive_rs_key rk = {};
-	struct passive_hs_key hk = {};
 	struct passive_rs_stats *v;
 	struct passive_hs *h;
-	__u64 now;
+	__u64 now, hash;
+	__u32 idx, tag;
+	int live, ours;
 
 	if (!parse(skb, &t))
 		return TC_ACT_OK;
 	if (egress) {
 		/* A client's SYN toward a real server. */
 		if ((t.flags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) != TCPF_SYN)
+			return TC_ACT_OK;
+		/* Sent by the director itself (no input link): a check or a
+		 * SYN probe, left to the tracepoints. */
+		if (skb->ingress_ifindex == 0)
 			return TC_ACT_OK;
 		__builtin_memcpy(rk.addr, t.daddr, 16);
 		rk.port = t.dport;
@@ -247,28 +266,30 @@ static __always_inline int handle(struct __sk_buff *skb, int egress)
 		count(PASSIVE_STAT_UNKNOWN_RS);
 		return TC_ACT_OK;
 	}
-	/* The director's own packets: a SYN probe, or a local socket's. */
-	if (probe_port(bpf_ntohs(egress ? t.sport : t.dport)) || local_socket(skb, &t, egress))
+	/* An answer to the director itself: a SYN probe's or a check's. */
+	if (!egress && (probe_port(bpf_ntohs(t.dport)) || local_addr(t.daddr, t.family)))
 		return TC_ACT_OK;
 
 	now = bpf_ktime_get_ns();
-	hs_key(&hk, &t, egress);
-	h = bpf_map_lookup_elem(&handshakes, &hk);
+	hash = hs_hash(&t, egress);
+	idx = (__u32)hash & hs_mask;
+	tag = (__u32)(hash >> 32) | 1; /* never 0: 0 is an empty slot */
+	h = bpf_map_lookup_elem(&handshakes, &idx);
+	if (!h)
+		return TC_ACT_OK; /* cannot happen: idx is within the array */
+	live = h->syns && now - h->syn_ns < HS_WINDOW_NS; /* an unanswered handshake */
 	if (egress) {
 		__sync_fetch_and_add(&v->syns, 1);
-		if (!h) {
-			struct passive_hs nh = { .syn_ns = now, .syns = 1 };
-
-			if (bpf_map_update_elem(&handshakes, &hk, &nh, BPF_NOEXIST) == 0)
-				return TC_ACT_OK;
-			h = bpf_map_lookup_elem(&handshakes, &hk);
-			if (!h) {
-				count(PASSIVE_STAT_HS_FULL);
-				return TC_ACT_OK;
-			}
+		if (h->tag != tag || !live) {
+			if (live)
+				count(PASSIVE_STAT_HS_FULL); /* another in-flight handshake's slot */
+			h->tag = tag;
+			h->syn_ns = now;
+			h->syns = 1;
+			return TC_ACT_OK;
 		}
 		/* The same 4-tuple's SYN again: the handshake went unanswered. */
-		__sync_fetch_and_add(&h->syns, 1);
+		h->syns++;
 		__sync_fetch_and_add(&v->syn_retrans, 1);
 		if (now - v->retrans_event_ns >= event_gap_ns) {
 			v->retrans_event_ns = now;
@@ -276,11 +297,12 @@ static __always_inline int handle(struct __sk_buff *skb, int egress)
 		}
 		return TC_ACT_OK;
 	}
+	ours = h->tag == tag && live;
 	if (t.flags & TCPF_RST) {
 		__sync_fetch_and_add(&v->rsts, 1);
-		if (h) {
+		if (ours) {
 			__sync_fetch_and_add(&v->refused, 1);
-			bpf_map_delete_elem(&handshakes, &hk);
+			h->syns = 0; /* answered */
 		}
 		if (now - v->rst_event_ns >= event_gap_ns) {
 			v->rst_event_ns = now;
@@ -289,14 +311,14 @@ static __always_inline int handle(struct __sk_buff *skb, int egress)
 		return TC_ACT_OK;
 	}
 	__sync_fetch_and_add(&v->synacks, 1);
-	if (!h) {
+	if (!ours) {
 		count(PASSIVE_STAT_HS_MISS);
 		return TC_ACT_OK;
 	}
 	/* Karn: a retransmitted handshake's latency is ambiguous. */
 	if (h->syns == 1 && now > h->syn_ns)
 		record_latency(v->lat, &v->lat_count, &v->lat_sum_ns, now - h->syn_ns);
-	bpf_map_delete_elem(&handshakes, &hk);
+	h->syns = 0; /* answered */
 	return TC_ACT_OK;
 }
 

@@ -35,20 +35,17 @@ struct passive_rs_stats {
 	__u64 retrans_event_ns; /* ktime of the last retransmission event */
 };
 
-/* An in-flight handshake, keyed by its 4-tuple. */
-struct passive_hs_key {
-	__u8 client[16];
-	__u8 server[16];
-	__u16 cport;   /* network byte order */
-	__u16 sport;   /* network byte order */
-	__u8 family;
-	__u8 pad[3];
+/* One of the director's own addresses. */
+struct passive_addr {
+	__u8 addr[16]; /* IPv4 in the first 4 bytes, the rest zero */
+	__u32 family;  /* 4 or 6 */
 };
 
+/* A slot of the handshake table (indexed by a hash of the 4-tuple). */
 struct passive_hs {
-	__u64 syn_ns;  /* ktime of the first SYN */
-	__u32 syns;    /* SYNs seen for the tuple */
-	__u32 pad;
+	__u64 syn_ns; /* ktime of the handshake's first SYN */
+	__u32 tag;    /* the rest of the 4-tuple's hash; 0: never used */
+	__u32 syns;   /* SYNs seen; 0 once answered (SYN-ACK or RST) */
 };
 
 /* What the tracepoint programs saw of the director's own connections to

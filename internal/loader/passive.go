@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,13 +14,14 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
 // PassiveOptions configure [LoadPassive]. The zero value works.
 type PassiveOptions struct {
 	Capacity          int           // real servers the maps hold; 0 means 16384
-	HandshakeCapacity int           // in-flight client handshakes tracked (LRU); 0 means 65536
+	HandshakeCapacity int           // slots of the in-flight handshake table, rounded up to a power of two; 0 means 131072
 	ProbePortLo       uint16        // the SYN prober's reserved source ports, whose answers are not client traffic
 	ProbePortHi       uint16        // (0-0: none)
 	EventGap          time.Duration // shortest time between two events of one kind for one real server; 0 means 100ms
@@ -35,7 +37,7 @@ func (o PassiveOptions) withDefaults() PassiveOptions {
 		o.Capacity = 16384
 	}
 	if o.HandshakeCapacity <= 0 {
-		o.HandshakeCapacity = 65536
+		o.HandshakeCapacity = 1 << 17
 	}
 	if o.EventGap <= 0 {
 		o.EventGap = 100 * time.Millisecond
@@ -123,11 +125,21 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 		return nil, &UnavailableError{Part: "tc", Err: fmt.Errorf("load passive spec: %w", err)}
 	}
 	spec.Maps[passiveMapRealServers].MaxEntries = uint32(opts.Capacity)
-	spec.Maps[passiveMapHandshakes].MaxEntries = uint32(opts.HandshakeCapacity)
+	slots := uint32(1)
+	for slots < uint32(opts.HandshakeCapacity) {
+		slots <<= 1
+	}
+	spec.Maps[passiveMapHandshakes].MaxEntries = slots
+	var seed [8]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		return nil, fmt.Errorf("handshake hash seed: %w", err)
+	}
 	for name, v := range map[string]any{
 		passiveVarProbePortLo: opts.ProbePortLo,
 		passiveVarProbePortHi: opts.ProbePortHi,
 		passiveVarEventGapNs:  uint64(opts.EventGap),
+		passiveVarHsMask:      slots - 1,
+		passiveVarHsSeed:      binary.NativeEndian.Uint64(seed[:]),
 	} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("set %s: %w", name, err)
@@ -144,6 +156,9 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 			p.Close()
 		}
 	}()
+	if err := p.RefreshLocalAddrs(); err != nil {
+		return nil, err
+	}
 	if !opts.NoTracepoints {
 		if terr := p.loadTrace(); terr != nil {
 			p.traceErr = terr
@@ -312,8 +327,8 @@ type PassiveStats struct {
 	IPv6ExtHeaders  uint64 // IPv6 packets with extension headers passed uncounted
 	Truncated       uint64 // truncated or malformed headers passed uncounted
 	UnknownRS       uint64 // handshake packets of no configured real server
-	HandshakeFull   uint64 // client SYNs not tracked: handshake table full
-	HandshakeMissed uint64 // SYN-ACKs without a tracked SYN (evicted, or an asymmetric path)
+	HandshakeFull   uint64 // in-flight handshakes displaced by another's SYN: the handshake table is too small for the SYN rate
+	HandshakeMissed uint64 // SYN-ACKs without a tracked SYN (displaced, answered twice, or an asymmetric path)
 	RingFull        uint64 // events lost: ring buffer full
 	OwnFull         uint64 // own connects not timed: table full
 	MapFull         uint64 // real servers left out of the maps: capacity reached (Go side)
@@ -367,4 +382,66 @@ func rsKeyBytesTrace(k *passiveTracePassiveRsKey) []byte {
 	binary.NativeEndian.PutUint16(b[16:], k.Port)
 	b[18], b[19] = k.Proto, k.Family
 	return b[:]
+}
+
+// RefreshLocalAddrs makes the programs' set of the director's own
+// addresses (answers to them are not client traffic) those of the calling
+// thread's network namespace now. [Passive.Run] calls it every
+// LocalAddrRefresh.
+func (p *Passive) RefreshLocalAddrs() error {
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("list local addresses: %w", err)
+	}
+	want := map[[20]byte]bool{}
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			continue
+		}
+		want[addrKey(ip.Unmap())] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	var k [20]byte
+	var v uint8
+	var stale [][20]byte
+	it := p.tc.LocalAddrs.Iterate()
+	for it.Next(&k, &v) {
+		if !want[k] {
+			stale = append(stale, k)
+		}
+		delete(want, k)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read local_addrs: %w", err)
+	}
+	for _, k := range stale {
+		if err := p.tc.LocalAddrs.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete local address: %w", err)
+		}
+	}
+	for k := range want {
+		if err := p.tc.LocalAddrs.Put(k, uint8(1)); err != nil {
+			return fmt.Errorf("add local address: %w", err)
+		}
+	}
+	return nil
+}
+
+// addrKey is struct passive_addr for a.
+func addrKey(a netip.Addr) (k [20]byte) {
+	if a.Is4() {
+		b := a.As4()
+		copy(k[:], b[:])
+		binary.NativeEndian.PutUint32(k[16:], 4)
+	} else {
+		b := a.As16()
+		copy(k[:], b[:])
+		binary.NativeEndian.PutUint32(k[16:], 6)
+	}
+	return k
 }

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type passivePassiveAddr struct {
+	_      structs.HostLayout
+	Addr   [16]uint8
+	Family uint32
+}
+
 type passivePassiveEvent struct {
 	_       structs.HostLayout
 	KtimeNs uint64
@@ -25,18 +31,8 @@ type passivePassiveEvent struct {
 type passivePassiveHs struct {
 	_     structs.HostLayout
 	SynNs uint64
+	Tag   uint32
 	Syns  uint32
-	Pad   uint32
-}
-
-type passivePassiveHsKey struct {
-	_      structs.HostLayout
-	Client [16]uint8
-	Server [16]uint8
-	Cport  uint16
-	Sport  uint16
-	Family uint8
-	Pad    [3]uint8
 }
 
 type passivePassiveRsKey struct {
@@ -67,11 +63,14 @@ type passivePassiveRsStats struct {
 const (
 	passiveMapEvents          = "events"
 	passiveMapHandshakes      = "handshakes"
+	passiveMapLocalAddrs      = "local_addrs"
 	passiveMapRealServers     = "real_servers"
 	passiveMapStats           = "stats"
 	passiveProgPassiveEgress  = "passive_egress"
 	passiveProgPassiveIngress = "passive_ingress"
 	passiveVarEventGapNs      = "event_gap_ns"
+	passiveVarHsMask          = "hs_mask"
+	passiveVarHsSeed          = "hs_seed"
 	passiveVarProbePortHi     = "probe_port_hi"
 	passiveVarProbePortLo     = "probe_port_lo"
 	passiveVarUnusedEvent     = "unused_event"
@@ -129,6 +128,7 @@ type passiveProgramSpecs struct {
 type passiveMapSpecs struct {
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Handshakes  *ebpf.MapSpec `ebpf:"handshakes"`
+	LocalAddrs  *ebpf.MapSpec `ebpf:"local_addrs"`
 	RealServers *ebpf.MapSpec `ebpf:"real_servers"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
 }
@@ -138,6 +138,8 @@ type passiveMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type passiveVariableSpecs struct {
 	EventGapNs  *ebpf.VariableSpec `ebpf:"event_gap_ns"`
+	HsMask      *ebpf.VariableSpec `ebpf:"hs_mask"`
+	HsSeed      *ebpf.VariableSpec `ebpf:"hs_seed"`
 	ProbePortHi *ebpf.VariableSpec `ebpf:"probe_port_hi"`
 	ProbePortLo *ebpf.VariableSpec `ebpf:"probe_port_lo"`
 	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
@@ -165,6 +167,7 @@ func (o *passiveObjects) Close() error {
 type passiveMaps struct {
 	Events      *ebpf.Map `ebpf:"events"`
 	Handshakes  *ebpf.Map `ebpf:"handshakes"`
+	LocalAddrs  *ebpf.Map `ebpf:"local_addrs"`
 	RealServers *ebpf.Map `ebpf:"real_servers"`
 	Stats       *ebpf.Map `ebpf:"stats"`
 }
@@ -173,6 +176,7 @@ func (m *passiveMaps) Close() error {
 	return _PassiveClose(
 		m.Events,
 		m.Handshakes,
+		m.LocalAddrs,
 		m.RealServers,
 		m.Stats,
 	)
@@ -183,6 +187,8 @@ func (m *passiveMaps) Close() error {
 // It can be passed to loadPassiveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type passiveVariables struct {
 	EventGapNs  *ebpf.Variable `ebpf:"event_gap_ns"`
+	HsMask      *ebpf.Variable `ebpf:"hs_mask"`
+	HsSeed      *ebpf.Variable `ebpf:"hs_seed"`
 	ProbePortHi *ebpf.Variable `ebpf:"probe_port_hi"`
 	ProbePortLo *ebpf.Variable `ebpf:"probe_port_lo"`
 	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`

@@ -36,15 +36,17 @@ func TestPassiveHelperServer(t *testing.T) {
 		os.Exit(1)
 	}
 	fmt.Println("ready")
-	var conns []net.Conn
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			os.Exit(1)
 		}
-		conns = append(conns, c) // held open, never read
+		heldConns = append(heldConns, c)
 	}
 }
+
+// heldConns keeps the helper server's connections open, never read.
+var heldConns []net.Conn
 
 // startServer runs TestPassiveHelperServer in rs's namespace on port and
 // returns it once it listens.
@@ -135,7 +137,6 @@ func TestPassiveKilledServer(t *testing.T) {
 	}()
 
 	srv := startServer(t, rs, 8080)
-	var conns []net.Conn
 	for range 5 {
 		c, err := dial(client, target, 5*time.Second)
 		if err != nil {
@@ -145,7 +146,6 @@ func TestPassiveKilledServer(t *testing.T) {
 		if _, err := c.Write([]byte("unread")); err != nil {
 			t.Fatal(err)
 		}
-		conns = append(conns, c)
 	}
 	before := counters(t, p, target)
 	if before.SYNs != 5 || before.SYNACKs != 5 || before.Resets != 0 || before.Latency.Count() != 5 {

@@ -19,6 +19,10 @@ type passiveSnapshot struct {
 	own     map[netip.AddrPort]OwnCounters
 }
 
+// localAddrRefresh is how often Run refreshes the director's own
+// addresses in the programs' map.
+const localAddrRefresh = 10 * time.Second
+
 // readBatch is the number of entries one BatchLookup call reads.
 const readBatch = 1024
 
@@ -116,6 +120,7 @@ func (p *Passive) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(p.opts.PollInterval)
 	defer t.Stop()
+	refreshed := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -129,6 +134,12 @@ func (p *Passive) Run(ctx context.Context) error {
 		case <-t.C:
 			if err := p.poll(); err != nil {
 				return err
+			}
+			if time.Since(refreshed) >= localAddrRefresh {
+				refreshed = time.Now()
+				if err := p.RefreshLocalAddrs(); err != nil {
+					p.log.Warn("local addresses not refreshed", "error", err)
+				}
 			}
 		}
 	}

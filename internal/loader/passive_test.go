@@ -128,11 +128,24 @@ var (
 	client6 = netip.MustParseAddrPort("[2001:db8:1::2]:40000")
 )
 
-// run runs prog on frame and checks that the packet passes untouched.
+// skbContext is the head of struct __sk_buff up to ingress_ifindex, the
+// one field the tests set: BPF_PROG_TEST_RUN runs a program as if the
+// packet came in on that link (forwarded), where 0 means sent by the
+// host itself.
+type skbContext struct {
+	_              [9]uint32
+	IngressIfindex uint32
+}
+
+// forwarded is the context of a packet the director forwards.
+var forwarded = skbContext{IngressIfindex: 1}
+
+// run runs prog on frame, as a forwarded packet, and checks that the
+// packet passes untouched.
 func run(tb testing.TB, prog *ebpf.Program, frame []byte) {
 	tb.Helper()
 	out := make([]byte, len(frame)+256)
-	ret, err := prog.Run(&ebpf.RunOptions{Data: frame, DataOut: out})
+	ret, err := prog.Run(&ebpf.RunOptions{Data: frame, DataOut: out, Context: forwarded})
 	if err != nil {
 		tb.Fatalf("run: %v", err)
 	}
@@ -257,7 +270,8 @@ func TestPassiveBadPackets(t *testing.T) {
 
 // TestPassiveHandshakes: SYN then SYN-ACK is timed; a SYN seen again is a
 // retransmission (and its handshake not timed); a RST answering a SYN is a
-// refusal; the director's SYN-probe ports are not client traffic.
+// refusal; the director's own packets (its SYN-probe ports, its sockets)
+// are not client traffic.
 func TestPassiveHandshakes(t *testing.T) {
 	for _, fam := range []struct {
 		name       string
@@ -287,6 +301,16 @@ func TestPassiveHandshakes(t *testing.T) {
 			run(t, ingress, pkt{src: fam.rs, dst: c(1), flags: fACK, payload: 100}.build())
 			// An answer to a SYN probe: not client traffic.
 			run(t, ingress, pkt{src: fam.rs, dst: c(61500), flags: fRST | fACK}.build())
+			// The director's own: a SYN it sends (no input link), an
+			// answer to one of its addresses.
+			if _, err := egress.Run(&ebpf.RunOptions{Data: pkt{src: c(5), dst: fam.rs, flags: fSYN}.build()}); err != nil {
+				t.Fatal(err)
+			}
+			local := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 5)
+			if fam.name == "ipv6" {
+				local = netip.AddrPortFrom(netip.IPv6Loopback(), 5)
+			}
+			run(t, ingress, pkt{src: fam.rs, dst: local, flags: fRST | fACK}.build())
 			got := counters(t, p, fam.rs)
 			want := ClientCounters{SYNs: 4, SYNRetransmits: 1, SYNACKs: 2, Resets: 2, Refused: 1}
 			if got.SYNs != want.SYNs || got.SYNRetransmits != want.SYNRetransmits || got.SYNACKs != want.SYNACKs ||
