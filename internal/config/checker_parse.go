@@ -367,14 +367,24 @@ func (p *parser) miscKeyword(k *rawChecker, n *node) {
 	m := k.c.Misc
 	switch n.keyword() {
 	case "misc_path":
+		// keepalived (set_script_params_array) takes the first word of the
+		// line, quotes and escapes honoured, and splits it into argv by the
+		// same rules again; the rest of the line is dropped without a word.
 		words, err := tokenizeEscaped(n.raw)
 		if err != nil {
 			p.errorf(n, "misc_path: %v", err)
 			return
 		}
-		args := words[1:]
-		if len(args) == 1 {
-			args = strings.Fields(args[0])
+		if len(words) > 2 {
+			p.errorf(n, "misc_path: keepalived runs only %q and drops the rest of the line; quote the whole command line", words[1])
+			return
+		}
+		var args []string
+		if len(words) == 2 {
+			if args, err = tokenizeEscaped(words[1]); err != nil {
+				p.errorf(n, "misc_path: %v", err)
+				return
+			}
 		}
 		if len(args) == 0 {
 			p.errorf(n, "misc_path: missing script")
