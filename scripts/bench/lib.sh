@@ -122,10 +122,17 @@ bench_snmp() {
 # machines. Apply it to both ends. TSO goes off: veth hands a packet sent
 # by a TSO-capable device to NAPI only when GRO could merge it
 # (veth_skb_is_eligible_for_gro), which a SYN never is.
+# The thread gets real-time priority (SCHED_FIFO 50), the precedence
+# softirq has over processes: at normal priority it waits behind the
+# machine's load and the veth's 256-packet ring overflows.
 bench_napi_threaded() {
+	local p
 	ethtool -K "$1" gro on tso off >/dev/null
 	echo 1 >"/sys/class/net/$1/threaded"
 	[[ $(cat "/sys/class/net/$1/threaded") == 1 ]] || { echo "bench: threaded NAPI not enabled on $1" >&2; return 1; }
+	for p in $(ps -eo pid=,comm= | awk -v x="napi/$1-" 'index($2, x) == 1 { print $1 }'); do
+		chrt -f -p 50 "$p"
+	done
 }
 
 # bench_kthread_ticks PREFIX: the utime+stime clock ticks of the kernel

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvsprobe/lvsprobe/internal/config"
+	"github.com/lvsprobe/lvsprobe/internal/prober"
 	"github.com/lvsprobe/lvsprobe/internal/testnet"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
@@ -129,6 +131,14 @@ func holeFrame(tb testing.TB, rs *testnet.RealServer, hole netip.Addr, port uint
 //	          cpu0-cores is CPU 0's busy time from /proc/stat (the
 //	          director's softirq work included; anything else that ran on
 //	          CPU 0 too, so an upper bound on a shared machine).
+//	napi:     both veth ends run threaded NAPI (testnet ThreadedNAPI): a
+//	          send only queues the packet, and each side's receive path
+//	          runs in that side's kernel thread. cpu-cores is then the
+//	          prober process alone (sending, reading the eBPF results);
+//	          napi-cores the director end's thread (the TC program, and the
+//	          kernel answering SYN-ACKs with RSTs: director work a real
+//	          director does in softirq); rs-napi-cores the real server's
+//	          side (another machine in real life).
 //
 // Each mode runs with both send paths: raw (raw sockets only) and frames
 // (prebuilt frames on the packet socket; the neighbours are resolved
@@ -136,21 +146,33 @@ func holeFrame(tb testing.TB, rs *testnet.RealServer, hole netip.Addr, port uint
 func BenchmarkProber10k(b *testing.B) {
 	for _, raw := range []bool{true, false} {
 		path := map[bool]string{true: "raw", false: "frames"}[raw]
-		b.Run("same-cpu/"+path, func(b *testing.B) { benchProber10k(b, false, raw) })
+		b.Run("same-cpu/"+path, func(b *testing.B) { benchProber10k(b, modeSameCPU, raw) })
 		b.Run("split/"+path, func(b *testing.B) {
 			if runtime.NumCPU() < 2 {
 				b.Skip("needs two CPUs")
 			}
-			benchProber10k(b, true, raw)
+			benchProber10k(b, modeSplit, raw)
 		})
+		b.Run("napi/"+path, func(b *testing.B) { benchProber10k(b, modeNAPI, raw) })
 	}
 }
 
-func benchProber10k(b *testing.B, split, raw bool) {
+// Where BenchmarkProber10k runs the receive paths.
+const (
+	modeSameCPU = iota
+	modeSplit
+	modeNAPI
+)
+
+func benchProber10k(b *testing.B, mode int, raw bool) {
 	n := testnet.New(b, testnet.Options{ExtraAddrs: 19})
 	rs := n.RealServers[0]
-	if split {
+	split := mode == modeSplit
+	switch mode {
+	case modeSplit:
 		splitCPUs(b, rs)
+	case modeNAPI:
+		rs.ThreadedNAPI(b)
 	}
 	const open, closed = 250, 250
 	for i := range open {
@@ -188,13 +210,17 @@ func benchProber10k(b *testing.B, split, raw bool) {
 	b.ResetTimer()
 	var cpu, wall time.Duration
 	sent0 := testutil.ToFloat64(p.m.sent)
-	var cpu0 time.Duration
+	var cpu0, napiD, napiRS time.Duration
 	for range b.N {
+		d0, r0 := rs.NAPICPU(b)
 		c0, t0, s0 := cpuNs(b, unix.RUSAGE_SELF), time.Now(), cpuBusy(b, 0)
 		time.Sleep(3 * time.Second) // the measurement window, not a synchronisation
 		cpu += time.Duration(cpuNs(b, unix.RUSAGE_SELF) - c0)
 		cpu0 += cpuBusy(b, 0) - s0
 		wall += time.Since(t0)
+		d1, r1 := rs.NAPICPU(b)
+		napiD += d1 - d0
+		napiRS += r1 - r0
 	}
 	b.StopTimer()
 	sent := testutil.ToFloat64(p.m.sent) - sent0
@@ -232,6 +258,10 @@ func benchProber10k(b *testing.B, split, raw bool) {
 	b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cpu-cores")
 	if split {
 		b.ReportMetric(cpu0.Seconds()/wall.Seconds(), "cpu0-cores")
+	}
+	if mode == modeNAPI {
+		b.ReportMetric(napiD.Seconds()/wall.Seconds(), "napi-cores")
+		b.ReportMetric(napiRS.Seconds()/wall.Seconds(), "rs-napi-cores")
 	}
 	b.ReportMetric(sent/wall.Seconds(), "probes/s")
 	b.ReportMetric(testutil.ToFloat64(p.m.sentFrames)/testutil.ToFloat64(p.m.sent), "frames/probe")
@@ -328,12 +358,20 @@ func cpuBusy(tb testing.TB, cpu int) time.Duration {
 
 // BenchmarkCostPer1000 compares, in one run, the CPU the director spends
 // per check of a real nginx: a SYN probe (the whole prober, answered), a
-// Go net.Dialer connect+close, and an HTTP GET on a fresh connection.
-// cpu-ms/1000 is the process's CPU per 1,000 checks (nginx's own process
-// is not counted; the kernel's softirq work on both sides partly is).
+// Go net.Dialer connect+close, lvsprobe's TCP_CHECK (the epoll connector,
+// sockets reused), and an HTTP GET on a fresh connection. cpu-ms/1000 is
+// the process's CPU per 1,000 checks. The veth runs threaded NAPI
+// (LVSPROBE_BENCH_NAPI=off: plain), so nginx's side is not counted, and
+// napi-ms/1000 is the director end's NAPI thread: the kernel receiving
+// the answers (the TC program, the RST the kernel sends for a SYN
+// probe's SYN-ACK), director work that a real director does in softirq.
+// On a plain veth both sides' kernel work runs in this process.
 func BenchmarkCostPer1000(b *testing.B) {
 	n := testnet.New(b, testnet.Options{ExtraAddrs: 9})
 	rs := n.RealServers[0]
+	if os.Getenv("LVSPROBE_BENCH_NAPI") != "off" {
+		rs.ThreadedNAPI(b)
+	}
 	// nginx listens on 80..99, so the prober has 200 targets and runs at
 	// a steady 20,000 probes/s rather than idling between a few.
 	var extra strings.Builder
@@ -341,8 +379,15 @@ func BenchmarkCostPer1000(b *testing.B) {
 		fmt.Fprintf(&extra, "listen %d; ", port)
 	}
 	rs.StartNginx(b, testnet.NginxOptions{Files: map[string][]byte{"index.html": []byte("ok\n")}, Extra: extra.String()})
+	var napi0 time.Duration
 	report := func(b *testing.B, cpu0 int64) {
 		b.ReportMetric(float64(cpuNs(b, unix.RUSAGE_SELF)-cpu0)/float64(b.N)/1e3, "cpu-ms/1000")
+		napi1, _ := rs.NAPICPU(b)
+		b.ReportMetric(float64(napi1-napi0)/float64(b.N)/1e3, "napi-ms/1000")
+	}
+	mark := func(b *testing.B) int64 {
+		napi0, _ = rs.NAPICPU(b)
+		return cpuNs(b, unix.RUSAGE_SELF)
 	}
 	b.Run("syn", func(b *testing.B) {
 		p, _ := newTestProber(b, n, Config{Interval: 10 * time.Millisecond, PortLo: 62000, PortHi: 62999, SignalBuffer: 1024})
@@ -353,7 +398,7 @@ func BenchmarkCostPer1000(b *testing.B) {
 				}
 			}
 		}
-		cpu0 := cpuNs(b, unix.RUSAGE_SELF)
+		cpu0 := mark(b)
 		b.ResetTimer()
 		stop := start(b, p)
 		timeout := time.After(time.Minute)
@@ -376,7 +421,7 @@ func BenchmarkCostPer1000(b *testing.B) {
 	})
 	b.Run("connect", func(b *testing.B) {
 		var d net.Dialer
-		cpu0 := cpuNs(b, unix.RUSAGE_SELF)
+		cpu0 := mark(b)
 		b.ResetTimer()
 		for i := range b.N {
 			c, err := d.DialContext(context.Background(), "tcp", netip.AddrPortFrom(rs.Addrs[i%len(rs.Addrs)], 80).String())
@@ -388,9 +433,28 @@ func BenchmarkCostPer1000(b *testing.B) {
 		b.StopTimer()
 		report(b, cpu0)
 	})
+	b.Run("tcpcheck", func(b *testing.B) {
+		cks := make([]prober.Checker, len(rs.Addrs))
+		for i, a := range rs.Addrs {
+			ck, err := prober.NewChecker(&config.Checker{Type: config.TCPCheck, ConnectIP: a, ConnectPort: 80, ConnectTimeout: 5 * time.Second}, prober.CheckerOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			cks[i] = ck
+		}
+		cpu0 := mark(b)
+		b.ResetTimer()
+		for i := range b.N {
+			if res := cks[i%len(cks)].Check(context.Background()); !res.OK {
+				b.Fatal(res.Message)
+			}
+		}
+		b.StopTimer()
+		report(b, cpu0)
+	})
 	b.Run("httpget", func(b *testing.B) {
 		cl := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-		cpu0 := cpuNs(b, unix.RUSAGE_SELF)
+		cpu0 := mark(b)
 		b.ResetTimer()
 		for i := range b.N {
 			resp, err := cl.Get("http://" + netip.AddrPortFrom(rs.Addrs[i%len(rs.Addrs)], 80).String() + "/")
