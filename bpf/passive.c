@@ -10,10 +10,14 @@
  *                     since the first SYN, a log2 histogram) and RSTs.
  *
  * Counters live in real_servers, a hash Go fills from the configuration
- * (a packet of any other endpoint is not counted); in-flight handshakes in
- * a direct-mapped table (see handshakes). The first RST (and the first SYN retransmission) of a real
- * server after a quiet gap also goes up a ring buffer at once, so Go sees a
- * dying server without polling.
+ * (a packet of any other endpoint is not counted). A real server is the
+ * packet's IP destination (LVS-NAT), the outer destination of an IPIP
+ * packet (LVS-TUN), or, failing both, its link-layer destination (LVS-DR,
+ * where the IP destination is the virtual address; dr_macs). In-flight
+ * handshakes live in a direct-mapped table (see handshakes). The first
+ * RST (and the first SYN retransmission) of a real server after a quiet
+ * gap also goes up a ring buffer at once, so Go sees a dying server
+ * without polling.
  *
  * Every packet goes on untouched (TC_ACT_OK). Packets that are not plain
  * TCP over IPv4/IPv6 - truncated headers, IPv4 fragments, IPv6 extension
@@ -48,6 +52,15 @@ struct {
 	__type(key, struct passive_rs_key);
 	__type(value, struct passive_rs_stats);
 } real_servers SEC(".maps");
+
+/* LVS-DR real servers by link-layer address and port, filled by Go from
+ * the neighbour table. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384); /* the loader sizes it */
+	__type(key, struct passive_mac_key);
+	__type(value, struct passive_rs_key);
+} dr_macs SEC(".maps");
 
 /* The director's own addresses, filled and refreshed by Go. */
 struct {
@@ -93,6 +106,9 @@ struct tuple {
 	__u16 dport;
 	__u8 family;
 	__u8 flags;
+	__u8 tunneled;  /* IPIP: tunnel holds the outer destination */
+	__u8 tunnel[4];
+	__u8 dmac[ETH_ALEN];
 };
 
 /* parse fills t and returns 1 for a plain TCP packet whose headers are all
@@ -108,6 +124,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
 		count(PASSIVE_STAT_TRUNCATED);
 		return 0;
 	}
+	__builtin_memcpy(t->dmac, eth->h_dest, ETH_ALEN);
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
 		__u32 ihl;
@@ -115,6 +132,25 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
 		if ((void *)(ip + 1) > end) {
 			count(PASSIVE_STAT_TRUNCATED);
 			return 0;
+		}
+		if (ip->protocol == IPPROTO_IPIP) {
+			/* LVS-TUN: the real server is the outer destination. */
+			if (ip->frag_off & bpf_htons(0x3fff)) {
+				count(PASSIVE_STAT_FRAGMENT);
+				return 0;
+			}
+			ihl = ip->ihl * 4;
+			if (ihl < sizeof(*ip)) {
+				count(PASSIVE_STAT_TRUNCATED);
+				return 0;
+			}
+			__builtin_memcpy(t->tunnel, &ip->daddr, 4);
+			t->tunneled = 1;
+			ip = (void *)ip + ihl;
+			if ((void *)(ip + 1) > end) {
+				count(PASSIVE_STAT_TRUNCATED);
+				return 0;
+			}
 		}
 		if (ip->protocol != IPPROTO_TCP) {
 			count(PASSIVE_STAT_NOT_TCP);
@@ -249,7 +285,10 @@ static __always_inline int handle(struct __sk_buff *skb, int egress)
 		 * SYN probe, left to the tracepoints. */
 		if (skb->ingress_ifindex == 0)
 			return TC_ACT_OK;
-		__builtin_memcpy(rk.addr, t.daddr, 16);
+		if (t.tunneled)
+			__builtin_memcpy(rk.addr, t.tunnel, 4);
+		else
+			__builtin_memcpy(rk.addr, t.daddr, 16);
 		rk.port = t.dport;
 	} else {
 		/* A real server's SYN-ACK or RST. */
@@ -262,6 +301,20 @@ static __always_inline int handle(struct __sk_buff *skb, int egress)
 	rk.proto = IPPROTO_TCP;
 	rk.family = t.family;
 	v = bpf_map_lookup_elem(&real_servers, &rk);
+	if (!v && egress) {
+		/* LVS-DR: the destination is the virtual address; the real
+		 * server is the link-layer destination. */
+		struct passive_mac_key mk = {};
+		struct passive_rs_key *dr;
+
+		__builtin_memcpy(mk.mac, t.dmac, ETH_ALEN);
+		mk.port = t.dport;
+		dr = bpf_map_lookup_elem(&dr_macs, &mk);
+		if (dr)
+			v = bpf_map_lookup_elem(&real_servers, dr);
+		if (v)
+			__builtin_memcpy(&rk, dr, sizeof(rk));
+	}
 	if (!v) {
 		count(PASSIVE_STAT_UNKNOWN_RS);
 		return TC_ACT_OK;

@@ -35,6 +35,12 @@ struct passive_rs_stats {
 	__u64 retrans_event_ns; /* ktime of the last retransmission event */
 };
 
+/* An LVS-DR real server as the link layer sees it. */
+struct passive_mac_key {
+	__u8 mac[6];
+	__u16 port; /* network byte order: the virtual (and real) port */
+};
+
 /* One of the director's own addresses. */
 struct passive_addr {
 	__u8 addr[16]; /* IPv4 in the first 4 bytes, the rest zero */

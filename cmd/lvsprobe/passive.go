@@ -60,6 +60,7 @@ type passiveObserver struct {
 	det    atomic.Pointer[prober.Detector]
 	links  map[int]string // ifindex -> name, attached
 	cfg    *config.Config // the configuration applied last (follow's goroutine only)
+	hadDR  bool           // the last refresh had LVS-DR real servers
 }
 
 // startPassive loads and attaches the passive observer for cfg. Where it
@@ -163,6 +164,9 @@ func (o *passiveObserver) update(cfg *config.Config) error {
 	if err := o.p.SetRealServers(targets); err != nil {
 		errs = append(errs, err)
 	}
+	if err := o.refreshDR(); err != nil {
+		errs = append(errs, err)
+	}
 	links, err := o.wantLinks(targets)
 	if err != nil {
 		errs = append(errs, err)
@@ -239,6 +243,8 @@ func (o *passiveObserver) follow(ctx context.Context, current func() *config.Con
 				if err := o.update(cfg); err != nil {
 					o.log.Warn("passive real servers not fully updated", "error", err)
 				}
+			} else if err := o.refreshDR(); err != nil {
+				o.log.Debug("LVS-DR real servers not refreshed", "error", err)
 			}
 		}
 	})
@@ -301,4 +307,55 @@ func (o *passiveObserver) stop() {
 		return
 	}
 	o.log.Debug("passive observer closed: programs detached")
+}
+
+// drTargets returns the LVS-DR real servers of cfg by address.
+func drTargets(cfg *config.Config) map[netip.Addr][]netip.AddrPort {
+	out := map[netip.Addr][]netip.AddrPort{}
+	for _, vs := range cfg.VirtualServers {
+		if vs.Protocol != config.TCP {
+			continue
+		}
+		for _, rs := range vs.RealServers {
+			port := rs.Port
+			if port == 0 {
+				port = vs.Port
+			}
+			if rs.Method != config.DR || port == 0 {
+				continue
+			}
+			a := rs.Addr.Unmap()
+			ap := netip.AddrPortFrom(a, port)
+			if !slices.Contains(out[a], ap) {
+				out[a] = append(out[a], ap)
+			}
+		}
+	}
+	return out
+}
+
+// refreshDR tells the programs the link-layer addresses of the LVS-DR
+// real servers, from the neighbour table (IPVS resolves them as it sends;
+// a real server not resolved yet is added on a later refresh).
+func (o *passiveObserver) refreshDR() error {
+	targets := drTargets(o.cfg)
+	if len(targets) == 0 && !o.hadDR {
+		return nil
+	}
+	o.hadDR = len(targets) > 0
+	neighs, err := netlink.NeighList(0, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("list neighbours: %w", err)
+	}
+	m := map[loader.DRKey]netip.AddrPort{}
+	for _, n := range neighs {
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok || len(n.HardwareAddr) != 6 || n.State&(netlink.NUD_INCOMPLETE|netlink.NUD_FAILED) != 0 {
+			continue
+		}
+		for _, ap := range targets[ip.Unmap()] {
+			m[loader.DRKey{MAC: [6]byte(n.HardwareAddr), Port: ap.Port()}] = ap
+		}
+	}
+	return o.p.SetDirectRouted(m)
 }

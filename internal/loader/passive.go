@@ -125,6 +125,7 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 		return nil, &UnavailableError{Part: "tc", Err: fmt.Errorf("load passive spec: %w", err)}
 	}
 	spec.Maps[passiveMapRealServers].MaxEntries = uint32(opts.Capacity)
+	spec.Maps[passiveMapDrMacs].MaxEntries = uint32(opts.Capacity)
 	slots := uint32(1)
 	for slots < uint32(opts.HandshakeCapacity) {
 		slots <<= 1
@@ -444,4 +445,66 @@ func addrKey(a netip.Addr) (k [20]byte) {
 		binary.NativeEndian.PutUint32(k[16:], 6)
 	}
 	return k
+}
+
+// DRKey names an LVS-DR real server as the director's links see it: the
+// link-layer address its frames go to, and the port (the virtual
+// service's, which DR keeps).
+type DRKey struct {
+	MAC  [6]byte
+	Port uint16
+}
+
+// SetDirectRouted makes the programs count client SYNs sent to the
+// link-layer address and port of each key for the real server it maps
+// to (which must be one of [Passive.SetRealServers]'): in LVS-DR the IP
+// destination is the virtual address, so the real server is known by its
+// MAC only. It replaces the previous set.
+func (p *Passive) SetDirectRouted(rs map[DRKey]netip.AddrPort) error {
+	want := make(map[[8]byte][rsKeySize]byte, len(rs))
+	for k, ap := range rs {
+		var mk [8]byte
+		copy(mk[:], k.MAC[:])
+		binary.BigEndian.PutUint16(mk[6:], k.Port)
+		want[mk] = encodeRSKey(ap)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	var k [8]byte
+	var v [rsKeySize]byte
+	var stale [][8]byte
+	it := p.tc.DrMacs.Iterate()
+	for it.Next(&k, &v) {
+		if w, ok := want[k]; !ok {
+			stale = append(stale, k)
+		} else if w == v {
+			delete(want, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read dr_macs: %w", err)
+	}
+	for _, k := range stale {
+		if err := p.tc.DrMacs.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete DR entry: %w", err)
+		}
+	}
+	full := 0
+	for k, v := range want {
+		if err := p.tc.DrMacs.Put(k, v); err != nil {
+			if errors.Is(err, unix.E2BIG) {
+				full++
+				continue
+			}
+			return fmt.Errorf("add DR entry: %w", err)
+		}
+	}
+	if full > 0 {
+		p.mapFull += uint64(full)
+		return fmt.Errorf("%d DR real servers not observed: %w", full, ErrMapFull)
+	}
+	return nil
 }

@@ -35,6 +35,12 @@ type passivePassiveHs struct {
 	Syns  uint32
 }
 
+type passivePassiveMacKey struct {
+	_    structs.HostLayout
+	Mac  [6]uint8
+	Port uint16
+}
+
 type passivePassiveRsKey struct {
 	_      structs.HostLayout
 	Addr   [16]uint8
@@ -61,6 +67,7 @@ type passivePassiveRsStats struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	passiveMapDrMacs          = "dr_macs"
 	passiveMapEvents          = "events"
 	passiveMapHandshakes      = "handshakes"
 	passiveMapLocalAddrs      = "local_addrs"
@@ -126,6 +133,7 @@ type passiveProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type passiveMapSpecs struct {
+	DrMacs      *ebpf.MapSpec `ebpf:"dr_macs"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Handshakes  *ebpf.MapSpec `ebpf:"handshakes"`
 	LocalAddrs  *ebpf.MapSpec `ebpf:"local_addrs"`
@@ -165,6 +173,7 @@ func (o *passiveObjects) Close() error {
 //
 // It can be passed to loadPassiveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type passiveMaps struct {
+	DrMacs      *ebpf.Map `ebpf:"dr_macs"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Handshakes  *ebpf.Map `ebpf:"handshakes"`
 	LocalAddrs  *ebpf.Map `ebpf:"local_addrs"`
@@ -174,6 +183,7 @@ type passiveMaps struct {
 
 func (m *passiveMaps) Close() error {
 	return _PassiveClose(
+		m.DrMacs,
 		m.Events,
 		m.Handshakes,
 		m.LocalAddrs,

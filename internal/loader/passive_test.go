@@ -385,3 +385,46 @@ func TestPassiveMapFull(t *testing.T) {
 		t.Errorf("SetRealServers(2) = %v", err)
 	}
 }
+
+// TestPassiveDRAndTUN: in LVS-DR the client's SYN keeps the virtual
+// address and goes to the real server's MAC; in LVS-TUN it is wrapped in
+// IPIP to the real server. Both count for the real server; a DR frame to
+// an unknown MAC does not.
+func TestPassiveDRAndTUN(t *testing.T) {
+	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true})
+	dr := netip.MustParseAddrPort("198.18.7.5:80")
+	tun := netip.MustParseAddrPort("198.18.7.6:80")
+	if err := p.SetRealServers([]netip.AddrPort{dr, tun}); err != nil {
+		t.Fatal(err)
+	}
+	mac := [6]byte{2, 0, 0, 0, 0, 1} // eth()'s destination
+	if err := p.SetDirectRouted(map[DRKey]netip.AddrPort{{MAC: mac, Port: 80}: dr}); err != nil {
+		t.Fatal(err)
+	}
+	egress, _ := p.Programs()
+	vip := netip.MustParseAddrPort("198.18.250.1:80")
+	syn := pkt{src: client4, dst: vip, flags: fSYN}.build()
+	run(t, egress, syn)
+	run(t, egress, syn) // retransmitted
+	other := append([]byte(nil), syn...)
+	other[5] = 9 // another MAC
+	run(t, egress, other)
+	if c := counters(t, p, dr); c.SYNs != 2 || c.SYNRetransmits != 1 {
+		t.Errorf("DR: %+v, want 2 SYNs, 1 retransmission", c)
+	}
+	// IPIP: an outer IPv4 header to the real server around the SYN.
+	inner := pkt{src: client4, dst: vip, flags: fSYN}.build()[14:]
+	outer := pkt{src: netip.MustParseAddrPort("198.18.7.1:0"), dst: netip.AddrPortFrom(tun.Addr(), 0), ipProto: 4}.build()[:14+20]
+	binary.BigEndian.PutUint16(outer[14+2:], uint16(20+len(inner)))
+	run(t, egress, append(outer, inner...))
+	if c := counters(t, p, tun); c.SYNs != 1 {
+		t.Errorf("TUN: %+v, want 1 SYN", c)
+	}
+	if err := p.SetDirectRouted(nil); err != nil {
+		t.Fatal(err)
+	}
+	run(t, egress, syn)
+	if c := counters(t, p, dr); c.SYNs != 2 {
+		t.Errorf("DR after the MAC was removed: %+v", c)
+	}
+}
