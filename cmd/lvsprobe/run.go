@@ -82,6 +82,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 // runProber wires the configuration, the scheduler and the reconciler
 // together until ctx is done; SIGHUP reloads the configuration.
 func runProber(ctx context.Context, e *env, f runFlags) error {
+	setDaemonGC(e.log)
 	cfg, err := loadRunConfig(e.log, f)
 	if err != nil {
 		return err
