@@ -10,10 +10,12 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/lvsprobe/lvsprobe/internal/testenv"
 	"github.com/lvsprobe/lvsprobe/internal/testnet"
 	"github.com/vishvananda/netlink"
 )
@@ -414,4 +416,39 @@ func TestPassiveAttachDetach(t *testing.T) {
 			t.Errorf("%d filters after Close", n)
 		}
 	})
+}
+
+// envUnprivileged makes the test binary try to load the passive observer
+// and print what it got (TestPassiveHelperUnprivileged).
+const envUnprivileged = "LVSPROBE_PASSIVE_UNPRIVILEGED"
+
+// TestPassiveHelperUnprivileged is not a test: run with envUnprivileged
+// set (without CAP_BPF and CAP_SYS_ADMIN), it loads the passive observer
+// and prints the error's classification.
+func TestPassiveHelperUnprivileged(t *testing.T) {
+	if os.Getenv(envUnprivileged) == "" {
+		t.Skip("helper process only")
+	}
+	_, err := LoadPassive(PassiveOptions{})
+	var ue *UnavailableError
+	fmt.Printf("unavailable=%v not_supported=%v part=%v err=%v\n",
+		errors.As(err, &ue), errors.Is(err, ErrNotSupported), ue != nil && ue.Part == "tc", err)
+}
+
+// TestPassiveUnprivileged: without the privilege to load BPF, LoadPassive
+// returns a typed error that matches ErrNotSupported, so the daemon falls
+// back to active checks.
+func TestPassiveUnprivileged(t *testing.T) {
+	testenv.RequireRoot(t)
+	setpriv := testenv.RequireProgram(t, "setpriv")
+	cmd := exec.Command(setpriv, "--bounding-set=-bpf,-sys_admin,-perfmon", "--",
+		os.Args[0], "-test.run=^TestPassiveHelperUnprivileged$", "-test.v")
+	cmd.Env = append(os.Environ(), envUnprivileged+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "unavailable=true not_supported=true part=true") {
+		t.Errorf("want an UnavailableError of the TC part matching ErrNotSupported:\n%s", out)
+	}
 }
