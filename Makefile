@@ -11,7 +11,7 @@ FUZZTIME  ?= 10s
 BENCHTIME ?= 1x
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test test-host vet lint generate fuzz fuzz-long bench metrics-doc demo install-deps clean
+.PHONY: all build test test-host vet lint generate fuzz fuzz-long bench metrics-doc demo install-deps clean vagrant-validate
 
 all: build
 
@@ -28,7 +28,7 @@ test-host:
 vet:
 	$(GO) vet $(PKGS)
 
-lint: vet
+lint: vet vagrant-validate
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) tool staticcheck $(PKGS)
 	shellcheck -x $$(git ls-files scripts .ci bpf | xargs grep -l '^#!/usr/bin/env bash')
@@ -59,6 +59,14 @@ demo: build
 
 install-deps:
 	scripts/install-deps
+
+## vagrant-validate: the Vagrantfile is valid (no provider needed) and the
+## keepalived.conf the lab's director gets passes lvsprobe check.
+vagrant-validate: build
+	vagrant validate --ignore-provider
+	@f=$$(mktemp) && trap 'rm -f $$f' EXIT && \
+	scripts/vagrant/provision print-config 198.18.0.100 198.18.1.11,198.18.1.12 >$$f && \
+	$(BIN) check -f $$f
 
 clean:
 	rm -rf bin
