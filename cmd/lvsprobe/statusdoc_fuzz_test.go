@@ -68,6 +68,11 @@ func TestRenderStatus(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasSuffix(l, " ") {
+			t.Errorf("trailing spaces: %q", l)
+		}
+	}
 	if strings.Contains(out, "\x1b") {
 		t.Errorf("a control character from a check result reached the terminal:\n%q", out)
 	}
