@@ -37,3 +37,25 @@ func (m *checkMetrics) observe(typ config.CheckerType, ok bool, d time.Duration)
 	}
 	m.duration.WithLabelValues(string(typ), result).Observe(d.Seconds())
 }
+
+// collectChecks sends the duration histogram, with a zero series for
+// both results of every checker type the configuration uses, so that a
+// failure rate reads 0 rather than nothing before the first failure.
+func (s *Scheduler) collectChecks(ch chan<- prometheus.Metric) {
+	var types []config.CheckerType
+	seen := map[config.CheckerType]bool{}
+	s.mu.Lock()
+	for _, u := range s.plan.units {
+		if t := u.block.Type; !seen[t] {
+			seen[t] = true
+			types = append(types, t)
+		}
+	}
+	s.mu.Unlock()
+	for _, t := range types {
+		for _, r := range []string{"success", "failure"} {
+			s.metrics.duration.WithLabelValues(string(t), r)
+		}
+	}
+	s.metrics.duration.Collect(ch)
+}

@@ -24,6 +24,11 @@ func TestCheckDurationMetric(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		before := prometheus.NewPedanticRegistry()
+		before.MustRegister(NewSchedulerCollector(s))
+		if n, err := testutil.GatherAndCount(before, "lvsprobe_check_duration_seconds"); err != nil || n != 2 {
+			t.Fatalf("before any attempt: %d series, %v; want TCP_CHECK success and failure at 0", n, err)
+		}
 		startScheduler(t, s)
 		time.Sleep(3500 * time.Millisecond) // attempts at 1, 2 and 3 s
 		synctest.Wait()

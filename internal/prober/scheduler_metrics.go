@@ -71,5 +71,5 @@ func (c *SchedulerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(st.InFlight))
 	ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(c.s.ConcurrencyLimit()))
 	c.collectHeartbeat(ch)
-	c.s.metrics.duration.Collect(ch)
+	c.s.collectChecks(ch)
 }
