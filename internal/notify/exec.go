@@ -87,13 +87,7 @@ func runCommand(ctx context.Context, c *Command, o execOptions) result {
 }
 
 // startCommand starts path with argv as id, in a new process group, and
-// returns the channel its Wait result arrives on. The child has no
-// ambient or inheritable capabilities: a daemon given capabilities by
-// systemd (AmbientCapabilities=) must not pass them on to scripts.
-// Capability sets belong to a thread, so the fork happens on a locked
-// thread that clears them (dropInheritable); that thread also waits for the child (the parent-death
-// signal follows the thread that forked) and is then thrown away (its
-// goroutine exits locked).
+// returns the channel its Wait result arrives on (see StartCmd).
 func startCommand(path string, argv []string, id Identity, out *capped, waitDelay time.Duration) (*exec.Cmd, <-chan error, error) {
 	cmd := &exec.Cmd{Path: path, Args: argv, Dir: "/", Stdout: out, Stderr: out, WaitDelay: waitDelay}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
@@ -102,6 +96,22 @@ func startCommand(path string, argv []string, id Identity, out *capped, waitDela
 		// supplementary groups.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: id.UID, Gid: id.GID, Groups: []uint32{id.GID}}
 	}
+	done, err := StartCmd(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cmd, done, nil
+}
+
+// StartCmd starts cmd with no ambient or inheritable capabilities, and
+// returns the channel cmd.Wait's result arrives on (the caller must not
+// call Wait itself). A daemon given capabilities by systemd
+// (AmbientCapabilities=) must not pass them on to the scripts it runs.
+// Capability sets belong to a thread, so the fork happens on a locked
+// thread that clears them (dropInheritable); that thread also waits for
+// the child (a parent-death signal follows the thread that forked) and is
+// then thrown away (its goroutine exits locked). MISC_CHECK uses it too.
+func StartCmd(cmd *exec.Cmd) (<-chan error, error) {
 	started := make(chan error, 1)
 	done := make(chan error, 1)
 	go func() {
@@ -118,9 +128,9 @@ func startCommand(path string, argv []string, id Identity, out *capped, waitDela
 		done <- cmd.Wait()
 	}()
 	if err := <-started; err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return cmd, done, nil
+	return done, nil
 }
 
 // dropInheritable clears the calling thread's ambient and inheritable
