@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -147,8 +148,8 @@ func watchdogFrom(usec, pid string, self int) (time.Duration, bool) {
 		}
 	}
 	u, err := strconv.ParseInt(usec, 10, 64)
-	if err != nil || u <= 0 {
-		return 0, false
+	if err != nil || u <= 0 || u > math.MaxInt64/int64(time.Microsecond) {
+		return 0, false // not a positive time.Duration
 	}
 	return time.Duration(u) * time.Microsecond, true
 }
