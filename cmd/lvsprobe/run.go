@@ -104,8 +104,9 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 		MaxConcurrent:     f.maxConcurrent,
 		StaticConcurrency: f.staticConc,
 		Rate:              f.rate,
-		Checker:           prober.CheckerOptions{SSL: cfg.Global.SSL, ScriptUser: cfg.Global.ScriptUser, ScriptGroup: cfg.Global.ScriptGroup},
-		FirstVerdict:      true, // the reconciler assumes a health until told
+		Checker: prober.CheckerOptions{SSL: cfg.Global.SSL, ScriptUser: cfg.Global.ScriptUser, ScriptGroup: cfg.Global.ScriptGroup,
+			ScriptSecurity: cfg.Global.EnableScriptSecurity},
+		FirstVerdict: true, // the reconciler assumes a health until told
 	})
 	if err != nil {
 		return fmt.Errorf("start checks: %w", err)

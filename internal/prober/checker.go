@@ -49,6 +49,9 @@ type CheckerOptions struct {
 	// default: keepalived_script if that user exists, else root.
 	ScriptUser  string
 	ScriptGroup string
+	// ScriptSecurity is global_defs enable_script_security: a MISC_CHECK
+	// script in a path others may change is refused.
+	ScriptSecurity bool
 }
 
 // ErrUnsupported is returned by NewChecker for checker types lvsprobe does

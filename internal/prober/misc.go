@@ -6,22 +6,17 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
+	"github.com/lvsprobe/lvsprobe/internal/notify"
 )
 
 // miscTermGrace is how long a timed-out script has between SIGTERM and
 // SIGKILL, as keepalived's misc_check_child_thread gives it.
 const miscTermGrace = 2 * time.Second
-
-// defaultScriptUser is the user keepalived runs scripts as when
-// global_defs has no script_user and the user exists.
-const defaultScriptUser = "keepalived_script"
 
 // miscChecker is MISC_CHECK: misc_path is run (argv as keepalived splits
 // it, never through a shell) in its own process group, with stdin, stdout
@@ -30,8 +25,13 @@ const defaultScriptUser = "keepalived_script"
 // weight status-2 (0..253), 0 for the configured weight and 1 fails.
 // At misc_timeout (delay_loop of the virtual server when unset) the
 // process group gets SIGTERM, 2 s later SIGKILL; a timed-out script fails.
+// The script is checked when the checker is built, as keepalived checks it
+// at start (notify.ResolveScript): a missing or non-executable program, an
+// unknown user, or an unsafe path under enable_script_security is an
+// error naming the misc_path line, where keepalived drops the checker.
 type miscChecker struct {
-	args    []string
+	path    string              // the resolved program
+	args    []string            // argv, argv[0] as written
 	cred    *syscall.Credential // nil: run as lvsprobe itself
 	who     string              // uid:gid, for Key
 	timeout time.Duration
@@ -43,13 +43,14 @@ func newMiscChecker(c *config.Checker, opts CheckerOptions) (Checker, error) {
 	if m == nil || m.Path == nil || len(m.Path.Args) == 0 {
 		return nil, fmt.Errorf("%s MISC_CHECK: no misc_path: %w", c.Pos, errConfig)
 	}
-	u, g := m.Path.User, m.Path.Group
-	if u == "" {
-		u, g = opts.ScriptUser, opts.ScriptGroup
-	}
-	cred, who, err := scriptCredential(u, g)
+	g := config.Global{ScriptUser: opts.ScriptUser, ScriptGroup: opts.ScriptGroup, EnableScriptSecurity: opts.ScriptSecurity}
+	cmd, err := notify.ResolveScript(m.Path, g, os.Getenv("PATH"), func(string) {})
 	if err != nil {
-		return nil, fmt.Errorf("%s MISC_CHECK %s: %w", c.Pos, m.Path.Args[0], err)
+		return nil, fmt.Errorf("%s MISC_CHECK %s: %w", m.Path.Pos, m.Path.Args[0], err)
+	}
+	var cred *syscall.Credential
+	if int(cmd.As.UID) != os.Geteuid() || int(cmd.As.GID) != os.Getegid() {
+		cred = &syscall.Credential{Uid: cmd.As.UID, Gid: cmd.As.GID}
 	}
 	t := m.Timeout
 	if t <= 0 {
@@ -58,46 +59,8 @@ func newMiscChecker(c *config.Checker, opts CheckerOptions) (Checker, error) {
 	if t <= 0 {
 		t = config.DefaultDelayLoop
 	}
-	return &miscChecker{args: m.Path.Args, cred: cred, who: who, timeout: t, dynamic: m.Dynamic}, nil
-}
-
-// scriptCredential resolves "user [group]" the way keepalived's
-// set_script_uid_gid and get_default_script_user do: a user name or
-// number, the group defaulting to the user's primary group; with no user,
-// keepalived_script if it exists, else the user lvsprobe runs as.
-func scriptCredential(name, group string) (*syscall.Credential, string, error) {
-	if name == "" {
-		if _, err := user.Lookup(defaultScriptUser); err != nil {
-			return nil, fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()), nil
-		}
-		name = defaultScriptUser
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		if u, err = user.LookupId(name); err != nil {
-			return nil, "", fmt.Errorf("script user %s: %w", name, err)
-		}
-	}
-	gid := u.Gid
-	if group != "" {
-		g, err := user.LookupGroup(group)
-		if err != nil {
-			if g, err = user.LookupGroupId(group); err != nil {
-				return nil, "", fmt.Errorf("script group %s: %w", group, err)
-			}
-		}
-		gid = g.Gid
-	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gidN, err2 := strconv.ParseUint(gid, 10, 32)
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, "", fmt.Errorf("script user %s: %w", name, err)
-	}
-	who := u.Uid + ":" + gid
-	if int(uid) == os.Getuid() && int(gidN) == os.Getgid() {
-		return nil, who, nil
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gidN), NoSetGroups: false}, who, nil
+	return &miscChecker{path: cmd.Path, args: append([]string(nil), m.Path.Args...), cred: cred,
+		who: fmt.Sprintf("%d:%d", cmd.As.UID, cmd.As.GID), timeout: t, dynamic: m.Dynamic}, nil
 }
 
 // attemptTimeout is the bound of one run: misc_timeout.
@@ -106,7 +69,8 @@ func (m *miscChecker) attemptTimeout() time.Duration { return m.timeout }
 // Check runs the script once.
 func (m *miscChecker) Check(ctx context.Context) Result {
 	r := newReport(m.String())
-	cmd := exec.Command(m.args[0], m.args[1:]...)
+	cmd := exec.Command(m.path)
+	cmd.Args = m.args
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: m.cred, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return r.fail(fmt.Errorf("start: %w", err))
@@ -192,7 +156,7 @@ func exitOf(ps *os.ProcessState, err error) (int, syscall.Signal) {
 
 // Key identifies the check: the argv, the user, the timeout and dynamic.
 func (m *miscChecker) Key() string {
-	return fmt.Sprintf("%s %q user %s timeout %v dynamic %t", config.MiscCheck, m.args, m.who, m.timeout, m.dynamic)
+	return fmt.Sprintf("%s %s %q user %s timeout %v dynamic %t", config.MiscCheck, m.path, m.args, m.who, m.timeout, m.dynamic)
 }
 
 // String names the check: "MISC_CHECK /usr/local/bin/check arg".

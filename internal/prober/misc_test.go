@@ -29,7 +29,7 @@ func script(t *testing.T, dir, name, body string) string {
 // miscBlock is a MISC_CHECK block running args.
 func miscBlock(timeout time.Duration, dynamic bool, args ...string) *config.Checker {
 	return &config.Checker{Pos: config.Pos{File: "t.conf", Line: 7}, Type: config.MiscCheck, DelayLoop: time.Minute,
-		Misc: &config.MiscOptions{Path: &config.Script{Args: args}, Timeout: timeout, Dynamic: dynamic}}
+		Misc: &config.MiscOptions{Path: &config.Script{Pos: config.Pos{File: "t.conf", Line: 8}, Args: args}, Timeout: timeout, Dynamic: dynamic}}
 }
 
 func TestMiscCheck(t *testing.T) {
@@ -54,7 +54,6 @@ func TestMiscCheck(t *testing.T) {
 		{"dynamic exit 12", []string{exit(12)}, true, true, WeightChange{Kind: WeightAbsolute, Value: 10}, "exit status 12; ok"},
 		{"dynamic exit 255", []string{exit(255)}, true, true, WeightChange{Kind: WeightAbsolute, Value: 253}, "ok"},
 		{"argv without a shell", []string{args, "a b", "$HOME;x"}, false, true, WeightChange{}, "ok"},
-		{"missing program", []string{filepath.Join(dir, "nope")}, false, false, WeightChange{}, "start: "},
 		{"signal", []string{script(t, dir, "selfkill", "kill -USR1 $$")}, false, false, WeightChange{}, "killed by signal 10"},
 	}
 	for _, tt := range tests {
@@ -144,7 +143,50 @@ func TestMiscCheckUser(t *testing.T) {
 		t.Fatalf("script_user nobody: %q", res.Message)
 	}
 	c.Misc.Path.User = "no-such-user-lvsprobe"
-	if _, err := NewChecker(c, CheckerOptions{}); err == nil || !strings.Contains(err.Error(), "t.conf:7") {
-		t.Fatalf("unknown user: %v, want an error naming t.conf:7", err)
+	if _, err := NewChecker(c, CheckerOptions{}); err == nil || !strings.Contains(err.Error(), "t.conf:8") {
+		t.Fatalf("unknown user: %v, want an error naming t.conf:8", err)
+	}
+}
+
+// TestMiscCheckRefused: scripts keepalived would drop at start are refused
+// when the checker is built, naming the misc_path line.
+func TestMiscCheckRefused(t *testing.T) {
+	testenv.RequireRoot(t) // the security rule applies to scripts run as root
+	dir := t.TempDir()
+	writable := filepath.Join(dir, "open")
+	if err := os.Mkdir(writable, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(writable, 0o777); err != nil { // not the umask's
+		t.Fatal(err)
+	}
+	unsafe := script(t, writable, "check", "exit 0")
+	notExec := filepath.Join(dir, "plain")
+	if err := os.WriteFile(notExec, []byte("exit 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		opts CheckerOptions
+		want string
+	}{
+		{"missing program", []string{filepath.Join(dir, "nope")}, CheckerOptions{}, "not found"},
+		{"not executable", []string{notExec}, CheckerOptions{}, "not executable"},
+		{"unsafe under enable_script_security", []string{unsafe}, CheckerOptions{ScriptSecurity: true, ScriptUser: "root"}, "unsafe"},
+	}
+	for _, tt := range tests {
+		_, err := NewChecker(miscBlock(time.Second, false, tt.args...), tt.opts)
+		if err == nil || !strings.Contains(err.Error(), "t.conf:8") || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error at t.conf:8 containing %q", tt.name, err, tt.want)
+		}
+	}
+	// without enable_script_security the unsafe script runs (keepalived warns)
+	if res := mustChecker(t, miscBlock(time.Second, false, unsafe), CheckerOptions{ScriptUser: "root"}).Check(context.Background()); !res.OK {
+		t.Fatalf("unsafe script without security: %q", res.Message)
+	}
+	// a bare name is found on PATH
+	if res := mustChecker(t, miscBlock(time.Second, false, "true"), CheckerOptions{}).Check(context.Background()); !res.OK {
+		t.Fatalf("true: %q", res.Message)
 	}
 }

@@ -20,9 +20,12 @@ func TestSchedulerWeights(t *testing.T) {
 	testenv.RequireProgram(t, "sh")
 	dir := t.TempDir()
 	code, maint := filepath.Join(dir, "code"), filepath.Join(dir, "maint")
-	write := func(p, s string) {
+	write := func(p, s string) { // atomically: the script and the checker read while the test writes
 		t.Helper()
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		if err := os.WriteFile(p+".tmp", []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(p+".tmp", p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -42,6 +45,7 @@ virtual_server 198.18.255.251 80 {
       MISC_CHECK {
          misc_path %s
          misc_dynamic
+         misc_timeout 5
       }
       FILE_CHECK {
          track_file maint
