@@ -51,9 +51,13 @@ func (c *Collector) collectDestinations(ch chan<- prometheus.Metric) {
 		lv   []string
 	}
 	var out []series
-	seen := map[string]bool{}
+	type seriesKey struct {
+		desc *prometheus.Desc
+		lv   string
+	}
+	seen := map[seriesKey]bool{}
 	add := func(d *prometheus.Desc, v float64, lv []string) {
-		id := d.String() + "\x00" + strings.Join(lv, "\x00")
+		id := seriesKey{d, strings.Join(lv, "\x00")}
 		if seen[id] {
 			return // two real servers on one destination: the first wins, as in the table
 		}
