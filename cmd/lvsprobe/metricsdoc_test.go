@@ -31,8 +31,7 @@ const metricsDocPath = "../../docs/metrics.md"
 
 // conventionalType types a family that a registry built without
 // privileges or activity describes but cannot gather (the eBPF programs'
-// counters, a flap penalty before any flap, check durations before any
-// check) by the naming conventions every family here follows: _total is a
+// counters, a flap penalty before any flap) by the naming conventions every family here follows: _total is a
 // counter, a duration in _seconds (not a _timestamp_seconds) a histogram,
 // the rest gauges. TestMetricsPromtool checks the types against the live
 // daemon's exposition.

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -280,6 +281,39 @@ func TestReloadProcess(t *testing.T) {
 	if v, _ := sample(expo, `lvsprobe_config_reloads_total{result="failure"}`); v != 1 {
 		t.Errorf(`lvsprobe_config_reloads_total{result="failure"} = %v, want 1`, v)
 	}
+
+	// SIGHUP with the file fixed: the same reload, reported as such.
+	writeFile(t, conf, good)
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the SIGHUP reload", func() (bool, string) {
+		st, err := d.status(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		r := st.LastReload
+		return r != nil && r.OK && r.Trigger == "SIGHUP", mustJSON(r)
+	})
+	expo, err = d.scrape(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := sample(expo, "lvsprobe_config_last_reload_successful"); v != 1 {
+		t.Errorf("lvsprobe_config_last_reload_successful = %v after the SIGHUP reload, want 1", v)
+	}
+	writeFile(t, conf, bad)
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the rejected SIGHUP reload", func() (bool, string) {
+		st, err := d.status(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		r := st.LastReload
+		return r != nil && !r.OK && r.Trigger == "SIGHUP", mustJSON(r)
+	})
 
 	// `lvsprobe status` renders the rejection for the operator.
 	out, err = lvsprobeCmd(t, ctx, "status", "--socket", d.socket).Output()
