@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,7 @@ type lifecycle struct {
 	sd      *sdnotify.Notifier // nil outside systemd
 	scripts *notify.Runner
 	sched   *prober.Scheduler
+	cfg     atomic.Pointer[config.Config] // the running configuration
 }
 
 // startLifecycle starts the scripts' runner and the systemd conversation;
@@ -44,6 +46,7 @@ func startLifecycle(ctx context.Context, log *slog.Logger, cfg *config.Config, s
 		_ = os.Unsetenv(v)
 	}
 	_ = d.scripts.Update(cfg) // refusals are logged with FILE:LINE
+	d.cfg.Store(cfg)
 	if reg != nil {
 		reg.MustRegister(notify.NewCollector(d.scripts))
 	}
@@ -60,6 +63,7 @@ func startLifecycle(ctx context.Context, log *slog.Logger, cfg *config.Config, s
 		}
 		<-ctx.Done()
 		d.notifyErr(d.sd.Stopping())
+		d.omega()
 	})
 	if wdOK && d.sd != nil {
 		d.log.Info("systemd watchdog", "interval", wd)
@@ -144,6 +148,28 @@ func (d *lifecycle) reloadApplied(cfg *config.Config) {
 		return
 	}
 	_ = d.scripts.Update(cfg)
+	d.cfg.Store(cfg)
+}
+
+// omega runs, at shutdown, the scripts keepalived runs for virtual
+// servers with `omega` when it removes their services: only when
+// lvs_flush_on_stop is set (otherwise lvsprobe leaves the table, as
+// keepalived --dont-release-ipvs, which runs none); a full flush (no
+// argument) runs only quorum_down, as keepalived's does.
+func (d *lifecycle) omega() {
+	cfg := d.cfg.Load()
+	if cfg.Global.LVSFlushOnStop == "" {
+		return
+	}
+	var ids []string
+	for _, vs := range cfg.VirtualServers {
+		if vs.Omega {
+			ids = append(ids, vs.ID())
+		}
+	}
+	if len(ids) > 0 {
+		d.scripts.Stopping(ids, cfg.Global.LVSFlushOnStop != "FULL")
+	}
 }
 
 // reloadEnd tells systemd the reload is over: the daemon serves cfg (the

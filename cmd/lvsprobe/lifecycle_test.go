@@ -21,8 +21,10 @@ import (
 const lifecycleConf = `global_defs {
     enable_script_security
     script_user root
+    lvs_flush_on_stop VS
 }
 virtual_server 198.18.251.1 80 {
+    omega
     delay_loop 0.1
     lb_algo rr
     lb_kind NAT
@@ -48,7 +50,8 @@ virtual_server 198.18.251.1 80 {
 // listener, and follows what a service manager and the configuration's
 // scripts see: READY after the first pass, watchdog pings, quorum_up at
 // start, notify_down and quorum_down when the real server dies, the way
-// back, RELOADING/READY around a reload, STOPPING at the end.
+// back, RELOADING/READY around a reload, STOPPING at the end and, with
+// omega and lvs_flush_on_stop, notify_down and quorum_down as it stops.
 func TestLifecycle(t *testing.T) {
 	testenv.RequireRoot(t) // scripts run as script_user root
 	dir := t.TempDir()
@@ -181,6 +184,7 @@ func TestLifecycle(t *testing.T) {
 	if first, _ := notice(); first != "STOPPING=1" {
 		t.Fatalf("at stop: %q, want STOPPING=1", first)
 	}
+	event("rs down", "quorum down") // omega, with lvs_flush_on_stop: keepalived's shutdown notifies
 	if c := <-code; c != 0 {
 		t.Fatalf("run exited %d", c)
 	}

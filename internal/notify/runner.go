@@ -283,7 +283,12 @@ func (r *Runner) work(ctx context.Context, q chan job) {
 
 // runJob runs one script and logs and counts its outcome.
 func (r *Runner) runJob(ctx context.Context, j job) {
-	res := runCommand(ctx, j.cmd, execOptions{timeout: r.opts.Timeout, grace: r.opts.Grace})
+	r.runJobWith(ctx, j, execOptions{timeout: r.opts.Timeout, grace: r.opts.Grace})
+}
+
+// runJobWith is runJob with explicit limits.
+func (r *Runner) runJobWith(ctx context.Context, j job, o execOptions) {
+	res := runCommand(ctx, j.cmd, o)
 	attrs := []any{"kind", j.kind, "target", j.target, "command", j.cmd.String(), "user", j.cmd.As.Name, "duration", res.duration}
 	if len(res.output) > 0 {
 		attrs = append(attrs, "output", string(res.output))
