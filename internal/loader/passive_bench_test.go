@@ -123,6 +123,58 @@ func BenchmarkPassivePacket(b *testing.B) {
 	}
 }
 
+// BenchmarkPassivePacketHot is BenchmarkPassivePacket with warm caches:
+// each op runs the program 1000 times on the same packet within one
+// BPF_PROG_TEST_RUN, as a busy link runs it back to back. A repeated SYN
+// is a retransmission after the first, a repeated SYN-ACK a miss.
+func BenchmarkPassivePacketHot(b *testing.B) {
+	p := mustLoadPassive(b, PassiveOptions{NoTracepoints: true})
+	egress, ingress := p.Programs()
+	empty := emptyTC(b)
+	if err := p.SetRealServers(append(benchRealServers(10000), rs6)); err != nil {
+		b.Fatal(err)
+	}
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatalf("enable stats: %v", err)
+	}
+	defer stats.Close()
+	for _, k := range []struct {
+		name  string
+		prog  *ebpf.Program
+		frame []byte
+	}{
+		{"data", egress, pkt{src: client4, dst: rs4, flags: fACK, payload: 1400}.build()},
+		{"syn-retrans", egress, pkt{src: client4, dst: rs4, flags: fSYN}.build()},
+		{"synack", ingress, pkt{src: rs4, dst: client4, flags: fSYNACK}.build()},
+		{"rst", ingress, pkt{src: rs4, dst: client4, flags: fRST}.build()},
+		{"unknown", egress, pkt{src: client4, dst: netip.MustParseAddrPort("198.19.254.254:81"), flags: fSYN}.build()},
+	} {
+		b.Run(k.name, func(b *testing.B) {
+			opts := &ebpf.RunOptions{Data: k.frame, Context: forwarded, Repeat: 1000}
+			per := func(prog *ebpf.Program) float64 {
+				s0, err := prog.Stats()
+				if err != nil {
+					b.Fatal(err)
+				}
+				for range b.N {
+					if _, err := prog.Run(opts); err != nil {
+						b.Fatal(err)
+					}
+				}
+				s1, err := prog.Stats()
+				if err != nil {
+					b.Fatal(err)
+				}
+				return float64(s1.Runtime-s0.Runtime) / float64(s1.RunCount-s0.RunCount)
+			}
+			ns, base := per(k.prog), per(empty)
+			b.ReportMetric(ns, "ns/pkt")
+			b.ReportMetric(ns-base, "added-ns/pkt")
+		})
+	}
+}
+
 // runFwd runs prog once on f as a forwarded packet.
 func runFwd(b *testing.B, prog *ebpf.Program, f []byte) {
 	if _, err := prog.Run(&ebpf.RunOptions{Data: f, Context: forwarded}); err != nil {
