@@ -179,6 +179,8 @@ func (p *parser) global(b *node) {
 			}
 		case "enable_script_security":
 			g.EnableScriptSecurity = true
+		case "rs_init_notifies":
+			g.RSInitNotifies = true
 		case "notification_email":
 			for _, c := range n.children {
 				g.NotificationEmail = append(g.NotificationEmail, c.words...)

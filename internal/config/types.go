@@ -101,6 +101,7 @@ type Global struct {
 	ScriptUser           string        `json:"script_user,omitempty"`
 	ScriptGroup          string        `json:"script_group,omitempty"`
 	EnableScriptSecurity bool          `json:"enable_script_security"`
+	RSInitNotifies       bool          `json:"rs_init_notifies,omitempty"` // notify_up for real servers alive at start
 	SSL                  SSLDefs       `json:"ssl"`
 	NotificationEmail    []string      `json:"notification_email,omitempty"`
 }

@@ -61,3 +61,38 @@ func TestStopping(t *testing.T) {
 	r2.Stopping([]string{"TCP 198.18.0.9:80"}, true) // no omega VS of ours
 	l.none(100 * time.Millisecond)
 }
+
+// TestInitNotifies: with rs_init_notifies, notify_up runs for the real
+// servers that start alive (not those with alpha), at start and for real
+// servers a reload adds, never twice.
+func TestInitNotifies(t *testing.T) {
+	l := newLab(t)
+	s := l.script("ev", `echo "$*" >@FIFO@`, 0o755)
+	rsBlock := func(addr, name string, alpha bool) string {
+		a := ""
+		if alpha {
+			a = "   alpha\n"
+		}
+		return fmt.Sprintf(" real_server %s 80 {\n  notify_up \"%s %s up\"\n  TCP_CHECK {\n%s  }\n }\n", addr, s, name, a)
+	}
+	build := func(rss ...string) string {
+		return "global_defs {\n script_user root\n rs_init_notifies\n}\nvirtual_server 198.18.0.1 80 {\n lb_kind NAT\n protocol TCP\n" +
+			strings.Join(rss, "") + "}\n"
+	}
+	r := New(Options{})
+	start(t, r)
+	if err := r.Update(parse(t, build(rsBlock("198.18.1.1", "rs1", false), rsBlock("198.18.1.2", "rs2", true)))); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.line(); got != "rs1 up" {
+		t.Fatalf("at start: %q, want rs1 up (rs2 has alpha)", got)
+	}
+	// A reload adding rs3: its notify_up only.
+	if err := r.Update(parse(t, build(rsBlock("198.18.1.1", "rs1", false), rsBlock("198.18.1.2", "rs2", true), rsBlock("198.18.1.3", "rs3", false)))); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.line(); got != "rs3 up" {
+		t.Fatalf("after the reload: %q, want rs3 up", got)
+	}
+	l.none(200 * time.Millisecond)
+}

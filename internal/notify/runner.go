@@ -132,8 +132,11 @@ func New(opts Options) *Runner {
 
 // Update takes the scripts of cfg, checking each one (see the package
 // doc); a refused script is logged with its FILE:LINE and never run. The
-// last health of real servers that remain is kept. It returns the
-// refusals joined, for callers that want them; they are already logged.
+// last health of real servers that remain is kept. With global_defs
+// rs_init_notifies, notify_up is queued for every real server that starts
+// alive (no alpha) and is new: all of them the first time, those a reload
+// adds afterwards (keepalived's init_service_rs). It returns the refusals
+// joined, for callers that want them; they are already logged.
 func (r *Runner) Update(cfg *config.Config) error {
 	self := Identity{UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Name: "self"}
 	p := policy{security: cfg.Global.EnableScriptSecurity, path: r.opts.Path, self: self, setid: canSetID()}
@@ -175,12 +178,25 @@ func (r *Runner) Update(cfg *config.Config) error {
 		}
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	var initial []job
+	if cfg.Global.RSInitNotifies {
+		// keepalived's rs_init_notifies: notify_up for every real server
+		// that starts alive (no alpha), at start and when a reload adds it.
+		for k, e := range rs {
+			if _, known := r.rs[k]; !known && e.initial && e.up != nil {
+				initial = append(initial, job{kind: NotifyUp, target: k.String(), cmd: e.up})
+			}
+		}
+	}
 	r.rs, r.vs, r.refuse = rs, vs, len(errs)
 	for k := range r.health {
 		if rs[k] == nil {
 			delete(r.health, k)
 		}
+	}
+	r.mu.Unlock()
+	for _, j := range initial {
+		r.enqueue(j)
 	}
 	return errors.Join(errs...)
 }
