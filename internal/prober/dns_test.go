@@ -23,7 +23,7 @@ func dnsBlock(addr netip.AddrPort, timeout time.Duration, typ, name string) *con
 // startDnsmasq runs Debian's dnsmasq in rs's namespace: authoritative
 // for nothing, no upstream, example.test local, ok.example.test with an
 // address.
-func startDnsmasq(t *testing.T, rs *testnet.RealServer) *daemon {
+func startDnsmasq(t testing.TB, rs *testnet.RealServer) *daemon {
 	t.Helper()
 	return startDaemon(t, rs, testenv.RequireProgram(t, "dnsmasq"),
 		"--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",

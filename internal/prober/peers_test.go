@@ -25,12 +25,12 @@ type daemon struct {
 	out  *os.File
 	// listener, when set, finds the pid of the process listening for the
 	// daemon (exim's listening process is not always the one started).
-	listener func(t *testing.T) int
+	listener func(t testing.TB) int
 }
 
 // startDaemon starts name with args in rs's namespace; it is killed on
 // cleanup.
-func startDaemon(t *testing.T, rs *testnet.RealServer, name string, args ...string) *daemon {
+func startDaemon(t testing.TB, rs *testnet.RealServer, name string, args ...string) *daemon {
 	t.Helper()
 	out, err := os.CreateTemp(t.TempDir(), filepath.Base(name)+"-*.log")
 	if err != nil {
@@ -58,7 +58,7 @@ func (d *daemon) kill() {
 }
 
 // signalChild sends sig to the daemon itself (nsenter's child).
-func (d *daemon) signalChild(t *testing.T, sig syscall.Signal) {
+func (d *daemon) signalChild(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	var pid int
 	if d.listener == nil {
@@ -73,7 +73,7 @@ func (d *daemon) signalChild(t *testing.T, sig syscall.Signal) {
 
 // childOf returns the first child of pid (nsenter execs... or forks the
 // program; either way the program is pid or its only child).
-func childOf(t *testing.T, pid int) int {
+func childOf(t testing.TB, pid int) int {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 	if err != nil {
@@ -89,7 +89,7 @@ func childOf(t *testing.T, pid int) int {
 // eventually runs ck until its outcome is ok, at most n times spaced by
 // gap: for waiting on a daemon to come up (its readiness is the check
 // itself) or a fault to be seen. It returns the last result.
-func eventually(t *testing.T, ck Checker, ok bool, n int, gap time.Duration) Result {
+func eventually(t testing.TB, ck Checker, ok bool, n int, gap time.Duration) Result {
 	t.Helper()
 	var res Result
 	for i := range n {
@@ -115,7 +115,7 @@ type udpEcho struct {
 	count atomic.Int64
 }
 
-func startUDPEcho(t *testing.T, rs *testnet.RealServer, port int) *udpEcho {
+func startUDPEcho(t testing.TB, rs *testnet.RealServer, port int) *udpEcho {
 	t.Helper()
 	u := &udpEcho{}
 	u.mode.Store("echo")
@@ -155,7 +155,7 @@ func execIP(args ...string) ([]byte, error) {
 
 // listenerPID returns the pid of the process listening on TCP port in
 // rs's namespace (ss -ltnp), or 0.
-func listenerPID(t *testing.T, rs *testnet.RealServer, port int) int {
+func listenerPID(t testing.TB, rs *testnet.RealServer, port int) int {
 	t.Helper()
 	out := rs.Run(t, "ss", "-Hltnp", fmt.Sprintf("sport = :%d", port))
 	i := strings.Index(out, "pid=")

@@ -20,7 +20,7 @@ func pingBlock(addr netip.Addr, timeout time.Duration) *config.Checker {
 
 // setPingGroupRange sets net.ipv4.ping_group_range of this process's
 // namespace (the test's own) and restores it on cleanup.
-func setPingGroupRange(t *testing.T, v string) {
+func setPingGroupRange(t testing.TB, v string) {
 	t.Helper()
 	const p = "/proc/sys/net/ipv4/ping_group_range"
 	old, err := os.ReadFile(p)

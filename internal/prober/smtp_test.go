@@ -58,7 +58,7 @@ begin transports
 		t.Fatal(err)
 	}
 	d := startDaemon(t, rs, exim, "-C", path, "-bdf", "-odf")
-	d.listener = func(t *testing.T) int { return listenerPID(t, rs, 25) }
+	d.listener = func(t testing.TB) int { return listenerPID(t, rs, 25) }
 	t.Cleanup(func() { // whatever exim left listening goes too
 		if pid := listenerPID(t, rs, 25); pid > 0 {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
