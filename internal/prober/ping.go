@@ -41,7 +41,11 @@ func newPingChecker(c *config.Checker, _ CheckerOptions) (Checker, error) {
 	if t <= 0 {
 		t = config.DefaultConnectTimeout
 	}
-	return &pingChecker{addr: c.ConnectIP.Unmap(), timeout: t}, nil
+	addr := c.ConnectIP.Unmap()
+	if addr.Is6() && addr.IsLinkLocalUnicast() && addr.Zone() == "" && c.BindIf != "" {
+		addr = addr.WithZone(c.BindIf) // a link-local address needs its interface (config requires bind_if)
+	}
+	return &pingChecker{addr: addr, timeout: t}, nil
 }
 
 // Check sends one echo request and waits for the reply.

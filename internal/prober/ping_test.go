@@ -87,3 +87,12 @@ func TestLabPing(t *testing.T) {
 		t.Fatalf("keys %q %q", k1, k2)
 	}
 }
+
+// TestPingLinkLocalZone: a link-local target is pinged through bind_if.
+func TestPingLinkLocalZone(t *testing.T) {
+	c := pingBlock(netip.MustParseAddr("fe80::1"), time.Second)
+	c.BindIf = "eth0"
+	if s := mustChecker(t, c, CheckerOptions{}).String(); s != "PING_CHECK fe80::1%eth0" {
+		t.Fatalf("%q", s)
+	}
+}
