@@ -240,8 +240,8 @@ func TestPassiveDirectReturn(t *testing.T) {
 }
 
 // TestPassiveOwnConnections: the tracepoints see the director's own
-// connects to a real server - established (timed), refused, reset - and
-// nothing of connects elsewhere.
+// connects to a real server - established (timed), refused, reset, SYNs
+// retransmitted into a black hole - and nothing of connects elsewhere.
 func TestPassiveOwnConnections(t *testing.T) {
 	p := mustLoadPassive(t, PassiveOptions{})
 	n := testnet.New(t, testnet.Options{})
@@ -291,6 +291,19 @@ func TestPassiveOwnConnections(t *testing.T) {
 	}
 	if oc.Connects != 1 || oc.Refused != 1 || oc.Failed != 1 || oc.Established != 0 {
 		t.Errorf("closed port: %+v", oc)
+	}
+	// A black hole: the connect's SYN is retransmitted (after 1 s), then
+	// the connect gives up.
+	rs.BlackHole(t)
+	if _, err := net.DialTimeout("tcp", closed.String(), 1500*time.Millisecond); err == nil {
+		t.Fatal("dial into a black hole succeeded")
+	}
+	_, own, err = p.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := own[closed]; got.SYNRetransmits < 1 || got.Retransmits < got.SYNRetransmits || got.Connects != 2 || got.Failed != 2 {
+		t.Errorf("black-holed connect: %+v (want a SYN retransmission, 2 connects, 2 failed)", got)
 	}
 }
 
