@@ -49,8 +49,9 @@ func newMiscChecker(c *config.Checker, opts CheckerOptions) (Checker, error) {
 		return nil, fmt.Errorf("%s MISC_CHECK %s: %w", m.Path.Pos, m.Path.Args[0], err)
 	}
 	var cred *syscall.Credential
-	if int(cmd.As.UID) != os.Geteuid() || int(cmd.As.GID) != os.Getegid() {
-		cred = &syscall.Credential{Uid: cmd.As.UID, Gid: cmd.As.GID}
+	if euid := os.Geteuid(); euid == 0 || int(cmd.As.UID) != euid || int(cmd.As.GID) != os.Getegid() {
+		// keepalived's set_script_env: the user, its group, no supplementary groups
+		cred = &syscall.Credential{Uid: cmd.As.UID, Gid: cmd.As.GID, Groups: []uint32{cmd.As.GID}}
 	}
 	t := m.Timeout
 	if t <= 0 {
@@ -69,19 +70,18 @@ func (m *miscChecker) attemptTimeout() time.Duration { return m.timeout }
 // Check runs the script once.
 func (m *miscChecker) Check(ctx context.Context) Result {
 	r := newReport(m.String())
-	cmd := exec.Command(m.path)
-	cmd.Args = m.args
+	cmd := &exec.Cmd{Path: m.path, Args: m.args, Dir: "/"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: m.cred, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// notify.StartCmd: no inherited capabilities, and the parent-death
+	// signal tied to a thread that lives as long as the script.
+	done, err := notify.StartCmd(cmd)
+	if err != nil {
 		return r.fail(fmt.Errorf("start: %w", err))
 	}
 	pgid := cmd.Process.Pid
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 
 	timer := time.NewTimer(m.timeout)
 	defer timer.Stop()
-	var err error
 	timedOut := false
 	select {
 	case err = <-done:
