@@ -58,8 +58,10 @@ type connector struct {
 	mu      sync.Mutex
 	waiting map[uint64]*connectWait // by epoll token
 	next    uint64
-	idle    map[poolKey][]int // reusable sockets, in the epoll set, disarmed or armed for a stale token
-	nIdle   int
+
+	pmu   sync.Mutex        // guards the pool, apart from mu: a thousand checks ending at once contend for both
+	idle  map[poolKey][]int // reusable sockets, in the epoll set, disarmed or armed for a stale token
+	nIdle int
 }
 
 // poolKey groups the sockets that can stand in for each other: same family
@@ -193,8 +195,8 @@ func (c *connector) get(key poolKey) (fd int, inSet bool) {
 	if !key.reuse {
 		return -1, false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
 	fds := c.idle[key]
 	if len(fds) == 0 {
 		return -1, false
@@ -218,13 +220,13 @@ func (c *connector) put(key poolKey, fd int, inSet bool) {
 		return
 	}
 	_ = soError(fd) // clears the ECONNRESET tcp_disconnect leaves
-	c.mu.Lock()
+	c.pmu.Lock()
 	if c.nIdle < connectPoolMax {
 		c.idle[key] = append(c.idle[key], fd)
 		c.nIdle++
 		fd = -1
 	}
-	c.mu.Unlock()
+	c.pmu.Unlock()
 	if fd >= 0 {
 		_ = rawClose(fd)
 	}

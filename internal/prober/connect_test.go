@@ -39,7 +39,7 @@ func sockets(t *testing.T) map[string]bool {
 func checkNoNewSockets(t *testing.T, before map[string]bool) {
 	t.Helper()
 	idle := map[string]bool{}
-	tcpConnector.mu.Lock()
+	tcpConnector.pmu.Lock()
 	for _, fds := range tcpConnector.idle {
 		for _, fd := range fds {
 			l, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
@@ -50,7 +50,7 @@ func checkNoNewSockets(t *testing.T, before map[string]bool) {
 		}
 	}
 	n := tcpConnector.nIdle
-	tcpConnector.mu.Unlock()
+	tcpConnector.pmu.Unlock()
 	if len(idle) != n || n > connectPoolMax {
 		t.Errorf("%d idle sockets listed, %d counted (at most %d)", len(idle), n, connectPoolMax)
 	}
