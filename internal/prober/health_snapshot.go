@@ -11,6 +11,7 @@ import (
 type RealServerHealth struct {
 	Key      config.RealServerKey
 	Up       bool // up only when every check is up
+	Weight   int  // effective weight: the configured one as MISC_CHECK misc_dynamic and FILE_CHECK change it (see OnWeight)
 	Checkers []CheckerHealth
 }
 
@@ -45,7 +46,7 @@ func (s *Scheduler) Health() []RealServerHealth {
 	defer s.mu.Unlock()
 	out := make([]RealServerHealth, 0, len(s.plan.servers))
 	for _, srv := range s.plan.servers {
-		h := RealServerHealth{Key: srv.key, Up: srv.up, Checkers: make([]CheckerHealth, 0, len(srv.units))}
+		h := RealServerHealth{Key: srv.key, Up: srv.up, Weight: srv.weight, Checkers: make([]CheckerHealth, 0, len(srv.units))}
 		for _, u := range srv.units {
 			c := CheckerHealth{
 				Checker: u.checker.String(), Pos: u.block.Pos,

@@ -101,6 +101,9 @@ virtual_server 198.18.255.251 80 {
 	next(6)
 	write(maint, "0")
 	next(0)
+	if h := sched.Health(); len(h) != 1 || h[0].Weight != 0 {
+		t.Fatalf("health %+v, want weight 0", h)
+	}
 	write(code, "0") // the configured weight again
 	next(5)
 	select {
