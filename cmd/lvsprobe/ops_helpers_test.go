@@ -232,7 +232,7 @@ func opsLab(t *testing.T, n int) (rss []*testnet.RealServer, conf string) {
 	return nw.RealServers, conf
 }
 
-func writeFile(t *testing.T, path, data string) {
+func writeFile(t testing.TB, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
