@@ -20,16 +20,16 @@ import (
 
 // PassiveOptions configure [LoadPassive]. The zero value works.
 type PassiveOptions struct {
-	Capacity          int           // real servers the maps hold; 0 means 16384
-	HandshakeCapacity int           // slots of the in-flight handshake table, rounded up to a power of two; 0 means 131072
-	ProbePortLo       uint16        // the SYN prober's reserved source ports, whose answers are not client traffic
-	ProbePortHi       uint16        // (0-0: none)
-	EventGap          time.Duration // shortest time between two events of one kind for one real server; 0 means 100ms
-	PollInterval      time.Duration // how often Run reads the counters and sends deltas; 0 means 1s
-	ForceClsact       bool          // attach with a clsact qdisc even where TCX exists
-	NoTracepoints     bool          // load the TC programs only
-	Registerer        prometheus.Registerer
-	Logger            *slog.Logger // nil discards
+	Capacity          int                   // real servers the maps hold; 0 means 16384
+	HandshakeCapacity int                   // slots of the in-flight handshake table, rounded up to a power of two; 0 means 131072
+	ProbePortLo       uint16                // the SYN prober's reserved source ports, whose answers are not client traffic
+	ProbePortHi       uint16                // (0-0: none)
+	EventGap          time.Duration         // shortest time between two events of one kind for one real server; 0 means 100ms
+	PollInterval      time.Duration         // how often Run reads the counters and sends deltas; 0 means 1s
+	ForceClsact       bool                  // attach with a clsact qdisc even where TCX exists
+	NoTracepoints     bool                  // load the TC programs only
+	Registerer        prometheus.Registerer // where the metrics go (registered on load, unregistered on Close); nil: none
+	Logger            *slog.Logger          // nil discards
 }
 
 func (o PassiveOptions) withDefaults() PassiveOptions {

@@ -27,48 +27,59 @@ const localAddrRefresh = 10 * time.Second
 const readBatch = 1024
 
 // Counters reads every observed real server's cumulative counters, in
-// batches (one system call per 1024 real servers).
+// batches (one system call per 1024 real servers; entry by entry on a
+// kernel without batch operations, before 5.6).
 func (p *Passive) Counters() (clients map[netip.AddrPort]ClientCounters, own map[netip.AddrPort]OwnCounters, err error) {
 	clients = make(map[netip.AddrPort]ClientCounters)
-	keys := make([]passivePassiveRsKey, readBatch)
-	vals := make([]passivePassiveRsStats, readBatch)
-	var cur ebpf.MapBatchCursor
-	for {
-		n, err := p.tc.RealServers.BatchLookup(&cur, keys, vals, nil)
-		for i := range n {
-			if ap, ok := decodeRSKey(rsKeyBytes(&keys[i])); ok {
-				clients[ap] = clientCounters(&vals[i])
-			}
+	err = readAll(p.tc.RealServers, func(k *passivePassiveRsKey, v *passivePassiveRsStats) {
+		if ap, ok := decodeRSKey(rsKeyBytes(k)); ok {
+			clients[ap] = clientCounters(v)
 		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			break
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("read real_servers: %w", err)
-		}
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read real_servers: %w", err)
 	}
 	if p.trace == nil {
 		return clients, nil, nil
 	}
 	own = make(map[netip.AddrPort]OwnCounters, len(clients))
-	okeys := make([]passiveTracePassiveRsKey, readBatch)
-	ovals := make([]passiveTracePassiveOwnStats, readBatch)
-	cur = ebpf.MapBatchCursor{}
-	for {
-		n, err := p.trace.OwnTargets.BatchLookup(&cur, okeys, ovals, nil)
-		for i := range n {
-			if ap, ok := decodeRSKey(rsKeyBytesTrace(&okeys[i])); ok {
-				own[ap] = ownCounters(&ovals[i])
-			}
+	err = readAll(p.trace.OwnTargets, func(k *passiveTracePassiveRsKey, v *passiveTracePassiveOwnStats) {
+		if ap, ok := decodeRSKey(rsKeyBytesTrace(k)); ok {
+			own[ap] = ownCounters(v)
 		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			break
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("read own_targets: %w", err)
-		}
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read own_targets: %w", err)
 	}
 	return clients, own, nil
+}
+
+// readAll calls fn for every entry of m, reading readBatch entries per
+// system call where the kernel can, one by one where it cannot.
+func readAll[K, V any](m *ebpf.Map, fn func(*K, *V)) error {
+	keys := make([]K, readBatch)
+	vals := make([]V, readBatch)
+	var cur ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookup(&cur, keys, vals, nil)
+		for i := range n {
+			fn(&keys[i], &vals[i])
+		}
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			return nil
+		case errors.Is(err, ebpf.ErrNotSupported) && n == 0:
+			var k K
+			var v V
+			it := m.Iterate()
+			for it.Next(&k, &v) {
+				fn(&k, &v)
+			}
+			return it.Err()
+		case err != nil:
+			return err
+		}
+	}
 }
 
 func clientCounters(v *passivePassiveRsStats) ClientCounters {
