@@ -1,10 +1,14 @@
 package prober
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
 )
@@ -313,4 +317,84 @@ func TestDetectorFlapBound(t *testing.T) {
 		}
 	}
 	t.Fatalf("not re-added within 15 s of recovering (penalty %.2f)", d.penalty)
+}
+
+// FuzzDetectorSignals drives one endpoint and its real server's damping
+// with arbitrary sequences of signals and check results, and checks the
+// invariants: a signal never takes an endpoint down or brings it up (only
+// checks do), compatible mode never cuts a ladder or holds a recovery,
+// and a hold never exceeds holdMax.
+func FuzzDetectorSignals(f *testing.F) {
+	f.Add([]byte{2, 0, 10, 1, 3, 3, 30, 0, 1, 50}, false)
+	f.Add([]byte{3, 1, 3, 2, 3, 3, 0, 9, 5, 4, 200, 7}, true)
+	f.Fuzz(func(t *testing.T, ops []byte, compatible bool) {
+		mode := DetectFast
+		if compatible {
+			mode = DetectCompatible
+		}
+		p := testParams(mode)
+		addr := netip.MustParseAddrPort("198.18.1.2:80")
+		e := &epState{addr: addr}
+		d := &damping{}
+		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		up := true
+		for i := 0; i+1 < len(ops); i += 2 {
+			op, arg := ops[i], ops[i+1]
+			now = now.Add(time.Duration(arg) * 10 * time.Millisecond)
+			if op%4 != 0 { // a signal
+				was := e.phase
+				ev := Evidence{Target: addr, Kind: EvidenceKind(1 + int(op/4)%int(evidenceKinds-1)), Count: int(arg % 8), At: now}
+				e.observe(&p, ev, now)
+				wasUp, isUp := was == phaseUp || was == phaseSuspect, e.phase == phaseUp || e.phase == phaseSuspect
+				if wasUp != isUp {
+					t.Fatalf("signal %+v moved %s to %s", ev, was, e.phase)
+				}
+				continue
+			}
+			ok := arg%2 == 0
+			if _, cut := e.corroborates(&p, now.Add(-time.Second), now); cut && mode == DetectCompatible {
+				t.Fatal("compatible mode cut a ladder")
+			}
+			newUp := ok || (arg%3 != 0 && up)
+			e.checked(&p, ok, newUp, now.Add(-time.Second), now)
+			if newUp != up {
+				up = newUp
+				_, held := d.onTransition(&p, Transition{Up: up, At: now}, now)
+				if held > p.holdMax || held > 0 && mode == DetectCompatible {
+					t.Fatalf("held %v (mode %s, max %v)", held, mode, p.holdMax)
+				}
+			}
+			d.due(now)
+		}
+	})
+}
+
+// TestDetectorMetricsLint registers the detector's metrics on a pedantic
+// registry and lints them.
+func TestDetectorMetricsLint(t *testing.T) {
+	s, err := NewScheduler(&config.Config{}, SchedulerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	d, err := NewDetector(s, DetectorOptions{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewDetector(s, DetectorOptions{}); !errors.Is(err, ErrDetectorAttached) {
+		t.Fatalf("second detector: %v, want ErrDetectorAttached", err)
+	}
+	d.m.latency.WithLabelValues("down", "fast").Observe(0.01)
+	d.m.suspicions.WithLabelValues("rst").Inc()
+	d.damp.get(config.RealServerKey{}).penalty = 2.5
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("metric %s: %s", p.Metric, p.Text)
+	}
+	if n := testutil.CollectAndCount(d.m.state, "lvsprobe_detector_flap_penalty"); n != 1 {
+		t.Errorf("%d flap penalty series, want 1", n)
+	}
 }
