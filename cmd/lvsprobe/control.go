@@ -114,13 +114,29 @@ func listenControl(ctx context.Context, path string) (net.Listener, error) {
 // `lvsprobe status` and `lvsprobe reload` (SIGHUP still reloads). An
 // empty path serves nothing.
 func (c *controlServer) serve(ctx context.Context, path string) {
+	c.serveOn(ctx, c.listen(ctx, path), path)
+}
+
+// listen creates the control socket at path, or logs why not and returns
+// nil (also for an empty path). `lvsprobe run` binds it before it drops
+// its capabilities.
+func (c *controlServer) listen(ctx context.Context, path string) net.Listener {
 	if path == "" {
 		c.log.Info("control socket off (--control-socket=\"\")")
-		return
+		return nil
 	}
 	l, err := listenControl(ctx, path)
 	if err != nil {
 		c.log.Error("lvsprobe status and lvsprobe reload unavailable; checks go on (SIGHUP still reloads)", "error", err)
+		return nil
+	}
+	return l
+}
+
+// serveOn serves the control socket l (bound at path) until ctx is done;
+// a nil l serves nothing.
+func (c *controlServer) serveOn(ctx context.Context, l net.Listener, path string) {
+	if l == nil {
 		return
 	}
 	srv := &http.Server{Handler: c.handler(), ReadHeaderTimeout: 5 * time.Second,

@@ -24,6 +24,10 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	log    *slog.Logger
+	// dropCaps: `lvsprobe run` drops the capabilities it no longer
+	// needs after start-up (privileges.go). Only main sets it: tests
+	// that call run in their own process keep theirs.
+	dropCaps bool
 }
 
 // command is one subcommand of lvsprobe.
@@ -49,7 +53,7 @@ func (e *exitError) Error() string { return e.msg }
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	e := &env{stdout: os.Stdout, stderr: os.Stderr,
-		log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+		log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})), dropCaps: true}
 	code := run(ctx, e, os.Args[1:])
 	stop()
 	os.Exit(code)

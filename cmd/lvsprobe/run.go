@@ -30,6 +30,7 @@ type runFlags struct {
 	controlSocket string
 	detector      string
 	passive       passiveFlags
+	keepCaps      string
 }
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
@@ -47,8 +48,9 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	f.passive.register(fs)
 	fs.StringVar(&f.metricsListen, "metrics-listen", defaultMetricsListen, "`address` serving Prometheus metrics on /metrics (\"\" disables)")
 	fs.StringVar(&f.controlSocket, "control-socket", defaultControlSocket, "unix socket `path` for lvsprobe status and lvsprobe reload (\"\" disables)")
+	fs.StringVar(&f.keepCaps, "keep-capabilities", "", "capabilities to keep after start-up besides those lvsprobe needs (`list` such as cap_setuid,cap_kill; \"all\": drop none)")
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--static-concurrency] [--rate N] [--syn-probe=false] [--syn-probe-interval D] [--syn-probe-pps N] [--syn-probe-ports LO-HI] [--detector=fast|compatible|off] [--passive=auto|off] [--passive-links IF,...] [--metrics-listen ADDR] [--control-socket PATH]")
+		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--static-concurrency] [--rate N] [--syn-probe=false] [--syn-probe-interval D] [--syn-probe-pps N] [--syn-probe-ports LO-HI] [--detector=fast|compatible|off] [--passive=auto|off] [--passive-links IF,...] [--metrics-listen ADDR] [--control-socket PATH] [--keep-capabilities LIST|all]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -67,6 +69,11 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return &exitError{code: 2}
 	}
 	if err := f.passive.check(); err != nil {
+		fmt.Fprintln(e.stderr, err)
+		fs.Usage()
+		return &exitError{code: 2}
+	}
+	if _, _, err := parseKeepCapabilities(f.keepCaps); err != nil {
 		fmt.Fprintln(e.stderr, err)
 		fs.Usage()
 		return &exitError{code: 2}
@@ -141,7 +148,11 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 	rl.life = life
 	ctl := &controlServer{log: e.log.With("component", "control"), file: f.file, rl: rl, detect: detectorStatus(det)}
 	wg.Go(func() { rl.onHUP(ctx) })
-	wg.Go(func() { ctl.serve(ctx, f.controlSocket) })
+	ctlListener := ctl.listen(ctx, f.controlSocket)
+	if e.dropCaps {
+		dropCapabilities(e.log.With("component", "privileges"), f.keepCaps, cfg, syn.usesBPF() || pas != nil) // privileges.go
+	}
+	wg.Go(func() { ctl.serveOn(ctx, ctlListener, f.controlSocket) })
 	wg.Go(func() { serveMetrics(ctx, e.log.With("component", "metrics"), f.metricsListen, reg) })
 	wg.Wait()
 	st, l := sched.Stats(), sched.Lateness()
