@@ -465,3 +465,45 @@ func TestPassiveUnprivileged(t *testing.T) {
 		t.Errorf("want an UnavailableError of the TC part matching ErrNotSupported:\n%s", out)
 	}
 }
+
+// TestPassiveEventTriggersRead: with a polling interval of an hour, a
+// reset event alone makes Run read the counters, so the Delta with the
+// dead server's resets comes at once.
+func TestPassiveEventTriggersRead(t *testing.T) {
+	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, PollInterval: time.Hour})
+	client, rs := routed(t, p)
+	target := netip.AddrPortFrom(rs.Addr, 8080)
+	if err := p.SetRealServers([]netip.AddrPort{target}); err != nil {
+		t.Fatal(err)
+	}
+	l := rs.Listen(t, "tcp", target.String())
+	go serve(l)
+	if err := p.poll(); err != nil { // the baseline, before Run: the refusal below comes after it
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+	c, err := dial(client, target, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	l.Close()
+	if _, err := dial(client, target, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial = %v, want refused", err)
+	}
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ds := <-p.Deltas():
+			for _, d := range ds {
+				if d.RealServer == target && d.Clients.Refused > 0 {
+					return
+				}
+			}
+		case <-timeout:
+			t.Fatal("no delta with the refusal: the event did not trigger a read")
+		}
+	}
+}

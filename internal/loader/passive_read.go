@@ -19,6 +19,9 @@ type passiveSnapshot struct {
 	own     map[netip.AddrPort]OwnCounters
 }
 
+// eventPollDelay is how long after an event Run reads the counters.
+const eventPollDelay = 5 * time.Millisecond
+
 // localAddrRefresh is how often Run refreshes the director's own
 // addresses in the programs' map.
 const localAddrRefresh = 10 * time.Second
@@ -110,7 +113,10 @@ func (p *Passive) Deltas() <-chan []Delta { return p.deltas }
 func (p *Passive) Events() <-chan Event { return p.events }
 
 // Run reads the event ring buffer and polls the counters until ctx is
-// done, and returns ctx's error then. Only one Run may be active.
+// done, and returns ctx's error then. An event makes it read the counters
+// early, eventPollDelay later (time for the rest of a burst of resets to
+// arrive), so a dying real server's Delta follows its first RST within
+// milliseconds, not PollInterval. Only one Run may be active.
 func (p *Passive) Run(ctx context.Context) error {
 	if !p.running.TryLock() {
 		return errors.New("passive: Run already active")
@@ -123,7 +129,8 @@ func (p *Passive) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { rd.Close() })
 	defer stop()
 	evErr := make(chan error, 1)
-	go func() { evErr <- p.readEvents(rd) }()
+	soon := make(chan struct{}, 1)
+	go func() { evErr <- p.readEvents(rd, soon) }()
 	defer func() { rd.Close(); <-evErr }()
 
 	if err := p.poll(); err != nil {
@@ -132,10 +139,20 @@ func (p *Passive) Run(ctx context.Context) error {
 	t := time.NewTicker(p.opts.PollInterval)
 	defer t.Stop()
 	refreshed := time.Now()
+	var burst <-chan time.Time // set while an event's early read is pending
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-soon:
+			if burst == nil {
+				burst = time.After(eventPollDelay)
+			}
+		case <-burst:
+			burst = nil
+			if err := p.poll(); err != nil {
+				return err
+			}
 		case err := <-evErr:
 			evErr <- err // for the deferred wait
 			if ctx.Err() != nil {
@@ -156,8 +173,9 @@ func (p *Passive) Run(ctx context.Context) error {
 	}
 }
 
-// readEvents forwards ring-buffer events until the reader is closed.
-func (p *Passive) readEvents(rd *ringbuf.Reader) error {
+// readEvents forwards ring-buffer events until the reader is closed, and
+// asks Run (through soon) to read the counters early.
+func (p *Passive) readEvents(rd *ringbuf.Reader, soon chan<- struct{}) error {
 	var rec ringbuf.Record
 	for {
 		if err := rd.ReadInto(&rec); err != nil {
@@ -176,6 +194,10 @@ func (p *Passive) readEvents(rd *ringbuf.Reader) error {
 			p.mu.Lock()
 			p.dropped++
 			p.mu.Unlock()
+		}
+		select {
+		case soon <- struct{}{}:
+		default:
 		}
 	}
 }
