@@ -267,3 +267,50 @@ func TestConnectorReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectorReuseBound reuses sockets bound to bindto (no bind_port)
+// and marked (fwmark): the address stays, a new source port comes with
+// each connect, and a reused socket is never handed to a check with other
+// options.
+func TestConnectorReuseBound(t *testing.T) {
+	rs, _, _, stop := connectLab(t)
+	l := rs.Listen(t, "tcp", netip.AddrPortFrom(rs.Addr, 0).String())
+	peers := make(chan netip.AddrPort, 64)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			peers <- netip.MustParseAddrPort(c.RemoteAddr().String())
+			_ = c.Close()
+		}
+	}()
+	open := netip.MustParseAddrPort(l.Addr().String())
+	bound := checkerFor(config.TCPCheck, open, 5*time.Second)
+	bound.BindTo, bound.FWMark = rs.Director, 7
+	boundCk := mustChecker(t, bound, CheckerOptions{})
+	plainCk := mustChecker(t, checkerFor(config.TCPCheck, open, 5*time.Second), CheckerOptions{})
+	if boundCk.(*tcpChecker).pool == plainCk.(*tcpChecker).pool {
+		t.Fatal("bound and plain checks share a pool")
+	}
+	ports := map[uint16]bool{}
+	for i := range 10 {
+		if res := boundCk.Check(t.Context()); !res.OK {
+			t.Fatalf("round %d: %s", i, res.Message)
+		}
+		p := <-peers
+		if p.Addr() != rs.Director {
+			t.Fatalf("round %d: the server saw %v, want bindto %v", i, p, rs.Director)
+		}
+		ports[p.Port()] = true
+		if res := plainCk.Check(t.Context()); !res.OK {
+			t.Fatalf("round %d, plain: %s", i, res.Message)
+		}
+		<-peers
+	}
+	if len(ports) < 2 {
+		t.Errorf("source ports %v: the reused socket kept its port", ports)
+	}
+	stop()
+}
