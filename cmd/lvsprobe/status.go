@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 )
 
 func init() {
@@ -237,7 +238,7 @@ func renderStatus(w io.Writer, d *statusDoc) error {
 // oneLine keeps a reason on one table row.
 func oneLine(s string) string {
 	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
+		if unicode.IsControl(r) { // C0, DEL and C1 (U+009B is a terminal's CSI)
 			return ' '
 		}
 		return r
