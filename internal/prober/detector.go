@@ -186,7 +186,9 @@ var ErrDetectorAttached = errors.New("scheduler already has a detector")
 //
 // A negative signal is a RST to a probe, MissThreshold probes unanswered
 // in a row, or resets or unanswered client SYNs seen by the passive
-// observer. Entering SUSPECT or RECOVERING asks the scheduler to run the
+// observer. Silence is not evidence while more than 2 endpoints and more
+// than 1 in 20 are silent at once: that is the director (a starved CPU
+// reading the answers late, its own link), not the real servers. Entering SUSPECT or RECOVERING asks the scheduler to run the
 // endpoint's full checks now ([Scheduler.Expedite]), pre-empting
 // delay_loop; nothing else happens on a signal's word. Only full checks
 // change health, through the scheduler's keepalived state machine:
@@ -222,10 +224,11 @@ type Detector struct {
 	m   *detectorMetrics
 	out chan Transition
 
-	mu   sync.Mutex
-	eps  map[netip.AddrPort]*epState
-	damp rsDamping
-	reqs []request // scratch, under mu
+	mu     sync.Mutex
+	eps    map[netip.AddrPort]*epState
+	damp   rsDamping
+	reqs   []request // scratch, under mu
+	silent int       // endpoints with MissThreshold or more probes unanswered in a row
 }
 
 // NewDetector attaches a detector to s: from then on s asks it about
@@ -301,8 +304,17 @@ func (d *Detector) Observe(evs ...Evidence) {
 			}
 			e = d.endpoint(ev.Target)
 		}
-		was := e.phase
-		if r, ok := e.observe(&d.p, ev, now); ok {
+		was, wasSilent := e.phase, e.misses >= d.p.missThreshold
+		d.trustSilence()
+		r, ok := e.observe(&d.p, ev, now)
+		if isSilent := e.misses >= d.p.missThreshold; isSilent != wasSilent {
+			if isSilent {
+				d.silent++
+			} else {
+				d.silent--
+			}
+		}
+		if ok {
 			d.reqs = append(d.reqs, r)
 			if e.phase == phaseSuspect {
 				d.m.suspicions.WithLabelValues(ev.Kind.String()).Inc()
@@ -320,6 +332,22 @@ func (d *Detector) Observe(evs ...Evidence) {
 	}
 }
 
+// trustSilence decides whether silence is evidence now: not while more
+// than 2 endpoints and more than 1 in 20 are silent at once. The caller
+// holds d.mu.
+func (d *Detector) trustSilence() {
+	untrusted := d.silent > max(2, len(d.eps)/20)
+	if untrusted != d.p.silenceUntrusted {
+		d.p.silenceUntrusted = untrusted
+		if untrusted {
+			d.log.Warn("many endpoints silent at once: the director or its links, not the real servers; silence is not evidence until they answer",
+				"silent", d.silent, "endpoints", len(d.eps))
+		} else {
+			d.log.Info("silence is evidence again", "silent", d.silent, "endpoints", len(d.eps))
+		}
+	}
+}
+
 // corroborates is asked by the scheduler, under its lock, whether a failed
 // attempt of an up check on addr that started at start should cut the
 // retry ladder.
@@ -331,6 +359,7 @@ func (d *Detector) corroborates(addr netip.AddrPort, start time.Time) (string, b
 	if e == nil {
 		return "", false
 	}
+	d.trustSilence()
 	why, ok := e.corroborates(&d.p, start, now)
 	if ok {
 		e.ep.cut = why

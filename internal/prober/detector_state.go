@@ -97,6 +97,11 @@ type detectorParams struct {
 	penaltyHalfLife time.Duration
 	holdBase        time.Duration
 	holdMax         time.Duration
+	// silenceUntrusted is set while too many endpoints are silent at
+	// once: then the silence is the director's (a starved CPU reading
+	// answers late, its own link), not the real servers', and it is
+	// neither a suspicion nor a corroboration.
+	silenceUntrusted bool
 }
 
 // negative reports whether ev says the endpoint does not serve: a RST, a
@@ -107,7 +112,7 @@ func (p *detectorParams) negative(ev Evidence) bool {
 	case EvidenceReset, EvidencePassiveUnanswered:
 		return true
 	case EvidenceSilence:
-		return ev.Count >= p.missThreshold
+		return ev.Count >= p.missThreshold && !p.silenceUntrusted
 	case EvidencePassiveReset:
 		return ev.Count >= p.passiveResets
 	}
@@ -205,7 +210,7 @@ func (e *epState) corroborates(p *detectorParams, start, now time.Time) (string,
 		e.lastNegKind != EvidenceSilence {
 		return fmt.Sprintf("%s %v before", e.lastNegKind, now.Sub(e.lastNeg).Round(time.Millisecond)), true
 	}
-	if e.misses >= p.missThreshold && !e.silenceSince.IsZero() && !e.silenceSince.After(start) &&
+	if !p.silenceUntrusted && e.misses >= p.missThreshold && !e.silenceSince.IsZero() && !e.silenceSince.After(start) &&
 		e.lastPos.Before(e.silenceSince) {
 		return fmt.Sprintf("%d probes unanswered since %v before the check", e.misses,
 			start.Sub(e.silenceSince).Round(time.Millisecond)), true

@@ -93,6 +93,16 @@ func TestEndpointStateMachine(t *testing.T) {
 			sig(3600, EvidenceSilence, 3, phaseUp, false), // within the backoff: no request
 			sig(4500, EvidenceSilence, 3, phaseSuspect, true),
 		}},
+		{"untrusted silence: no suspicion, no cut", DetectFast, []epStep{
+			{at: -1}, // marker: silence untrusted from here
+			sig(0, EvidenceSynAck, 0, phaseUp, false),
+			sig(100, EvidenceSilence, 1, phaseUp, false),
+			sig(200, EvidenceSilence, 2, phaseUp, false),
+			sig(300, EvidenceSilence, 3, phaseUp, false),
+			sig(400, EvidenceSilence, 4, phaseUp, false),
+			chk(3500, 400, false, true, true, phaseUp, ""),
+			sig(3600, EvidenceReset, 0, phaseSuspect, true), // a RST still counts
+		}},
 		{"a RST is not held back by the backoff of a wrong silence", DetectFast, []epStep{
 			sig(0, EvidenceSilence, 3, phaseSuspect, true),
 			chk(100, 10, true, true, false, phaseUp, ""),
@@ -162,6 +172,10 @@ func TestEndpointStateMachine(t *testing.T) {
 			addr := netip.MustParseAddrPort("198.18.1.2:80")
 			e := &epState{addr: addr}
 			for i, s := range tc.steps {
+				if s.at < 0 {
+					p.silenceUntrusted = true
+					continue
+				}
 				now := ms(s.at)
 				if s.check != nil {
 					if s.check.askUp {
