@@ -26,6 +26,7 @@ type PassiveOptions struct {
 	ProbePortHi       uint16                // (0-0: none)
 	EventGap          time.Duration         // shortest time between two events of one kind for one real server; 0 means 100ms
 	PollInterval      time.Duration         // how often Run reads the counters and sends deltas; 0 means 1s
+	ClientDeltasOnly  bool                  // Run leaves the director's own connections out of the Deltas (Own stays zero) and reads no counters early on their events
 	ForceClsact       bool                  // attach with a clsact qdisc even where TCX exists
 	NoTracepoints     bool                  // load the TC programs only
 	Registerer        prometheus.Registerer // where the metrics go (registered on load, unregistered on Close); nil: none
@@ -89,15 +90,14 @@ type Passive struct {
 
 	mu       sync.Mutex
 	attached []passiveAttachment
-	targets  map[netip.AddrPort]bool
-	mapFull  uint64 // real servers left out because a map was full
+	slots    rsSlots // the observed real servers (passive_poll.go)
+	mapFull  uint64  // real servers left out because a map was full
 	closed   bool
 
 	deltas    chan []Delta
 	events    chan Event
-	snap      passiveSnapshot // the newest read of the counters (under mu)
-	sent      passiveSnapshot // the read the last batch of deltas sent ran up to (Run's goroutine only)
-	dropped   uint64          // events the consumer did not take in time (under mu)
+	poller    passivePoller // the counters the last batch of deltas ran up to (Run's goroutine only)
+	dropped   uint64        // events the consumer did not take in time (under mu)
 	collector *passiveCollector
 	running   sync.Mutex // held by Run
 }
@@ -111,11 +111,10 @@ type Passive struct {
 func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 	opts = opts.withDefaults()
 	p := &Passive{
-		opts:    opts,
-		log:     opts.Logger,
-		targets: map[netip.AddrPort]bool{},
-		deltas:  make(chan []Delta, 1),
-		events:  make(chan Event, 1024),
+		opts:   opts,
+		log:    opts.Logger,
+		deltas: make(chan []Delta, 1),
+		events: make(chan Event, 1024),
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, &UnavailableError{Part: "tc", Err: fmt.Errorf("remove memlock: %w", err)}
@@ -233,24 +232,24 @@ func (p *Passive) SetRealServers(targets []netip.AddrPort) error {
 		want[netip.AddrPortFrom(t.Addr().Unmap(), t.Port())] = true
 	}
 	var errs []error
-	for t := range p.targets {
+	for k, i := range p.slots.byKey {
+		t := p.slots.ap[i]
 		if want[t] {
 			continue
 		}
-		k := encodeRSKey(t)
 		for _, m := range p.targetMaps() {
 			if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 				errs = append(errs, fmt.Errorf("remove %s: %w", t, err))
 			}
 		}
-		delete(p.targets, t)
+		p.slots.remove(k)
 	}
 	full := 0
 	for t := range want {
-		if p.targets[t] {
+		k := encodeRSKey(t)
+		if _, ok := p.slots.byKey[k]; ok {
 			continue
 		}
-		k := encodeRSKey(t)
 		ok := true
 		for i, m := range p.targetMaps() {
 			var err error
@@ -269,7 +268,7 @@ func (p *Passive) SetRealServers(targets []netip.AddrPort) error {
 			}
 		}
 		if ok {
-			p.targets[t] = true
+			p.slots.add(k, t)
 		} else {
 			full++
 		}
@@ -366,23 +365,6 @@ func (p *Passive) Stats() (PassiveStats, error) {
 // benchmarks that run them with BPF_PROG_TEST_RUN.
 func (p *Passive) Programs() (egress, ingress *ebpf.Program) {
 	return p.tc.PassiveEgress, p.tc.PassiveIngress
-}
-
-// rsKeyBytes turns a generated key into the byte layout of decodeRSKey.
-func rsKeyBytes(k *passivePassiveRsKey) []byte {
-	var b [rsKeySize]byte
-	copy(b[:], k.Addr[:])
-	binary.NativeEndian.PutUint16(b[16:], k.Port)
-	b[18], b[19] = k.Proto, k.Family
-	return b[:]
-}
-
-func rsKeyBytesTrace(k *passiveTracePassiveRsKey) []byte {
-	var b [rsKeySize]byte
-	copy(b[:], k.Addr[:])
-	binary.NativeEndian.PutUint16(b[16:], k.Port)
-	b[18], b[19] = k.Proto, k.Family
-	return b[:]
 }
 
 // RefreshLocalAddrs makes the programs' set of the director's own

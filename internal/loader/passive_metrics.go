@@ -1,17 +1,21 @@
 package loader
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// passiveCollector exports the passive observer's counters: per real
-// server from the newest read of [Passive.Run] (or a fresh read when Run
-// is not active), and the programs' own counters read at each scrape.
+// passiveCollector exports the passive observer's counters, read from
+// the maps at each scrape into buffers it keeps (labels come from the
+// real servers' slots: no string is built per scrape).
 type passiveCollector struct {
 	p      *Passive
 	errors atomic.Uint64
+	mu     sync.Mutex // one scrape reads into the buffers at a time
+	cbuf   batchBuf[passivePassiveRsKey, passivePassiveRsStats]
+	obuf   batchBuf[passiveTracePassiveRsKey, passiveTracePassiveOwnStats]
 
 	client map[string]*prometheus.Desc
 	own    map[string]*prometheus.Desc
@@ -90,7 +94,7 @@ func (c *passiveCollector) Collect(ch chan<- prometheus.Metric) {
 	}()
 	p := c.p
 	p.mu.Lock()
-	snap, links, closed := p.snap, len(p.attached), p.closed
+	links, closed := len(p.attached), p.closed
 	p.mu.Unlock()
 	if closed {
 		return
@@ -108,32 +112,42 @@ func (c *passiveCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.up, 0, "tracepoints")
 	}
 	gauge(c.links, float64(links))
-	if snap.clients == nil {
-		clients, own, err := p.Counters()
+	c.mu.Lock()
+	cd := [...]*prometheus.Desc{c.client["syns"], c.client["retrans"], c.client["synacks"], c.client["resets"], c.client["refused"]}
+	err := readBatches(p, p.tc.RealServers, &c.cbuf, clientKey, func(n int) {
+		for i := range n {
+			if c.cbuf.slot[i] < 0 {
+				continue
+			}
+			v, rs := &c.cbuf.vals[i], c.cbuf.label[i]
+			for j, x := range [...]uint64{v.Syns, v.SynRetrans, v.Synacks, v.Rsts, v.Refused} {
+				counter(cd[j], x, rs)
+			}
+			ch <- constHistogram(c.cHist, (*Histogram)(&v.Lat), float64(v.LatSumNs)/1e9, rs)
+		}
+	})
+	if err != nil {
+		c.errors.Add(1)
+	}
+	if p.trace != nil {
+		od := [...]*prometheus.Desc{c.own["connects"], c.own["established"], c.own["failed"], c.own["refused"], c.own["resets"], c.own["retrans"]}
+		err := readBatches(p, p.trace.OwnTargets, &c.obuf, ownKey, func(n int) {
+			for i := range n {
+				if c.obuf.slot[i] < 0 {
+					continue
+				}
+				v, rs := &c.obuf.vals[i], c.obuf.label[i]
+				for j, x := range [...]uint64{v.Connects, v.Established, v.Failed, v.Refused, v.Resets, v.Retrans} {
+					counter(od[j], x, rs)
+				}
+				ch <- constHistogram(c.oHist, (*Histogram)(&v.Lat), float64(v.LatSumNs)/1e9, rs)
+			}
+		})
 		if err != nil {
 			c.errors.Add(1)
 		}
-		snap = passiveSnapshot{clients: clients, own: own}
 	}
-	for ap, v := range snap.clients {
-		rs := ap.String()
-		counter(c.client["syns"], v.SYNs, rs)
-		counter(c.client["retrans"], v.SYNRetransmits, rs)
-		counter(c.client["synacks"], v.SYNACKs, rs)
-		counter(c.client["resets"], v.Resets, rs)
-		counter(c.client["refused"], v.Refused, rs)
-		ch <- constHistogram(c.cHist, &v.Latency, v.LatencySum.Seconds(), rs)
-	}
-	for ap, v := range snap.own {
-		rs := ap.String()
-		counter(c.own["connects"], v.Connects, rs)
-		counter(c.own["established"], v.Established, rs)
-		counter(c.own["failed"], v.Failed, rs)
-		counter(c.own["refused"], v.Refused, rs)
-		counter(c.own["resets"], v.Resets, rs)
-		counter(c.own["retrans"], v.Retransmits, rs)
-		ch <- constHistogram(c.oHist, &v.Latency, v.LatencySum.Seconds(), rs)
-	}
+	c.mu.Unlock()
 	st, err := p.Stats()
 	if err != nil {
 		c.errors.Add(1)

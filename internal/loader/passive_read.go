@@ -8,19 +8,16 @@ import (
 	"os"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 )
 
-// passiveSnapshot is one read of every real server's counters.
-type passiveSnapshot struct {
-	at      time.Time
-	clients map[netip.AddrPort]ClientCounters
-	own     map[netip.AddrPort]OwnCounters
-}
-
 // eventPollDelay is how long after an event Run reads the counters.
 const eventPollDelay = 5 * time.Millisecond
+
+// eventPollGap is the shortest time between two reads that events ask
+// for: under a storm of events (many real servers dying at once) Run
+// reads every entry at most 1/eventPollGap times a second.
+const eventPollGap = 50 * time.Millisecond
 
 // localAddrRefresh is how often Run refreshes the director's own
 // addresses in the programs' map.
@@ -31,12 +28,17 @@ const readBatch = 1024
 
 // Counters reads every observed real server's cumulative counters, in
 // batches (one system call per 1024 real servers; entry by entry on a
-// kernel without batch operations, before 5.6).
+// kernel without batch operations, before 5.6). It builds new maps at
+// every call: [Passive.Run] and the metrics read into buffers they keep.
 func (p *Passive) Counters() (clients map[netip.AddrPort]ClientCounters, own map[netip.AddrPort]OwnCounters, err error) {
 	clients = make(map[netip.AddrPort]ClientCounters)
-	err = readAll(p.tc.RealServers, func(k *passivePassiveRsKey, v *passivePassiveRsStats) {
-		if ap, ok := decodeRSKey(rsKeyBytes(k)); ok {
-			clients[ap] = clientCounters(v)
+	var cb batchBuf[passivePassiveRsKey, passivePassiveRsStats]
+	err = readBatches(p, p.tc.RealServers, &cb, clientKey, func(n int) {
+		for i := range n {
+			k := clientKey(&cb.keys[i])
+			if ap, ok := decodeRSKey(k[:]); ok {
+				clients[ap] = clientCounters(&cb.vals[i])
+			}
 		}
 	})
 	if err != nil {
@@ -46,43 +48,19 @@ func (p *Passive) Counters() (clients map[netip.AddrPort]ClientCounters, own map
 		return clients, nil, nil
 	}
 	own = make(map[netip.AddrPort]OwnCounters, len(clients))
-	err = readAll(p.trace.OwnTargets, func(k *passiveTracePassiveRsKey, v *passiveTracePassiveOwnStats) {
-		if ap, ok := decodeRSKey(rsKeyBytesTrace(k)); ok {
-			own[ap] = ownCounters(v)
+	var ob batchBuf[passiveTracePassiveRsKey, passiveTracePassiveOwnStats]
+	err = readBatches(p, p.trace.OwnTargets, &ob, ownKey, func(n int) {
+		for i := range n {
+			k := ownKey(&ob.keys[i])
+			if ap, ok := decodeRSKey(k[:]); ok {
+				own[ap] = ownCounters(&ob.vals[i])
+			}
 		}
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("read own_targets: %w", err)
 	}
 	return clients, own, nil
-}
-
-// readAll calls fn for every entry of m, reading readBatch entries per
-// system call where the kernel can, one by one where it cannot.
-func readAll[K, V any](m *ebpf.Map, fn func(*K, *V)) error {
-	keys := make([]K, readBatch)
-	vals := make([]V, readBatch)
-	var cur ebpf.MapBatchCursor
-	for {
-		n, err := m.BatchLookup(&cur, keys, vals, nil)
-		for i := range n {
-			fn(&keys[i], &vals[i])
-		}
-		switch {
-		case errors.Is(err, ebpf.ErrKeyNotExist):
-			return nil
-		case errors.Is(err, ebpf.ErrNotSupported) && n == 0:
-			var k K
-			var v V
-			it := m.Iterate()
-			for it.Next(&k, &v) {
-				fn(&k, &v)
-			}
-			return it.Err()
-		case err != nil:
-			return err
-		}
-	}
 }
 
 func clientCounters(v *passivePassiveRsStats) ClientCounters {
@@ -102,9 +80,14 @@ func ownCounters(v *passiveTracePassiveOwnStats) OwnCounters {
 
 // Deltas returns the channel on which [Passive.Run] sends, every
 // PollInterval, one batch with a [Delta] for each real server whose
-// counters changed. While a batch waits for the consumer no other is
+// counters changed (with [PassiveOptions.ClientDeltasOnly], whose client
+// counters changed). While a batch waits for the consumer no other is
 // sent; the next one then covers the whole time since the last batch
 // taken (its Interval says how long), so no change is lost.
+//
+// A batch's storage is reused for the batch after the next one, so the
+// consumer must be done with a batch by the time it receives the next
+// (a loop that handles each batch before receiving again is).
 func (p *Passive) Deltas() <-chan []Delta { return p.deltas }
 
 // Events returns the channel of [Event]s, sent as soon as the kernel
@@ -139,17 +122,23 @@ func (p *Passive) Run(ctx context.Context) error {
 	t := time.NewTicker(p.opts.PollInterval)
 	defer t.Stop()
 	refreshed := time.Now()
-	var burst <-chan time.Time // set while an event's early read is pending
+	lastRead := refreshed
+	burst := time.NewTimer(time.Hour)
+	burst.Stop()
+	defer burst.Stop()
+	pending := false // an event's early read is due on burst
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-soon:
-			if burst == nil {
-				burst = time.After(eventPollDelay)
+			if !pending {
+				pending = true
+				burst.Reset(max(eventPollDelay, eventPollGap-time.Since(lastRead)))
 			}
-		case <-burst:
-			burst = nil
+		case <-burst.C:
+			pending = false
+			lastRead = time.Now()
 			if err := p.poll(); err != nil {
 				return err
 			}
@@ -160,6 +149,7 @@ func (p *Passive) Run(ctx context.Context) error {
 			}
 			return err
 		case <-t.C:
+			lastRead = time.Now()
 			if err := p.poll(); err != nil {
 				return err
 			}
@@ -195,6 +185,9 @@ func (p *Passive) readEvents(rd *ringbuf.Reader, soon chan<- struct{}) error {
 			p.dropped++
 			p.mu.Unlock()
 		}
+		if e.Kind == EventOwnReset && p.opts.ClientDeltasOnly {
+			continue // its counters are not in the deltas: no early read
+		}
 		select {
 		case soon <- struct{}{}:
 		default:
@@ -202,59 +195,50 @@ func (p *Passive) readEvents(rd *ringbuf.Reader, soon chan<- struct{}) error {
 	}
 }
 
-// poll reads the counters, keeps them for the metrics and sends the
-// changes since the last batch the consumer took. While the consumer has
-// not taken a batch, the next ones are not sent but covered by the one
-// after: changes are coalesced, never lost.
+// poll reads the counters and sends the changes since the last batch the
+// consumer took. While the consumer has not taken a batch, poll reads
+// nothing: the batch after covers the time since the last one taken, so
+// changes are coalesced, never lost. The counters go into the buffers of
+// p.poller; nothing is allocated once they have grown to the number of
+// real servers and of changes.
 func (p *Passive) poll() error {
-	clients, own, err := p.Counters()
-	if err != nil {
-		return err
-	}
-	snap := passiveSnapshot{at: time.Now(), clients: clients, own: own}
-	p.mu.Lock()
-	p.snap = snap
-	p.mu.Unlock()
-	if p.sent.clients == nil {
-		p.sent = snap // the first read is the baseline
-		return nil
-	}
 	if len(p.deltas) > 0 {
-		return nil // the consumer is behind: the next batch covers this one
+		return nil // the consumer is behind: the next batch covers this interval
 	}
-	ds := diffSnapshots(p.sent, snap)
-	if len(ds) == 0 {
-		return nil
+	pp := &p.poller
+	now := time.Now()
+	iv := now.Sub(pp.at)
+	ds := pp.startBatch()
+	cb := &pp.cbuf
+	err := readBatches(p, p.tc.RealServers, cb, clientKey, func(n int) {
+		for i := range n {
+			if s := cb.slot[i]; s >= 0 {
+				ds = pp.client(ds, s, cb.gen[i], cb.ap[i], &cb.vals[i], iv)
+			}
+		}
+	})
+	if err != nil {
+		pp.batches[pp.next] = ds
+		return fmt.Errorf("read real_servers: %w", err)
 	}
-	p.deltas <- ds // cannot block: only poll sends, and the channel is empty
-	p.sent = snap
+	if p.trace != nil && !p.opts.ClientDeltasOnly {
+		ob := &pp.obuf
+		err = readBatches(p, p.trace.OwnTargets, ob, ownKey, func(n int) {
+			for i := range n {
+				if s := ob.slot[i]; s >= 0 {
+					ds = pp.ownEntry(ds, s, ob.gen[i], ob.ap[i], &ob.vals[i], iv)
+				}
+			}
+		})
+		if err != nil {
+			pp.batches[pp.next] = ds
+			return fmt.Errorf("read own_targets: %w", err)
+		}
+	}
+	sent := pp.based && len(ds) > 0
+	if sent {
+		p.deltas <- ds // cannot block: only poll sends, and the channel is empty
+	}
+	pp.endBatch(ds, sent, now)
 	return nil
-}
-
-// diffSnapshots returns a Delta for each real server whose counters
-// changed between a and b. A real server new in b counts from zero.
-func diffSnapshots(a, b passiveSnapshot) []Delta {
-	iv := b.at.Sub(a.at)
-	var ds []Delta
-	seen := map[netip.AddrPort]bool{}
-	add := func(ap netip.AddrPort) {
-		if seen[ap] {
-			return
-		}
-		seen[ap] = true
-		d := Delta{RealServer: ap, Interval: iv,
-			Clients: b.clients[ap].sub(a.clients[ap]),
-			Own:     b.own[ap].sub(a.own[ap]),
-		}
-		if !d.Clients.zero() || !d.Own.zero() {
-			ds = append(ds, d)
-		}
-	}
-	for ap := range b.clients {
-		add(ap)
-	}
-	for ap := range b.own {
-		add(ap)
-	}
-	return ds
 }

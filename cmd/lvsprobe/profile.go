@@ -1,0 +1,55 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+)
+
+// profileEnv names a directory: when set, `lvsprobe run` writes a CPU
+// profile of its whole run (cpu.pprof) and, as it stops, a heap profile
+// (heap.pprof: live and allocated since start) there, for
+// `go tool pprof`. It is meant for benchmarks (scripts/bench/scale), so it
+// is an environment variable rather than a flag.
+const profileEnv = "LVSPROBE_PROFILE_DIR"
+
+// startProfiles starts the profiles profileEnv asks for and returns the
+// function that writes them; it does nothing when profileEnv is unset.
+// Failures are logged: a profile is never a reason not to run.
+func startProfiles(log *slog.Logger) (stop func()) {
+	dir := os.Getenv(profileEnv)
+	if dir == "" {
+		return func() {}
+	}
+	log = log.With("component", "profile", "dir", dir)
+	cpu, err := os.Create(filepath.Join(dir, "cpu.pprof"))
+	if err != nil {
+		log.Warn("no CPU profile", "error", err)
+	} else if err := pprof.StartCPUProfile(cpu); err != nil {
+		log.Warn("no CPU profile", "error", err)
+		cpu.Close()
+		cpu = nil
+	}
+	return func() {
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			if err := cpu.Close(); err != nil {
+				log.Warn("write CPU profile", "error", err)
+			}
+		}
+		f, err := os.Create(filepath.Join(dir, "heap.pprof"))
+		if err != nil {
+			log.Warn("no heap profile", "error", err)
+			return
+		}
+		defer f.Close()
+		runtime.GC() // the live heap as of now
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			log.Warn("write heap profile", "error", err)
+			return
+		}
+		log.Info("profiles written")
+	}
+}

@@ -1,0 +1,257 @@
+package loader
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/cilium/ebpf"
+)
+
+// rsSlots gives every observed real server a stable slot number, so that
+// [Passive.Run]'s baseline and the metrics' labels live in flat slices
+// indexed by slot instead of maps rebuilt at every read. A slot freed by a
+// removed real server is reused; its generation changes then, so a
+// baseline read under the old owner is never diffed against the new one.
+// Guarded by Passive.mu.
+type rsSlots struct {
+	byKey map[[rsKeySize]byte]int32 // encoded map key -> slot
+	ap    []netip.AddrPort          // by slot; the zero value when free
+	label []string                  // by slot: ap.String(), the metrics label
+	gen   []uint32                  // by slot: changes on every (re)assignment, never 0 while assigned
+	free  []int32
+	gens  uint32
+}
+
+// add gives ap (already in the maps as k) a slot.
+func (s *rsSlots) add(k [rsKeySize]byte, ap netip.AddrPort) {
+	if s.byKey == nil {
+		s.byKey = map[[rsKeySize]byte]int32{}
+	}
+	if _, ok := s.byKey[k]; ok {
+		return
+	}
+	s.gens++
+	if s.gens == 0 {
+		s.gens++
+	}
+	var i int32
+	if n := len(s.free); n > 0 {
+		i, s.free = s.free[n-1], s.free[:n-1]
+		s.ap[i], s.label[i], s.gen[i] = ap, ap.String(), s.gens
+	} else {
+		i = int32(len(s.ap))
+		s.ap, s.label, s.gen = append(s.ap, ap), append(s.label, ap.String()), append(s.gen, s.gens)
+	}
+	s.byKey[k] = i
+}
+
+// remove frees k's slot.
+func (s *rsSlots) remove(k [rsKeySize]byte) {
+	i, ok := s.byKey[k]
+	if !ok {
+		return
+	}
+	delete(s.byKey, k)
+	s.ap[i], s.label[i], s.gen[i] = netip.AddrPort{}, "", 0
+	s.free = append(s.free, i)
+}
+
+// rsKeyOf is the byte layout of struct passive_rs_key (see decodeRSKey)
+// from a generated key's fields; the port is kept as stored, in network
+// order.
+func rsKeyOf(addr *[16]uint8, port uint16, proto, family uint8) (k [rsKeySize]byte) {
+	copy(k[:], addr[:])
+	binary.NativeEndian.PutUint16(k[16:], port)
+	k[18], k[19] = proto, family
+	return k
+}
+
+// batchBuf is one map's read buffers, kept between reads: a batch of
+// entries and, by entry, what resolve found of its key.
+type batchBuf[K, V any] struct {
+	keys  []K
+	vals  []V
+	slot  []int32          // the real server's slot; -1: none (removed meanwhile)
+	gen   []uint32         // the slot's generation
+	ap    []netip.AddrPort // the real server
+	label []string         // its metrics label
+}
+
+// readBatches reads every entry of m into b, readBatch entries per system
+// call (entry by entry on a kernel without batch operations, before 5.6),
+// and calls fn with the number of entries of each batch in b, their keys
+// resolved to slots (key gives a key's encoding). Each batch is read and
+// resolved under p.mu, so that Close cannot close m meanwhile (it returns
+// [ErrClosed] once p is closed); fn runs without the lock.
+func readBatches[K, V any](p *Passive, m *ebpf.Map, b *batchBuf[K, V], key func(*K) [rsKeySize]byte, fn func(n int)) error {
+	if b.keys == nil {
+		b.keys, b.vals = make([]K, readBatch), make([]V, readBatch)
+		b.slot, b.gen = make([]int32, readBatch), make([]uint32, readBatch)
+		b.ap, b.label = make([]netip.AddrPort, readBatch), make([]string, readBatch)
+	}
+	var cur ebpf.MapBatchCursor
+	var it *ebpf.MapIterator // entry by entry, once batches are found unsupported
+	for {
+		n, done, err := readBatch1(p, m, b, key, &cur, &it)
+		if n > 0 {
+			fn(n)
+		}
+		if done || err != nil {
+			return err
+		}
+	}
+}
+
+// readBatch1 reads and resolves one batch under p.mu: the entries read,
+// whether the map is exhausted, and the error that ended the read.
+func readBatch1[K, V any](p *Passive, m *ebpf.Map, b *batchBuf[K, V], key func(*K) [rsKeySize]byte, cur *ebpf.MapBatchCursor, it **ebpf.MapIterator) (n int, done bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return 0, true, ErrClosed
+	}
+	if *it == nil {
+		n, err = m.BatchLookup(cur, b.keys, b.vals, nil)
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			done, err = true, nil
+		case errors.Is(err, ebpf.ErrNotSupported) && n == 0:
+			*it, err = m.Iterate(), nil
+		}
+	}
+	if *it != nil {
+		for n < len(b.keys) && (*it).Next(&b.keys[n], &b.vals[n]) {
+			n++
+		}
+		if n < len(b.keys) {
+			done, err = true, (*it).Err()
+		}
+	}
+	for i := range n {
+		s, ok := p.slots.byKey[key(&b.keys[i])]
+		if !ok {
+			b.slot[i] = -1
+			continue
+		}
+		b.slot[i], b.gen[i], b.ap[i], b.label[i] = s, p.slots.gen[s], p.slots.ap[s], p.slots.label[s]
+	}
+	return n, done, err
+}
+
+// clientKey and ownKey encode the two maps' generated keys.
+func clientKey(k *passivePassiveRsKey) [rsKeySize]byte {
+	return rsKeyOf(&k.Addr, k.Port, k.Proto, k.Family)
+}
+
+func ownKey(k *passiveTracePassiveRsKey) [rsKeySize]byte {
+	return rsKeyOf(&k.Addr, k.Port, k.Proto, k.Family)
+}
+
+// passivePoller is [Passive.Run]'s state between reads: the counters the
+// last batch of deltas ran up to, by slot, and the two batches it
+// alternates between. Run's goroutine only.
+type passivePoller struct {
+	based   bool      // the first read, the baseline, is done
+	at      time.Time // when the counters in clients and own were read
+	cgen    []uint32  // by slot: the generation clients[slot] was read under; 0: none
+	clients []passivePassiveRsStats
+	ogen    []uint32
+	own     []passiveTracePassiveOwnStats
+	cbuf    batchBuf[passivePassiveRsKey, passivePassiveRsStats]
+	obuf    batchBuf[passiveTracePassiveRsKey, passiveTracePassiveOwnStats]
+	inBatch []int32    // by slot: 1 + the index of the slot's Delta in the batch being built; 0: none
+	batches [2][]Delta // a batch is reused two batches later (see [Passive.Deltas])
+	next    int        // the batch to build next
+}
+
+// grow makes the by-slot slices hold n slots.
+func (pp *passivePoller) grow(n int) {
+	if n <= len(pp.cgen) {
+		return
+	}
+	n = max(n, 2*len(pp.cgen))
+	pp.cgen = append(pp.cgen, make([]uint32, n-len(pp.cgen))...)
+	pp.ogen = append(pp.ogen, make([]uint32, n-len(pp.ogen))...)
+	pp.clients = append(pp.clients, make([]passivePassiveRsStats, n-len(pp.clients))...)
+	pp.own = append(pp.own, make([]passiveTracePassiveOwnStats, n-len(pp.own))...)
+	pp.inBatch = append(pp.inBatch, make([]int32, n-len(pp.inBatch))...)
+}
+
+// client takes one real server's newly read client counters v (slot,
+// generation gen, address ap): it adds to ds the change since the
+// baseline, counting from zero where the slot had no baseline under gen,
+// and makes v the baseline.
+func (pp *passivePoller) client(ds []Delta, slot int32, gen uint32, ap netip.AddrPort, v *passivePassiveRsStats, iv time.Duration) []Delta {
+	pp.grow(int(slot) + 1)
+	old := &pp.clients[slot]
+	if pp.cgen[slot] == gen && sameClient(old, v) {
+		return ds // unchanged: the common case, no conversion
+	}
+	if pp.cgen[slot] != gen {
+		*old = passivePassiveRsStats{}
+	}
+	if pp.based {
+		if d := clientCounters(v).sub(clientCounters(old)); !d.zero() {
+			ds = append(ds, Delta{RealServer: ap, Interval: iv, Clients: d})
+			pp.inBatch[slot] = int32(len(ds))
+		}
+	}
+	*old, pp.cgen[slot] = *v, gen
+	return ds
+}
+
+// ownEntry is client's counterpart for the director's own connections: a
+// change joins the real server's Delta when client made one.
+func (pp *passivePoller) ownEntry(ds []Delta, slot int32, gen uint32, ap netip.AddrPort, v *passiveTracePassiveOwnStats, iv time.Duration) []Delta {
+	pp.grow(int(slot) + 1)
+	old := &pp.own[slot]
+	if pp.ogen[slot] == gen && sameOwn(old, v) {
+		return ds
+	}
+	if pp.ogen[slot] != gen {
+		*old = passiveTracePassiveOwnStats{}
+	}
+	if pp.based {
+		if d := ownCounters(v).sub(ownCounters(old)); !d.zero() {
+			if j := pp.inBatch[slot]; j > 0 && ds[j-1].RealServer == ap {
+				ds[j-1].Own = d
+			} else {
+				ds = append(ds, Delta{RealServer: ap, Interval: iv, Own: d})
+			}
+		}
+	}
+	*old, pp.ogen[slot] = *v, gen
+	return ds
+}
+
+// sameClient reports whether a and b hold the same counts. The programs
+// update a latency bucket, its count and its sum together, so the scalar
+// counters (the first cache line) decide: the histogram is not compared.
+func sameClient(a, b *passivePassiveRsStats) bool {
+	return a.Syns == b.Syns && a.SynRetrans == b.SynRetrans && a.Synacks == b.Synacks && a.Rsts == b.Rsts &&
+		a.Refused == b.Refused && a.LatCount == b.LatCount
+}
+
+// sameOwn is sameClient for the director's own connections.
+func sameOwn(a, b *passiveTracePassiveOwnStats) bool {
+	return a.Connects == b.Connects && a.Established == b.Established && a.Failed == b.Failed && a.Refused == b.Refused &&
+		a.Resets == b.Resets && a.Retrans == b.Retrans && a.SynRetrans == b.SynRetrans && a.LatCount == b.LatCount
+}
+
+// startBatch returns the batch to fill, emptied.
+func (pp *passivePoller) startBatch() []Delta {
+	clear(pp.inBatch)
+	return pp.batches[pp.next][:0]
+}
+
+// endBatch keeps ds's storage and, when sent, makes the other batch the
+// next one to fill.
+func (pp *passivePoller) endBatch(ds []Delta, sent bool, at time.Time) {
+	pp.batches[pp.next] = ds
+	if sent {
+		pp.next ^= 1
+	}
+	pp.at, pp.based = at, true
+}
