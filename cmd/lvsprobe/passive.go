@@ -77,7 +77,9 @@ func startPassive(ctx context.Context, log *slog.Logger, f passiveFlags, syn syn
 		log.Info("passive observation off (--passive=off)")
 		return nil
 	}
-	opts := loader.PassiveOptions{PollInterval: f.interval, Registerer: reg, Logger: log}
+	// consume acts on client traffic only: the own connections' counters
+	// (every check's) stay out of the deltas and are read for the metrics.
+	opts := loader.PassiveOptions{PollInterval: f.interval, Registerer: reg, Logger: log, ClientDeltasOnly: true}
 	if syn.enabled {
 		opts.ProbePortLo, opts.ProbePortHi, _ = parsePortRange(syn.ports) // checked with the flags
 	}
@@ -203,7 +205,12 @@ func (o *passiveObserver) wantLinks(targets []netip.AddrPort) (map[int]string, e
 		return out, errors.Join(errs...)
 	}
 	var firstErr error
+	asked := map[netip.Addr]bool{} // one route lookup per address, not per real server
 	for _, t := range targets {
+		if asked[t.Addr()] {
+			continue
+		}
+		asked[t.Addr()] = true
 		rs, err := netlink.RouteGet(t.Addr().AsSlice())
 		if err != nil || len(rs) == 0 {
 			if firstErr == nil {

@@ -90,7 +90,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 // together until ctx is done; SIGHUP reloads the configuration.
 func runProber(ctx context.Context, e *env, f runFlags) error {
 	setDaemonGC(e.log)
-	defer startProfiles(e.log)() // LVSPROBE_PROFILE_DIR (profile.go)
+	defer startProfiles(ctx, e.log)() // LVSPROBE_PROFILE_DIR (profile.go)
 	cfg, err := loadRunConfig(e.log, f)
 	if err != nil {
 		return err

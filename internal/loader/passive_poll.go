@@ -166,17 +166,31 @@ type passivePoller struct {
 	next    int        // the batch to build next
 }
 
-// grow makes the by-slot slices hold n slots.
-func (pp *passivePoller) grow(n int) {
-	if n <= len(pp.cgen) {
-		return
+// growTo makes s hold n elements, growing by at least a quarter so that
+// slots added one by one do not copy it each time. [Passive.poll] sizes the
+// slices to the number of slots before a read, so they stay that size.
+func growTo[T any](s []T, n int) []T {
+	if n <= len(s) {
+		return s
 	}
-	n = max(n, 2*len(pp.cgen))
-	pp.cgen = append(pp.cgen, make([]uint32, n-len(pp.cgen))...)
-	pp.ogen = append(pp.ogen, make([]uint32, n-len(pp.ogen))...)
-	pp.clients = append(pp.clients, make([]passivePassiveRsStats, n-len(pp.clients))...)
-	pp.own = append(pp.own, make([]passiveTracePassiveOwnStats, n-len(pp.own))...)
-	pp.inBatch = append(pp.inBatch, make([]int32, n-len(pp.inBatch))...)
+	if n < len(s)+len(s)/4 {
+		n = len(s) + len(s)/4
+	}
+	return append(s, make([]T, n-len(s))...)
+}
+
+// growClients and growOwn make the baselines hold n slots; the own
+// connections' only once they are read (not with ClientDeltasOnly).
+func (pp *passivePoller) growClients(n int) {
+	if n > len(pp.cgen) {
+		pp.cgen, pp.clients, pp.inBatch = growTo(pp.cgen, n), growTo(pp.clients, n), growTo(pp.inBatch, n)
+	}
+}
+
+func (pp *passivePoller) growOwn(n int) {
+	if n > len(pp.ogen) {
+		pp.ogen, pp.own, pp.inBatch = growTo(pp.ogen, n), growTo(pp.own, n), growTo(pp.inBatch, n)
+	}
 }
 
 // client takes one real server's newly read client counters v (slot,
@@ -184,7 +198,7 @@ func (pp *passivePoller) grow(n int) {
 // baseline, counting from zero where the slot had no baseline under gen,
 // and makes v the baseline.
 func (pp *passivePoller) client(ds []Delta, slot int32, gen uint32, ap netip.AddrPort, v *passivePassiveRsStats, iv time.Duration) []Delta {
-	pp.grow(int(slot) + 1)
+	pp.growClients(int(slot) + 1)
 	old := &pp.clients[slot]
 	if pp.cgen[slot] == gen && sameClient(old, v) {
 		return ds // unchanged: the common case, no conversion
@@ -205,7 +219,7 @@ func (pp *passivePoller) client(ds []Delta, slot int32, gen uint32, ap netip.Add
 // ownEntry is client's counterpart for the director's own connections: a
 // change joins the real server's Delta when client made one.
 func (pp *passivePoller) ownEntry(ds []Delta, slot int32, gen uint32, ap netip.AddrPort, v *passiveTracePassiveOwnStats, iv time.Duration) []Delta {
-	pp.grow(int(slot) + 1)
+	pp.growOwn(int(slot) + 1)
 	old := &pp.own[slot]
 	if pp.ogen[slot] == gen && sameOwn(old, v) {
 		return ds

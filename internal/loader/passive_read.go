@@ -206,6 +206,13 @@ func (p *Passive) poll() error {
 		return nil // the consumer is behind: the next batch covers this interval
 	}
 	pp := &p.poller
+	p.mu.Lock()
+	slots := len(p.slots.ap)
+	p.mu.Unlock()
+	pp.growClients(slots)
+	if p.trace != nil && !p.opts.ClientDeltasOnly {
+		pp.growOwn(slots)
+	}
 	now := time.Now()
 	iv := now.Sub(pp.at)
 	ds := pp.startBatch()

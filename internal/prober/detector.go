@@ -228,6 +228,7 @@ type Detector struct {
 	eps    map[netip.AddrPort]*epState
 	damp   rsDamping
 	reqs   []request // scratch, under mu
+	held   int       // recoveries held back now: release looks at the real servers only while there are some
 	silent int       // endpoints with MissThreshold or more probes unanswered in a row
 }
 
@@ -429,7 +430,15 @@ func (d *Detector) transition(t Transition) []Transition {
 	defer d.mu.Unlock()
 	det := d.detection(addrs, t.At)
 	dm := d.damp.get(t.Key)
+	wasHeld := dm.held != nil
 	out, held := dm.onTransition(&d.p, t, now)
+	if isHeld := dm.held != nil; isHeld != wasHeld {
+		if isHeld {
+			d.held++
+		} else {
+			d.held--
+		}
+	}
 	det.Penalty = dm.penalty
 	if held > 0 {
 		dm.heldDet = det
@@ -450,11 +459,17 @@ func (d *Detector) transition(t Transition) []Transition {
 	return out
 }
 
-// release passes on the held recoveries whose time has come.
+// release passes on the held recoveries whose time has come. With none
+// held it returns at once: it runs every detectorTick, and a scan of
+// every real server's damping (10,000 of them) at that rate was the
+// detector's largest cost.
 func (d *Detector) release() []Transition {
-	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.held == 0 {
+		return nil
+	}
+	now := d.now()
 	var out []Transition
 	for _, dm := range d.damp {
 		if dm.held == nil {
@@ -465,6 +480,7 @@ func (d *Detector) release() []Transition {
 		if !ok {
 			continue
 		}
+		d.held--
 		if det == nil {
 			det = &Detection{Signals: "none", FirstSignal: "none"}
 		}

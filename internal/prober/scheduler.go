@@ -315,10 +315,7 @@ func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
 	u.last, u.lastAt = res, now
 	s.applyWeight(u, res, st) // scheduler_weight.go
 	s.logAttempt(u, res, wasUp, st)
-	reason := resultText(res)
-	if name := u.checker.String(); !strings.HasPrefix(reason, name) {
-		reason = name + ": " + reason
-	}
+	reason := "" // built only for a transition: most attempts change nothing
 	for _, srv := range u.users {
 		reported := false
 		if st.changed {
@@ -327,11 +324,17 @@ func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
 			} else {
 				srv.failing++
 			}
+			if reason == "" {
+				reason = attemptReason(u, res)
+			}
 			reported = s.settle(srv, reason, now)
 		}
 		if !srv.verdict && srv.allRun() {
 			srv.verdict = true
 			if s.firstVerd && !reported {
+				if reason == "" {
+					reason = attemptReason(u, res)
+				}
 				s.emit(Transition{Key: srv.key, Up: srv.up, Reason: "first verdict: " + reason, At: now})
 			}
 		}
@@ -340,6 +343,16 @@ func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
 	if s.queue.next() == u {
 		s.poke()
 	}
+}
+
+// attemptReason is the reason a transition caused by res gives: the
+// result's text, prefixed with the checker's name unless it has it.
+func attemptReason(u *unit, res Result) string {
+	reason := resultText(res)
+	if name := u.checker.String(); !strings.HasPrefix(reason, name) {
+		reason = name + ": " + reason
+	}
+	return reason
 }
 
 // settle reports srv's health if it changed, and whether it did. The
