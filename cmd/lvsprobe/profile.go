@@ -12,7 +12,8 @@ import (
 // profileEnv names a directory: when set, `lvsprobe run` writes a CPU
 // profile of its whole run (cpu.pprof) and, when it is told to stop and
 // before it tears anything down, a heap profile (heap.pprof: live and
-// allocated since start) there, for `go tool pprof`. It is meant for benchmarks (scripts/bench/scale), so it
+// allocated since start) and the goroutines (goroutine.pprof) there, for
+// `go tool pprof`. It is meant for benchmarks (scripts/bench/scale), so it
 // is an environment variable rather than a flag.
 const profileEnv = "LVSPROBE_PROFILE_DIR"
 
@@ -56,8 +57,16 @@ func startProfiles(ctx context.Context, log *slog.Logger) (stop func()) {
 	}
 }
 
-// writeHeapProfile writes dir/heap.pprof.
+// writeHeapProfile writes dir/goroutine.pprof and dir/heap.pprof.
 func writeHeapProfile(log *slog.Logger, dir string) {
+	if g, err := os.Create(filepath.Join(dir, "goroutine.pprof")); err != nil {
+		log.Warn("no goroutine profile", "error", err)
+	} else {
+		if err := pprof.Lookup("goroutine").WriteTo(g, 0); err != nil {
+			log.Warn("write goroutine profile", "error", err)
+		}
+		g.Close()
+	}
 	f, err := os.Create(filepath.Join(dir, "heap.pprof"))
 	if err != nil {
 		log.Warn("no heap profile", "error", err)

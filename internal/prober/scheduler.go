@@ -91,6 +91,10 @@ type Scheduler struct {
 	metrics     *checkMetrics                   // per-attempt instruments, exported by SchedulerCollector
 	onWeight    func(config.RealServerKey, int) // see OnWeight; guarded by mu
 	fast        fastPath                        // the failure detector's hooks (scheduler_expedite.go)
+	doneHead    atomic.Pointer[unit]            // finished attempts not yet recorded, newest first (scheduler_complete.go)
+	combining   sync.Mutex                      // held by the goroutine recording them; guards the two slices below
+	doneUnits   []*unit
+	doneRecs    []doneRecord
 
 	mu      sync.Mutex
 	plan    *plan
@@ -289,14 +293,7 @@ func (s *Scheduler) attempt(ctx context.Context, u *unit, due time.Time) {
 		s.conc.cancel()
 		return // cancelled: not a verdict on the real server
 	}
-	s.mu.Lock()
-	healthy := u.state.up
-	timeout := u.timeout()
-	typ := u.block.Type
-	s.complete(u, res, end)
-	s.mu.Unlock()
-	s.conc.done(start, end, timeout, healthy)
-	s.metrics.observe(typ, res.OK, end.Sub(start))
+	s.finish(u, res, start, end) // recorded in a batch, without a convoy on s.mu (scheduler_complete.go)
 }
 
 // complete applies one result to u and the real servers using it, and

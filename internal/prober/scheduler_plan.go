@@ -26,6 +26,7 @@ type unit struct {
 	last   Result
 	lastAt time.Time
 	wt     WeightChange // what the unit asks of its real servers' weight now (scheduler_weight.go)
+	fin    finished     // the result of the attempt that just ended, until it is recorded (scheduler_complete.go)
 }
 
 // timeout is the whole-exchange timeout of u's attempts. The caller
