@@ -58,6 +58,9 @@ func TestKeepalivedOracle(t *testing.T) {
 	}
 	for _, path := range confs {
 		name := strings.TrimSuffix(filepath.Base(path), ".conf")
+		if _, own := notOracle[name]; own {
+			continue
+		}
 		t.Run(name, func(t *testing.T) {
 			l := base.sub(t)
 			conf := l.writeConfig(name + ".conf")
@@ -79,6 +82,14 @@ func TestKeepalivedOracle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// notOracle names the configurations of testdata that other tests own,
+// with the reason keepalived cannot be their oracle here.
+var notOracle = map[string]string{
+	// keepalived's ladder of delay_loop 30 and retry 3 × 5 s is the point
+	// of TestDetectorKillToOutOfTable: keepalived would take up to 45 s.
+	"detector": "TestDetectorKillToOutOfTable owns it",
 }
 
 // run waits for p to converge to up, fails real server 0 and waits for
