@@ -282,7 +282,9 @@ func (o *passiveObserver) consume(ctx context.Context) {
 			case loader.EventSYNRetransmit:
 				evs = append(evs, prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveUnanswered, Count: 1})
 			}
-			o.log.Debug("passive event", "real_server", e.RealServer.String(), "kind", e.Kind.String())
+			if o.log.Enabled(ctx, slog.LevelDebug) { // no strings built per event otherwise
+				o.log.Debug("passive event", "real_server", e.RealServer.String(), "kind", e.Kind.String())
+			}
 		case ds := <-o.p.Deltas():
 			for _, d := range ds {
 				if d.Clients.Resets > 0 {
