@@ -588,3 +588,29 @@ func (d *Detector) Status() DetectorStatus {
 	sort.Slice(st.Damping, func(i, j int) bool { return st.Damping[i].Key.String() < st.Damping[j].Key.String() })
 	return st
 }
+
+// forget drops the state of endpoints and real servers that ix, the index
+// of a reloaded configuration, no longer has, so that a director reloaded
+// for months does not keep every real server it ever checked.
+func (d *Detector) forget(ix *epIndex) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for addr, e := range d.eps {
+		if _, ok := ix.units[addr]; ok {
+			continue
+		}
+		if e.misses >= d.p.missThreshold {
+			d.silent--
+		}
+		delete(d.eps, addr)
+	}
+	for key, dm := range d.damp {
+		if _, ok := ix.byServer[key]; ok {
+			continue
+		}
+		if dm.held != nil {
+			d.held--
+		}
+		delete(d.damp, key)
+	}
+}

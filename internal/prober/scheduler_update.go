@@ -20,7 +20,18 @@ func (s *Scheduler) Update(cfg *config.Config) error {
 		return fmt.Errorf("build checkers: %w", err)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	ix := s.updateLocked(entries)
+	det := s.fast.det
+	s.mu.Unlock()
+	if det != nil {
+		det.forget(ix)
+	}
+	return nil
+}
+
+// updateLocked switches to the plan of entries and returns its endpoint
+// index. The caller holds s.mu.
+func (s *Scheduler) updateLocked(entries []planEntry) *epIndex {
 	old := s.plan
 	p, fresh := assemble(entries, old)
 	for k, u := range old.units {
@@ -46,5 +57,5 @@ func (s *Scheduler) Update(cfg *config.Config) error {
 	s.plan = p
 	s.queueFresh(fresh, now)
 	s.poke()
-	return nil
+	return s.indexLocked()
 }
