@@ -54,7 +54,18 @@ struct sock_common {
 	};
 	unsigned short skc_family;
 	volatile unsigned char skc_state;
+	struct {
+		struct net *net;
+	} skc_net;
 	struct in6_addr skc_v6_daddr;
+} __attribute__((preserve_access_index));
+
+struct ns_common {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+
+struct net {
+	struct ns_common ns;
 } __attribute__((preserve_access_index));
 
 struct sock {
@@ -79,10 +90,25 @@ struct {
 	__type(value, __u64);
 } connecting SEC(".maps");
 
-/* own_stats finds the real server a socket is connected to, or NULL. */
+/* The inode number of the network namespace whose sockets are the
+ * director's own (the loader's); 0 counts sockets of every namespace.
+ * The tracepoints fire for the whole kernel, and the same address and
+ * port can be a real server in one namespace and something else in
+ * another (containers, test topologies). */
+const volatile __u32 own_netns_inum = 0;
+
+/* own_stats finds the real server a socket of the director's namespace is
+ * connected to, or NULL. */
 static __always_inline struct passive_own_stats *own_stats(const struct sock *sk, struct passive_rs_key *k)
 {
 	__u16 fam = sk->__sk_common.skc_family;
+
+	if (own_netns_inum) {
+		struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+
+		if (!net || BPF_CORE_READ(net, ns.inum) != own_netns_inum)
+			return 0;
+	}
 
 	if (fam == AF_INET) {
 		__be32 a = sk->__sk_common.skc_daddr;

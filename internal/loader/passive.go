@@ -187,6 +187,13 @@ func (p *Passive) loadTrace() error {
 	if err := spec.Variables[passiveTraceVarEventGapNs].Set(uint64(p.opts.EventGap)); err != nil {
 		return fmt.Errorf("set event_gap_ns: %w", err)
 	}
+	ns, err := ownNetns()
+	if err != nil {
+		return &UnavailableError{Part: "tracepoints", Err: err}
+	}
+	if err := spec.Variables[passiveTraceVarOwnNetnsInum].Set(ns); err != nil {
+		return fmt.Errorf("set own_netns_inum: %w", err)
+	}
 	objs := &passiveTraceObjects{}
 	err = spec.LoadAndAssign(objs, &ebpf.CollectionOptions{
 		MapReplacements: map[string]*ebpf.Map{passiveTraceMapEvents: p.tc.Events},
@@ -489,4 +496,15 @@ func (p *Passive) SetDirectRouted(rs map[DRKey]netip.AddrPort) error {
 		return fmt.Errorf("%d DR real servers not observed: %w", full, ErrMapFull)
 	}
 	return nil
+}
+
+// ownNetns returns the inode number of the calling thread's network
+// namespace: the tracepoints count only the sockets of that namespace as
+// the director's own.
+func ownNetns() (uint32, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return 0, fmt.Errorf("find the network namespace: %w", err)
+	}
+	return uint32(st.Ino), nil
 }

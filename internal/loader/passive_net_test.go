@@ -278,6 +278,15 @@ func TestPassiveOwnConnections(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", elsewhere.String(), 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial %s = %v", elsewhere, err)
 	}
+	// Another namespace's socket to the same address and port is not the
+	// director's own: the tracepoints fire for the whole kernel.
+	err = rs.Do(func() error {
+		_, err := net.DialTimeout("tcp", closed.String(), 5*time.Second)
+		return err
+	})
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial %s from the real server's namespace = %v", closed, err)
+	}
 	_, own, err := p.Counters()
 	if err != nil {
 		t.Fatal(err)

@@ -48,6 +48,7 @@ const (
 	passiveTraceProgPassiveRetransmit   = "passive_retransmit"
 	passiveTraceProgPassiveSetState     = "passive_set_state"
 	passiveTraceVarEventGapNs           = "event_gap_ns"
+	passiveTraceVarOwnNetnsInum         = "own_netns_inum"
 )
 
 // loadPassiveTrace returns the embedded CollectionSpec for passiveTrace.
@@ -111,7 +112,8 @@ type passiveTraceMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type passiveTraceVariableSpecs struct {
-	EventGapNs *ebpf.VariableSpec `ebpf:"event_gap_ns"`
+	EventGapNs   *ebpf.VariableSpec `ebpf:"event_gap_ns"`
+	OwnNetnsInum *ebpf.VariableSpec `ebpf:"own_netns_inum"`
 }
 
 // passiveTraceObjects contains all objects after they have been loaded into the kernel.
@@ -153,7 +155,8 @@ func (m *passiveTraceMaps) Close() error {
 //
 // It can be passed to loadPassiveTraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type passiveTraceVariables struct {
-	EventGapNs *ebpf.Variable `ebpf:"event_gap_ns"`
+	EventGapNs   *ebpf.Variable `ebpf:"event_gap_ns"`
+	OwnNetnsInum *ebpf.Variable `ebpf:"own_netns_inum"`
 }
 
 // passiveTracePrograms contains all programs after they have been loaded into the kernel.
