@@ -30,15 +30,8 @@ func cmdCheck(_ context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "usage: lvsprobe check [-f FILE] [--config-id ID] [--dump]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return &exitError{code: 2}
+	if stop, err := parseArgs(fs, args); stop {
+		return err
 	}
 	cfg, err := config.Load(*file, config.LoadOptions{ConfigID: *id, Log: e.log})
 	if err != nil {

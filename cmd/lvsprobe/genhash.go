@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -117,13 +116,10 @@ func cmdGenhash(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "Fetches the url as HTTP_GET (or SSL_GET with -S) would and prints the line to paste into its url block: digest HEX")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
+	if stop, err := parseArgs(fs, args); stop {
+		return err
 	}
-	if fs.NArg() > 0 || g.server == "" {
+	if g.server == "" {
 		fs.Usage()
 		return &exitError{code: 2}
 	}

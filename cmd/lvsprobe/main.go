@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -101,4 +102,22 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'lvsprobe COMMAND -h' for a command's flags.")
+}
+
+// parseArgs parses a command's args into fs, which takes no positional
+// arguments. stop is true when the command should return err at once:
+// nil after -h (usage printed, exit 0), an exit status 2 for a bad flag
+// or a stray argument (usage printed).
+func parseArgs(fs *flag.FlagSet, args []string) (stop bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return true, &exitError{code: 2}
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return true, &exitError{code: 2}
+	}
+	return false, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -53,13 +52,10 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--static-concurrency] [--rate N] [--syn-probe=false] [--syn-probe-interval D] [--syn-probe-pps N] [--syn-probe-ports LO-HI] [--detector=fast|compatible|off] [--passive=auto|off] [--passive-links IF,...] [--metrics-listen ADDR] [--control-socket PATH] [--keep-capabilities LIST|all]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
+	if stop, err := parseArgs(fs, args); stop {
+		return err
 	}
-	if fs.NArg() > 0 || (f.ipvs != "kernel" && f.ipvs != "dry-run") || f.maxConcurrent <= 0 || f.rate == 0 || !validDetector(f.detector) {
+	if (f.ipvs != "kernel" && f.ipvs != "dry-run") || f.maxConcurrent <= 0 || f.rate == 0 || !validDetector(f.detector) {
 		fs.Usage()
 		return &exitError{code: 2}
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -64,15 +63,8 @@ func cmdStatus(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "usage: lvsprobe status [--socket PATH] [--json]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return &exitError{code: 2}
+	if stop, err := parseArgs(fs, args); stop {
+		return err
 	}
 	resp, err := controlRequest(ctx, *socket, http.MethodGet, "/status")
 	if err != nil {
@@ -102,15 +94,8 @@ func cmdReload(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "usage: lvsprobe reload [--socket PATH]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2}
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return &exitError{code: 2}
+	if stop, err := parseArgs(fs, args); stop {
+		return err
 	}
 	resp, err := controlRequest(ctx, *socket, http.MethodPost, "/reload")
 	if err != nil {
