@@ -3,6 +3,10 @@
 # serves N real servers on consecutive ports, the keepalived.conf that
 # checks them, and small /proc readers. Sourced, not run.
 
+# Build lvsprobe as `make build` does: without cgo, so the daemon can drop
+# its capabilities after start-up (internal/caps) as it does in production.
+export CGO_ENABLED=${CGO_ENABLED:-0}
+
 # bench_payload DIR: writes DIR/html/payload.bin (16 KiB of random bytes)
 # and prints its MD5, the `digest` HTTP_GET compares against.
 bench_payload() {
