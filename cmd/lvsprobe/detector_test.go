@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -49,35 +47,9 @@ func TestRunDetector(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(detConf, "ADDR", rs.Addr.String())), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	lines := make(logLines, 4096)
-	e := &env{stdout: io.Discard, stderr: t.Output(),
-		log: slog.New(slog.NewTextHandler(lines, &slog.HandlerOptions{Level: slog.LevelInfo}))}
-	code := make(chan int, 1)
-	go func() {
-		code <- run(ctx, e, []string{"run", "-f", path, "--ipvs=dry-run", "--syn-probe-interval=20ms",
-			"--metrics-listen=", "--control-socket="})
-	}()
-	must := func(parts ...string) string {
-		t.Helper()
-		for {
-			select {
-			case l := <-lines:
-				ok := true
-				for _, p := range parts {
-					ok = ok && strings.Contains(l, p)
-				}
-				if ok {
-					return l
-				}
-			case c := <-code:
-				t.Fatalf("run exited %d while waiting for %q", c, parts)
-			case <-ctx.Done():
-				t.Fatalf("no log line with %q", parts)
-			}
-		}
-	}
+	p := runInProcess(t, slog.LevelInfo, 60*time.Second, "-f", path, "--ipvs=dry-run", "--syn-probe-interval=20ms",
+		"--metrics-listen=", "--control-socket=")
+	must := p.must
 	on := must(`msg="SYN probes on"`)
 	if !strings.Contains(on, "receiver=ebpf") {
 		testenv.SkipOrFail(t, "eBPF receiver not available: "+on)
@@ -109,8 +81,5 @@ func TestRunDetector(t *testing.T) {
 	if took := time.Since(restarted); took > 10*time.Second {
 		t.Errorf("up %v after the restart, delay_loop 30 s", took)
 	}
-	cancel()
-	if c := <-code; c != 0 {
-		t.Fatalf("run exited %d, want 0", c)
-	}
+	p.stop()
 }

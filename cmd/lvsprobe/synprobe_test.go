@@ -116,47 +116,9 @@ func TestRunSynProbe(t *testing.T) {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	lines := make(logLines, 4096)
-	e := &env{stdout: io.Discard, stderr: t.Output(),
-		log: slog.New(slog.NewTextHandler(lines, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	code := make(chan int, 1)
-	go func() {
-		code <- run(ctx, e, []string{"run", "-f", path, "--ipvs=dry-run", "--syn-probe-interval=20ms", "--passive=off"})
-	}()
-	// expect waits for a log line with every part, up to limit.
-	expect := func(limit time.Duration, parts ...string) (string, bool) {
-		t.Helper()
-		timer := time.NewTimer(limit)
-		defer timer.Stop()
-		for {
-			select {
-			case l := <-lines:
-				ok := true
-				for _, p := range parts {
-					ok = ok && strings.Contains(l, p)
-				}
-				if ok {
-					return l, true
-				}
-			case <-timer.C:
-				return "", false
-			case c := <-code:
-				t.Fatalf("run exited %d while waiting for %q", c, parts)
-			}
-		}
-	}
-	must := func(parts ...string) string {
-		t.Helper()
-		l, ok := expect(20*time.Second, parts...)
-		if !ok {
-			t.Fatalf("no log line with %q", parts)
-		}
-		return l
-	}
+	p := runInProcess(t, slog.LevelDebug, 60*time.Second, "-f", path, "--ipvs=dry-run", "--syn-probe-interval=20ms", "--passive=off")
+	expect, must := p.line, p.must
 	target := func(port string) string { return "target=" + net.JoinHostPort(rs.Addr.String(), port) + " " }
-
 	on := must(`msg="SYN probes on"`)
 	if !strings.Contains(on, "receiver=ebpf") {
 		testenv.SkipOrFail(t, "eBPF receiver not available: "+on)
@@ -193,10 +155,7 @@ func TestRunSynProbe(t *testing.T) {
 	}
 	must("SYN probe signal changed", target("8081"), "signal=synack")
 
-	cancel()
-	if c := <-code; c != 0 {
-		t.Fatalf("run exited %d, want 0", c)
-	}
+	p.stop()
 	if tcx, f := tcIngress(t, rs.Link); tcx+f != 0 {
 		t.Errorf("after exit: %d TCX programs and %d tc filters left on %s", tcx, f, rs.Link)
 	}
