@@ -205,6 +205,13 @@ func (l *lab) renderConfig(name, path string) {
 	l.t.Helper()
 	tpl, err := template.New(name).Funcs(template.FuncMap{
 		"rs": func(i int) string { return l.rs[i].Addr.String() },
+		"seq": func(n int) []int {
+			s := make([]int, n)
+			for i := range s {
+				s[i] = i
+			}
+			return s
+		},
 	}).ParseFiles(filepath.Join("testdata", name))
 	if err != nil {
 		l.t.Fatalf("parse %s: %v", name, err)
