@@ -21,7 +21,7 @@ func BenchmarkCollect(b *testing.B) {
 		p.dueAdd(tg)
 	}
 	var bs batches
-	bs.init(64)
+	bs.init(64, 64)
 	now := uint64(0)
 	b.ResetTimer()
 	for sent := 0; sent < b.N; {

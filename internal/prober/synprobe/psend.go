@@ -1,6 +1,7 @@
 package synprobe
 
 import (
+	"errors"
 	"fmt"
 	"unsafe"
 
@@ -38,8 +39,75 @@ func (s *sender) openFrames() error {
 	return nil
 }
 
-// sendFrames sends probes that all have a frame on the packet socket.
+// sendFrames sends probes that all have a frame: through the TX ring of
+// their interface where it opens (one send() per ring), the rest (a full
+// ring, an interface without one) with sendmmsg on the packet socket.
 func (s *sender) sendFrames(ps []probe) (int, error) {
+	s.rest = s.rest[:0]
+	s.touched = s.touched[:0]
+	sent := 0
+	var errs []error
+	flush := func(r *txRing) {
+		n, err := r.flush()
+		sent += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i := range ps {
+		p := &ps[i]
+		r := s.ring(p.f.ifindex)
+		if r == nil || !r.put(p) {
+			s.rest = append(s.rest, *p)
+			continue
+		}
+		switch r.filled {
+		case 1:
+			s.touched = append(s.touched, r)
+		case ringChunk:
+			flush(r)
+		}
+	}
+	for _, r := range s.touched {
+		flush(r)
+	}
+	for rest := s.rest; len(rest) > 0; {
+		k := min(len(rest), len(s.msgs))
+		n, err := s.sendFramesMsg(rest[:k])
+		sent += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+		rest = rest[k:]
+	}
+	return sent, errors.Join(errs...)
+}
+
+// ring returns the TX ring of the interface, opening it on first use;
+// nil where it cannot be opened (the reason is logged once by the
+// caller's metrics: such probes go through sendmmsg).
+func (s *sender) ring(ifindex int) *txRing {
+	if s.noRings {
+		return nil
+	}
+	if r, ok := s.rings[ifindex]; ok {
+		return r
+	}
+	r, err := openTxRing(ifindex)
+	if err != nil {
+		s.ringErr = err
+		r = nil
+	}
+	if s.rings == nil {
+		s.rings = map[int]*txRing{}
+	}
+	s.rings[ifindex] = r
+	return r
+}
+
+// sendFramesMsg sends probes that all have a frame on the packet socket
+// with sendmmsg (len(ps) <= the batch size).
+func (s *sender) sendFramesMsg(ps []probe) (int, error) {
 	if s.fdp < 0 {
 		return 0, fmt.Errorf("send probes: packet socket not open")
 	}

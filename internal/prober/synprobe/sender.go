@@ -30,6 +30,15 @@ type sender struct {
 	sa4      []unix.RawSockaddrInet4
 	sa6      []unix.RawSockaddrInet6
 	sll      []unix.RawSockaddrLinklayer
+
+	// TX rings by interface (nil: none could be opened there) unless
+	// noRings; the first error opening one; the probes of a batch that
+	// go through sendmmsg instead; the rings a batch filled.
+	rings   map[int]*txRing
+	noRings bool
+	ringErr error
+	rest    []probe
+	touched []*txRing
 }
 
 // dropAll is a classic BPF filter that accepts nothing.
@@ -92,6 +101,12 @@ func (s *sender) close() error {
 			*fd = -1
 		}
 	}
+	for ifindex, r := range s.rings {
+		if r != nil {
+			errs = append(errs, r.close())
+		}
+		delete(s.rings, ifindex)
+	}
 	return errors.Join(errs...)
 }
 
@@ -132,12 +147,16 @@ func (s *sender) send(ps []probe) (int, error) {
 	return s.sendmmsg(fd, len(ps))
 }
 
-// sendmmsg sends the first count prepared messages.
+// sendmmsg sends the first count prepared messages. It never blocks
+// (MSG_DONTWAIT: a full send buffer is an error, counted), so it is a raw
+// system call: the Go scheduler need not hand the P to another thread
+// for its duration (which, for a call longer than 20 us, it did, and kept
+// its monitor thread waking every 20 us).
 func (s *sender) sendmmsg(fd, count int) (int, error) {
 	sent := 0
 	for sent < count {
-		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd),
-			uintptr(unsafe.Pointer(&s.msgs[sent])), uintptr(count-sent), 0, 0, 0)
+		n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd),
+			uintptr(unsafe.Pointer(&s.msgs[sent])), uintptr(count-sent), unix.MSG_DONTWAIT, 0, 0)
 		if errno == unix.EINTR {
 			continue
 		}

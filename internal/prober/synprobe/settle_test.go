@@ -39,7 +39,7 @@ func TestSettleByKernelTime(t *testing.T) {
 	send := func(now uint64) sent {
 		t.Helper()
 		var bs batches
-		bs.init(4)
+		bs.init(4, 4)
 		p.collect(now, now, &bs)
 		if len(bs.v4) != 1 {
 			t.Fatalf("at %d: %d probes due, want 1", now, len(bs.v4))
