@@ -45,7 +45,11 @@ func (p *Prober) settleMisses(upTo uint64) {
 		case t.cur.gen:
 			pr = &t.cur
 		}
-		if p.targets[t.addr] != t || (pr != nil && pr.answered) {
+		answered := pr != nil && pr.answered
+		if pr == nil && t.gen-st.gen < 64 { // settled late: cur and prev moved on
+			answered = t.answeredBits&(1<<(st.gen%64)) != 0
+		}
+		if p.targets[t.addr] != t || answered {
 			continue // removed, or answered in time after all
 		}
 		p.m.misses.Inc()
@@ -102,6 +106,7 @@ func (p *Prober) settle(ktime uint64, a *answer) error {
 	}
 	rtt := time.Duration(ktime - min(ktime, pr.sentNs))
 	pr.answered = true
+	t.answeredBits |= 1 << (pr.gen % 64)
 	t.answeredGen = max(t.answeredGen, pr.gen)
 	t.state.Answered++
 	t.state.ConsecutiveMisses = 0

@@ -148,7 +148,9 @@ func (p *Prober) Run(ctx context.Context) error {
 	}
 	defer p.running.Store(false)
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return p.recv.run(ctx, p.handle, p.settleMisses) })
+	if _, ok := p.recv.(poller); !ok { // else the send loop drains it
+		g.Go(func() error { return p.recv.run(ctx, p.handle, p.settleMisses) })
+	}
 	g.Go(func() error { return p.sendLoop(ctx) })
 	g.Go(func() error {
 		tk := time.NewTicker(p.cfg.SecretRotation)

@@ -39,21 +39,16 @@ func (s *sender) openFrames() error {
 	return nil
 }
 
-// sendFrames sends probes that all have a frame: through the TX ring of
-// their interface where it opens (one send() per ring), the rest (a full
-// ring, an interface without one) with sendmmsg on the packet socket.
+// sendFrames sends probes that all have a frame: into the TX ring of
+// their interface where it opens (flushed every ringChunk frames and at
+// the end), the rest (a full ring, an interface without one) with
+// sendmmsg on the packet socket. A frame in a ring counts as sent: if the
+// device's queue is full it waits there for the next flush (see
+// [sender.flushRings]).
 func (s *sender) sendFrames(ps []probe) (int, error) {
 	s.rest = s.rest[:0]
 	s.touched = s.touched[:0]
 	sent := 0
-	var errs []error
-	flush := func(r *txRing) {
-		n, err := r.flush()
-		sent += n
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
 	for i := range ps {
 		p := &ps[i]
 		r := s.ring(p.f.ifindex)
@@ -61,16 +56,18 @@ func (s *sender) sendFrames(ps []probe) (int, error) {
 			s.rest = append(s.rest, *p)
 			continue
 		}
-		switch r.filled {
+		sent++
+		switch r.fresh {
 		case 1:
 			s.touched = append(s.touched, r)
 		case ringChunk:
-			flush(r)
+			_ = r.flush() // what waits goes with the next flush
 		}
 	}
 	for _, r := range s.touched {
-		flush(r)
+		_ = r.flush()
 	}
+	var errs []error
 	for rest := s.rest; len(rest) > 0; {
 		k := min(len(rest), len(s.msgs))
 		n, err := s.sendFramesMsg(rest[:k])
@@ -81,6 +78,26 @@ func (s *sender) sendFrames(ps []probe) (int, error) {
 		rest = rest[k:]
 	}
 	return sent, errors.Join(errs...)
+}
+
+// queued returns how many frames wait in the TX rings for their device.
+func (s *sender) queued() int {
+	n := 0
+	for _, r := range s.rings {
+		if r != nil {
+			n += r.queued
+		}
+	}
+	return n
+}
+
+// flushRings sends what waits in the TX rings.
+func (s *sender) flushRings() {
+	for _, r := range s.rings {
+		if r != nil && r.queued > 0 {
+			_ = r.flush()
+		}
+	}
 }
 
 // ring returns the TX ring of the interface, opening it on first use;

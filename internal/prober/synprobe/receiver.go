@@ -32,6 +32,12 @@ type ebpfReceiver struct {
 
 	mu       sync.Mutex
 	attached map[int]bool // ifindexes it is attached to
+
+	// The non-blocking reader the send loop drains (see poll), and
+	// the callbacks it hands answers through.
+	rd            *loader.AnswerReader
+	deliverAnswer func(*loader.Answer)
+	deliverTo     func(uint64, []byte, int)
 }
 
 // newEBPFReceiver loads the program and attaches it to the ingress of

@@ -8,7 +8,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// sendLoop sends due probes in batches, paced by the global token bucket.
+// sendLoop sends due probes in batches, paced by the global token bucket,
+// and, with a receiver that is polled (the eBPF one), drains the answers
+// each time it wakes: one thread, one timer.
 func (p *Prober) sendLoop(ctx context.Context) error {
 	burst := max(p.cfg.Batch, p.cfg.PPS/100)
 	lim := rate.NewLimiter(rate.Limit(p.cfg.PPS), burst)
@@ -18,8 +20,34 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	frames, refreshAt := !p.cfg.RawSockets, uint64(0)
+	pl, polled := p.recv.(poller)
+	got := 0 // answers handed up by the last poll
+	deliver := func(k uint64, pkt []byte, wireLen int) {
+		got++
+		p.handle(k, pkt, wireLen)
+	}
+	if polled {
+		defer pl.closePoll()
+	}
+	pollWait, lastSend := pollMin, uint64(0)
 	for {
 		now := loader.Ktime()
+		if polled {
+			got = 0
+			if err := p.pollAnswers(pl, deliver); err != nil {
+				return err
+			}
+			if got > 0 {
+				pollWait = pollMin
+			} else {
+				pollWait = min(2*pollWait, pollMax)
+			}
+		}
+		p.sendMu.Lock()
+		if p.snd.queued() > 0 { // frames a full device queue held back
+			p.snd.flushRings()
+		}
+		p.sendMu.Unlock()
 		if frames && now >= refreshAt {
 			refreshAt = now + uint64(frameRefresh)
 			if err := p.refreshFrames(); err != nil {
@@ -56,14 +84,24 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 			}
 		}
 		if bs.len() > 0 {
+			pollWait, lastSend = pollMin, loader.Ktime()
 			continue // more may be due already
 		}
 		wait := time.Second
+		now = loader.Ktime()
 		p.mu.Lock()
 		if t := p.due.peek(); t != nil {
-			wait = time.Duration(t.next - min(t.next, loader.Ktime()))
+			wait = time.Duration(t.next - min(t.next, now))
 		}
 		p.mu.Unlock()
+		if polled && now-lastSend < uint64(pollSpan) {
+			wait = min(wait, pollWait)
+		}
+		p.sendMu.Lock()
+		if p.snd.queued() > 0 {
+			wait = min(wait, sendTick)
+		}
+		p.sendMu.Unlock()
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -140,6 +178,7 @@ func (p *Prober) collect(now, horizon uint64, bs *batches) {
 		}
 		t.prev = t.cur
 		t.gen++
+		t.answeredBits &^= 1 << (t.gen % 64)
 		t.cur = sent{gen: t.gen, lport: p.ports.lo + uint16((t.base+t.gen)%size), sentNs: now}
 		t.state.Sent++
 		pr := probe{local: t.local, remote: t.addr.Addr(), lport: t.cur.lport, rport: t.addr.Port(), t: t, gen: t.cur.gen}

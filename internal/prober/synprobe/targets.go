@@ -21,6 +21,10 @@ type target struct {
 	// later probe was answered does not count as consecutive.
 	answeredGen uint32
 	base        uint32 // per-target offset into the port range
+	// answeredBits has bit gen%64 set when probe gen was answered (the
+	// bit is cleared when gen+64 is sent): a miss settled late, after
+	// its probe left cur and prev, still knows whether it was answered.
+	answeredBits uint64
 
 	// The newest probe and the one before it. An answer counts for the
 	// probe it acknowledges if it reached the kernel (its ktime) before

@@ -29,24 +29,27 @@ const (
 
 // txRing is a PACKET_TX_RING (TPACKET_V2) on a packet socket bound to one
 // interface: the prober writes a tick's frames into the mmap'd slots and
-// one send() hands them all to the kernel, which builds each packet's
-// buffer from the slot (the headers copied, the rest referenced) and
-// passes it straight to the driver (PACKET_QDISC_BYPASS). Against
-// sendmmsg it saves, per probe, the message header and iovec copies, the
-// address and device lookups, and the scheduler check between messages
-// (where the woken receive thread of a veth peer preempted the sender).
+// one send() hands them all to the kernel, which copies each into a packet
+// buffer and passes it straight to the driver (PACKET_QDISC_BYPASS).
+// Against sendmmsg it saves, per probe, the message header and iovec
+// copies, the address and device lookups, and the scheduler check between
+// messages (where the woken receive thread of a veth peer preempted the
+// sender at every packet).
 //
-// The slot to fill next is ours to track; the kernel keeps its own head
-// and sends, from it, every slot marked TP_STATUS_SEND_REQUEST. Both stay
-// equal because a send leaves no slot marked: slots it did not send are
-// taken back (see flush). It is not safe for concurrent use.
+// The kernel keeps a head and sends, from it, every slot marked
+// TP_STATUS_SEND_REQUEST, in order, until one is not; it stops early when
+// the device's queue is full, and the slots it did not take stay marked.
+// The ring is thus also the queue in front of the device: marked slots
+// wait for the next send (the next tick at the latest), and a probe is
+// lost only when every slot is taken. head mirrors the kernel's head. It
+// is not safe for concurrent use.
 type txRing struct {
 	fd      int
 	ifindex int
 	mem     []byte
-	next    int // the slot to fill next
-	filled  int // slots filled since the last flush, from first
-	first   int // the first slot filled since the last flush
+	head    int // the first slot marked for sending (the kernel's head)
+	queued  int // slots marked for sending, from head
+	fresh   int // slots marked since the last flush
 }
 
 // openTxRing opens a packet socket with a TX ring bound to ifindex. It
@@ -113,64 +116,49 @@ func (r *txRing) status(i int) *uint32 {
 	return (*uint32)(unsafe.Pointer(&r.mem[i*ringSlotSize]))
 }
 
-// put writes pr's frame into the next slot and marks it for sending; it
-// reports false when that slot is still in the kernel's hands (the ring
-// is full).
+// put writes pr's frame into the next free slot and marks it for
+// sending; it reports false when there is none (the ring is full).
 func (r *txRing) put(pr *probe) bool {
-	st := r.status(r.next)
-	if atomic.LoadUint32(st)&(unix.TP_STATUS_SEND_REQUEST|unix.TP_STATUS_SENDING) != 0 {
+	if r.queued == ringSlots {
 		return false
 	}
-	slot := r.mem[r.next*ringSlotSize : (r.next+1)*ringSlotSize]
+	i := (r.head + r.queued) % ringSlots
+	st := r.status(i)
+	if atomic.LoadUint32(st)&(unix.TP_STATUS_SEND_REQUEST|unix.TP_STATUS_SENDING) != 0 {
+		return false // still in the kernel's hands
+	}
+	slot := r.mem[i*ringSlotSize : (i+1)*ringSlotSize]
 	n := pr.f.put(slot[ringDataOff+vnetHdrLen:], pr.lport, pr.seq)
 	// The virtio-net header: no flags, no GSO, hdr_len (little endian)
 	// the whole frame; csum_start and csum_offset unused.
 	clear(slot[ringDataOff : ringDataOff+vnetHdrLen])
 	binary.LittleEndian.PutUint16(slot[ringDataOff+2:], uint16(n))
 	*(*uint32)(unsafe.Pointer(&slot[4])) = uint32(vnetHdrLen + n) // tp_len
-	if r.filled == 0 {
-		r.first = r.next
-	}
-	r.filled++
 	atomic.StoreUint32(st, unix.TP_STATUS_SEND_REQUEST)
-	r.next = (r.next + 1) % ringSlots
+	r.queued++
+	r.fresh++
 	return true
 }
 
-// flush hands the filled slots to the kernel with one send() and returns
-// how many left. Slots the kernel did not take (device queue full, send
-// buffer full) are taken back and counted as not sent; the kernel's head
-// then points at the first of them, which is where the next put writes.
-func (r *txRing) flush() (int, error) {
-	if r.filled == 0 {
-		return 0, nil
+// flush hands the marked slots to the kernel with one send(). Slots the
+// device could not take yet stay marked for the next flush; the error
+// then says how many wait.
+func (r *txRing) flush() error {
+	r.fresh = 0
+	if r.queued == 0 {
+		return nil
 	}
 	// Never blocks (MSG_DONTWAIT), so a raw system call: the scheduler
 	// need not hand the P to another thread meanwhile.
 	_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(r.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
-	var err error
-	if errno != 0 {
-		err = fmt.Errorf("send tx ring: %w", errno)
+	for r.queued > 0 && atomic.LoadUint32(r.status(r.head))&unix.TP_STATUS_SEND_REQUEST == 0 {
+		r.head = (r.head + 1) % ringSlots
+		r.queued--
 	}
-	sent := r.filled
-	for k := range r.filled {
-		i := (r.first + k) % ringSlots
-		if atomic.LoadUint32(r.status(i))&unix.TP_STATUS_SEND_REQUEST == 0 {
-			continue
-		}
-		// The kernel stopped here: this slot and the rest stay ours.
-		sent = k
-		for j := k; j < r.filled; j++ {
-			atomic.StoreUint32(r.status((r.first+j)%ringSlots), unix.TP_STATUS_AVAILABLE)
-		}
-		r.next = i
-		if err == nil {
-			err = errors.New("send tx ring: slots left unsent")
-		}
-		break
+	if r.queued > 0 {
+		return fmt.Errorf("send tx ring: %d frames wait for the device: %w", r.queued, errno)
 	}
-	r.filled = 0
-	return sent, err
+	return nil
 }
 
 func (r *txRing) close() error {
