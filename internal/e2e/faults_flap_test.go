@@ -24,6 +24,7 @@ const (
 // and closes every connection, and can be taken down (its listener
 // closed: SYNs are answered with RSTs) and brought up again.
 type tcpServer struct {
+	t    *testing.T
 	rs   *testnet.RealServer
 	addr string
 
@@ -35,7 +36,7 @@ type tcpServer struct {
 // newTCPServer starts a server on rs at port; it is stopped on cleanup.
 func newTCPServer(t *testing.T, rs *testnet.RealServer, port int) *tcpServer {
 	t.Helper()
-	s := &tcpServer{rs: rs, addr: fmt.Sprintf("%s:%d", rs.Addr, port)}
+	s := &tcpServer{t: t, rs: rs, addr: fmt.Sprintf("%s:%d", rs.Addr, port)}
 	if err := s.up(); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func (s *tcpServer) up() error {
 			c, err := ln.Accept()
 			if err != nil {
 				if !errors.Is(err, net.ErrClosed) {
-					panic(err)
+					s.t.Errorf("accept on %s: %v", s.addr, err)
 				}
 				return
 			}

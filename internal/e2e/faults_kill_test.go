@@ -251,8 +251,9 @@ func TestFaultKillUnderLoad(t *testing.T) {
 	stopped := time.Now()
 	p = l.startRun(conf, nil)
 	out := l.waitServing(w, p, key(2), false, convergeTimeout)
-	t.Logf("failed-server phase: RS2 out of the table %v after its nginx stopped (lvsprobe restarted then)",
-		out.Sub(stopped).Round(time.Millisecond))
+	t.Logf("failed-server phase: RS2 out of the table %v after its nginx stopped and lvsprobe restarted; by its log, running after %v, RS2 down after %v",
+		out.Sub(stopped).Round(time.Millisecond), logSince(p.log(), `msg="lvsprobe running"`, stopped),
+		logSince(p.log(), `msg="real server down"`, stopped))
 	r2 := wait()
 	toRS2 := syns()
 	for i, want := range []int{0, 0, 1} {
@@ -271,4 +272,25 @@ func TestFaultKillUnderLoad(t *testing.T) {
 	if got := l.table().service("TCP 198.19.0.1:80"); got.String() != want.String() {
 		t.Errorf("final table:\n%s\nwant\n%s", got, want)
 	}
+}
+
+// logSince returns the time from t0 to the first log line holding sub,
+// by the line's time= stamp, or -1 when there is none.
+func logSince(log, sub string, t0 time.Time) time.Duration {
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, sub) {
+			continue
+		}
+		stamp, ok := strings.CutPrefix(line, "time=")
+		if !ok {
+			continue
+		}
+		stamp, _, _ = strings.Cut(stamp, " ")
+		at, err := time.Parse(time.RFC3339Nano, stamp)
+		if err != nil {
+			continue
+		}
+		return at.Sub(t0).Round(time.Millisecond)
+	}
+	return -1
 }

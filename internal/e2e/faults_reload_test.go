@@ -284,23 +284,6 @@ func dryRunCmds(log string) []string {
 	return cmds
 }
 
-// waitReloads waits until lvsprobe has applied n reloads more than from,
-// and until none is running (a settled count over two scrapes).
-func (l *lab) waitReloads(p *runProc, from float64, n float64) {
-	l.t.Helper()
-	deadline := time.Now().Add(convergeTimeout)
-	for {
-		v := l.metricsOf(p)[`lvsprobe_config_reloads_total{result="success"}`]
-		if v >= from+n {
-			return
-		}
-		if time.Now().After(deadline) {
-			l.t.Fatalf("%v reloads applied, want %v within %v\n%s", v-from, n, convergeTimeout, tail(p.log(), 40))
-		}
-		time.Sleep(pollEvery)
-	}
-}
-
 // rss returns p's resident set size in KiB.
 func (l *lab) rss(p *runProc) int {
 	l.t.Helper()
