@@ -118,7 +118,7 @@ const (
 	DefaultPenaltyHalfLife = time.Minute            // flap penalty halves this often
 	DefaultHoldBase        = time.Second            // hold of a recovery at penalty 2
 	DefaultHoldMax         = 10 * time.Second       // longest hold: re-added within 15 s of recovering
-	detectorTick           = 100 * time.Millisecond // how often held recoveries are looked at
+	detectorTick           = 100 * time.Millisecond // how often held recoveries are looked at (only while some are held)
 )
 
 // DetectorOptions tune a [Detector]. The zero value is the default policy.
@@ -394,8 +394,13 @@ func (d *Detector) Transitions() <-chan Transition { return d.out }
 // them, then closes Transitions. Run the scheduler beside it.
 func (d *Detector) Run(ctx context.Context) error {
 	defer close(d.out)
-	tk := time.NewTicker(detectorTick)
+	// The release timer runs only while a recovery is held back: an
+	// idle detector does not wake up (a wakeup is dear in an emulated
+	// or oversubscribed machine).
+	tk := time.NewTimer(detectorTick)
+	tk.Stop()
 	defer tk.Stop()
+	armed := false
 	in := d.s.Transitions()
 	for {
 		var pass []Transition
@@ -406,7 +411,12 @@ func (d *Detector) Run(ctx context.Context) error {
 			}
 			pass = d.transition(t)
 		case <-tk.C:
+			armed = false
 			pass = d.release()
+		}
+		if !armed && d.holding() {
+			tk.Reset(detectorTick)
+			armed = true
 		}
 		for _, t := range pass {
 			select {
@@ -459,10 +469,17 @@ func (d *Detector) transition(t Transition) []Transition {
 	return out
 }
 
+// holding reports whether a recovery is held back now.
+func (d *Detector) holding() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.held > 0
+}
+
 // release passes on the held recoveries whose time has come. With none
-// held it returns at once: it runs every detectorTick, and a scan of
-// every real server's damping (10,000 of them) at that rate was the
-// detector's largest cost.
+// held it returns at once: it runs every detectorTick while some are held,
+// and a scan of every real server's damping (10,000 of them) at that rate
+// was the detector's largest cost.
 func (d *Detector) release() []Transition {
 	d.mu.Lock()
 	defer d.mu.Unlock()
