@@ -9,21 +9,30 @@
  *   passive_ingress - from the real servers: SYN-ACKs (with the latency
  *                     since the first SYN, a log2 histogram) and RSTs.
  *
- * Counters live in real_servers, a hash Go fills from the configuration
- * (a packet of any other endpoint is not counted). A real server is the
- * packet's IP destination (LVS-NAT), the outer destination of an IPIP
- * packet (LVS-TUN), or, failing both, its link-layer destination (LVS-DR,
- * where the IP destination is the virtual address; dr_macs). In-flight
- * handshakes live in a direct-mapped table (see handshakes). The first
- * RST (and the first SYN retransmission) of a real server after a quiet
- * gap also goes up a ring buffer at once, so Go sees a dying server
- * without polling.
+ * Counters live in rs_stats, an array indexed by the real server's slot,
+ * which Go gives each real server of the configuration (a packet of any
+ * other endpoint is not counted). A real server is the packet's IP
+ * destination (LVS-NAT), the outer destination of an IPIP packet
+ * (LVS-TUN), or, failing both, its link-layer destination (LVS-DR, where
+ * the IP destination is the virtual address). Its slot is found in the
+ * endpoint table (see passive.h), a hash table of arrays: no hash-map
+ * helper runs per packet. In-flight handshakes live in a direct-mapped
+ * table (see handshakes) that also keeps the real server's slot, so an
+ * answer to a tracked SYN needs no endpoint lookup at all. The first RST
+ * (and the first SYN retransmission) of a real server after a quiet gap
+ * also goes up a ring buffer at once, so Go sees a dying server without
+ * polling.
+ *
+ * Per handshake packet: one endpoint lookup (two for a DR SYN, two for an
+ * untracked answer: the real server, then the director's own address),
+ * one handshake slot, one clock read, two to five atomic adds on the real
+ * server's counters. Data packets are parsed and pass.
  *
  * Every packet goes on untouched (TC_ACT_OK). Packets that are not plain
  * TCP over IPv4/IPv6 - truncated headers, IPv4 fragments, IPv6 extension
  * headers, UDP, ICMP - are counted by reason in stats and nowhere else.
  * The director's own packets - sent with no input link, or answering one
- * of its addresses (local_addrs) or SYN-probe ports - are left to the
+ * of its addresses (PASSIVE_EP_LOCAL keys) or SYN-probe ports - are left to the
  * tracepoints of passive_trace.c.
  */
 #include <linux/bpf.h>
@@ -46,29 +55,33 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 volatile const __u16 probe_port_lo = 0;
 volatile const __u16 probe_port_hi = 0;
 
+/* Each real server's counters, by slot (see struct passive_rs_stats). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 16384); /* the loader sizes it */
-	__type(key, struct passive_rs_key);
+	__type(key, __u32);
 	__type(value, struct passive_rs_stats);
-} real_servers SEC(".maps");
+} rs_stats SEC(".maps");
 
-/* LVS-DR real servers by link-layer address and port, filled by Go from
- * the neighbour table. */
+/* The endpoint table's buckets (see passive.h); a power of two of them. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384); /* the loader sizes it */
-	__type(key, struct passive_mac_key);
-	__type(value, struct passive_rs_key);
-} dr_macs SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 8192); /* the loader sizes it */
+	__type(key, __u32);
+	__type(value, struct passive_ep_bucket);
+} endpoints SEC(".maps");
 
-/* The director's own addresses, filled and refreshed by Go. */
+/* The endpoint table's DR and local keys. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct passive_addr);
-	__type(value, __u8);
-} local_addrs SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 16384 + 4096); /* the loader sizes it */
+	__type(key, __u32);
+	__type(value, struct passive_ep);
+} ep_keys SEC(".maps");
+
+/* endpoints' max_entries - 1, and the table's hash key; set by the loader. */
+volatile const __u32 ep_mask = 8191;
+volatile const __u64 ep_seed = 0x2545f4914f6cdd1dULL;
 
 /* In-flight handshakes: a direct-mapped table indexed by a keyed hash of
  * the 4-tuple, each slot holding a tag of the hash (a one-way cache with
@@ -223,17 +236,6 @@ static __always_inline int probe_port(__u16 port)
 	return probe_port_hi && port >= probe_port_lo && port <= probe_port_hi;
 }
 
-/* local_addr reports whether addr is one of the director's own addresses
- * (local_addrs, filled by Go): packets to it are the director's own. */
-static __always_inline int local_addr(__u8 *addr, __u8 family)
-{
-	struct passive_addr a = {};
-
-	__builtin_memcpy(a.addr, addr, 16);
-	a.family = family;
-	return bpf_map_lookup_elem(&local_addrs, &a) != 0;
-}
-
 /* mix64 is a 64-bit finaliser (xor-shift, multiply). */
 static __always_inline __u64 mix64(__u64 x)
 {
@@ -243,6 +245,106 @@ static __always_inline __u64 mix64(__u64 x)
 	x *= 0xc4ceb9fe1a85ec53ULL;
 	x ^= x >> 33;
 	return x;
+}
+
+/* key_words reads a key as the three native-endian words the endpoint
+ * table hashes and compares (internal/loader/passive_ep.go does the same). */
+static __always_inline void key_words(const struct passive_rs_key *k, __u64 *a, __u64 *b, __u32 *c)
+{
+	__builtin_memcpy(a, &k->addr[0], 8);
+	__builtin_memcpy(b, &k->addr[8], 8);
+	__builtin_memcpy(c, &k->port, 4);
+}
+
+/* ep_hash hashes a key's words: three independent multiplies and one
+ * finishing round, a short dependency chain (internal/loader/passive_ep.go
+ * computes the same). */
+static __always_inline __u64 ep_hash(__u64 a, __u64 b, __u32 c)
+{
+	__u64 h = ((a ^ ep_seed) * 0x9e3779b97f4a7c15ULL) ^ (b * 0xc2b2ae3d27d4eb4fULL) ^
+		  (((__u64)c ^ (ep_seed >> 32)) * 0x165667b19e3779f9ULL);
+
+	h ^= h >> 32;
+	h *= 0xd6e8feb86659fd93ULL;
+	return h ^ (h >> 32);
+}
+
+/* ep_match reports whether entry id holds the key (a, b, c), and gives
+ * the real server's slot. */
+static __always_inline int ep_match(__u32 id, __u64 a, __u64 b, __u32 c, __u32 *slot)
+{
+	__u64 ea, eb;
+	__u32 ec;
+
+	if (id & PASSIVE_EP_OTHER) {
+		__u32 i = id & ~PASSIVE_EP_OTHER;
+		struct passive_ep *e = bpf_map_lookup_elem(&ep_keys, &i);
+
+		if (!e)
+			return 0;
+		key_words(&e->key, &ea, &eb, &ec);
+		*slot = e->slot;
+	} else {
+		struct passive_rs_stats *v = bpf_map_lookup_elem(&rs_stats, &id);
+
+		if (!v)
+			return 0;
+		key_words(&v->key, &ea, &eb, &ec);
+		*slot = id;
+	}
+	return ea == a && eb == b && ec == c;
+}
+
+/* ep_find looks k up in the endpoint table: 1 and the real server's slot
+ * (for a real-server or DR key) when it is there, 0 when not. A miss
+ * reads one bucket (one cache line) unless that bucket overflowed.
+ * Everything is inlined and unrolled: on this kind of machine every call
+ * and return pays for the speculative-execution mitigations (a BPF
+ * subprogram for ep_find cost 15-40 ns more per packet, measured). */
+static __always_inline int ep_find(const struct passive_rs_key *k, __u32 *slot)
+{
+	__u64 a, b, h;
+	__u32 c, fp, home, bk;
+	int round, i;
+
+	key_words(k, &a, &b, &c);
+	h = ep_hash(a, b, c);
+	fp = (__u32)(h >> 32) | 1;
+	home = (__u32)h & ep_mask;
+	bk = home;
+#pragma unroll
+	for (round = 0; round < 2; round++) {
+		struct passive_ep_bucket *e = bpf_map_lookup_elem(&endpoints, &bk);
+
+		if (!e)
+			return 0;
+#pragma unroll
+		for (i = 0; i < PASSIVE_EP_WAYS; i++) {
+			if (e->way[i].fp == fp && ep_match(e->way[i].id, a, b, c, slot))
+				return 1;
+		}
+		if (!e->overflow)
+			return 0;
+		/* The second bucket: other bits of the hash, never the home one. */
+		bk = (__u32)(h >> 16) & ep_mask;
+		if (bk == home)
+			bk = (home + 1) & ep_mask;
+	}
+	return 0;
+}
+
+/* local_addr reports whether addr is one of the director's own addresses
+ * (PASSIVE_EP_LOCAL keys, filled by Go): packets to it are the director's
+ * own. */
+static __always_inline int local_addr(const __u8 *addr, __u8 family)
+{
+	struct passive_rs_key k __attribute__((aligned(8))) = {};
+	__u32 slot;
+
+	__builtin_memcpy(k.addr, addr, 16);
+	k.proto = PASSIVE_EP_LOCAL;
+	k.family = family;
+	return ep_find(&k, &slot);
 }
 
 /* hs_hash hashes a handshake's 4-tuple, client and server in that order
@@ -265,101 +367,135 @@ static __always_inline __u64 hs_hash(struct tuple *t, int egress)
 	return mix64(h ^ ((__u64)(egress ? t->sport : t->dport) << 16 | (egress ? t->dport : t->sport)));
 }
 
-static __always_inline int handle(struct __sk_buff *skb, int egress)
+#define HS_SYNS(h) ((h)->slot_syns & 0xff)
+#define HS_SLOT(h) ((h)->slot_syns >> 8)
+
+/* egress handles a client's SYN toward a real server. */
+static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 {
-	struct tuple t = {};
-	struct passive_rs_key rk = {};
+	struct passive_rs_key rk __attribute__((aligned(8))) = {};
 	struct passive_rs_stats *v;
 	struct passive_hs *h;
 	__u64 now, hash;
-	__u32 idx, tag;
-	int live, ours;
+	__u32 idx, tag, slot, syns;
+	int live;
 
-	if (!parse(skb, &t))
+	if ((t->flags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) != TCPF_SYN)
 		return TC_ACT_OK;
-	if (egress) {
-		/* A client's SYN toward a real server. */
-		if ((t.flags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) != TCPF_SYN)
-			return TC_ACT_OK;
-		/* Sent by the director itself (no input link): a check or a
-		 * SYN probe, left to the tracepoints. */
-		if (skb->ingress_ifindex == 0)
-			return TC_ACT_OK;
-		if (t.tunneled)
-			__builtin_memcpy(rk.addr, t.tunnel, 4);
-		else
-			__builtin_memcpy(rk.addr, t.daddr, 16);
-		rk.port = t.dport;
-	} else {
-		/* A real server's SYN-ACK or RST. */
-		if (!(t.flags & TCPF_RST) &&
-		    (t.flags & (TCPF_SYN | TCPF_ACK)) != (TCPF_SYN | TCPF_ACK))
-			return TC_ACT_OK;
-		__builtin_memcpy(rk.addr, t.saddr, 16);
-		rk.port = t.sport;
-	}
+	/* Sent by the director itself (no input link): a check or a SYN
+	 * probe, left to the tracepoints. */
+	if (skb->ingress_ifindex == 0)
+		return TC_ACT_OK;
+	if (t->tunneled)
+		__builtin_memcpy(rk.addr, t->tunnel, 4);
+	else
+		__builtin_memcpy(rk.addr, t->daddr, 16);
+	rk.port = t->dport;
 	rk.proto = IPPROTO_TCP;
-	rk.family = t.family;
-	v = bpf_map_lookup_elem(&real_servers, &rk);
-	if (!v && egress) {
+	rk.family = t->family;
+	if (!ep_find(&rk, &slot)) {
 		/* LVS-DR: the destination is the virtual address; the real
 		 * server is the link-layer destination. */
-		struct passive_mac_key mk = {};
-		struct passive_rs_key *dr;
+		struct passive_rs_key dk __attribute__((aligned(8))) = {};
 
-		__builtin_memcpy(mk.mac, t.dmac, ETH_ALEN);
-		mk.port = t.dport;
-		dr = bpf_map_lookup_elem(&dr_macs, &mk);
-		if (dr)
-			v = bpf_map_lookup_elem(&real_servers, dr);
-		if (v)
-			__builtin_memcpy(&rk, dr, sizeof(rk));
+		__builtin_memcpy(dk.addr, t->dmac, ETH_ALEN);
+		dk.port = t->dport;
+		dk.proto = PASSIVE_EP_DR;
+		if (!ep_find(&dk, &slot)) {
+			count(PASSIVE_STAT_UNKNOWN_RS);
+			return TC_ACT_OK;
+		}
 	}
-	if (!v) {
-		count(PASSIVE_STAT_UNKNOWN_RS);
+	v = bpf_map_lookup_elem(&rs_stats, &slot);
+	if (!v)
 		return TC_ACT_OK;
-	}
-	/* An answer to the director itself: a SYN probe's or a check's. */
-	if (!egress && (probe_port(bpf_ntohs(t.dport)) || local_addr(t.daddr, t.family)))
-		return TC_ACT_OK;
+	__sync_fetch_and_add(&v->syns, 1);
 
 	now = bpf_ktime_get_ns();
-	hash = hs_hash(&t, egress);
+	hash = hs_hash(t, 1);
 	idx = (__u32)hash & hs_mask;
 	tag = (__u32)(hash >> 32) | 1; /* never 0: 0 is an empty slot */
 	h = bpf_map_lookup_elem(&handshakes, &idx);
 	if (!h)
 		return TC_ACT_OK; /* cannot happen: idx is within the array */
-	live = h->syns && now - h->syn_ns < HS_WINDOW_NS; /* an unanswered handshake */
-	if (egress) {
-		__sync_fetch_and_add(&v->syns, 1);
-		if (h->tag != tag || !live) {
-			if (live)
-				count(PASSIVE_STAT_HS_FULL); /* another in-flight handshake's slot */
-			h->tag = tag;
-			h->syn_ns = now;
-			h->syns = 1;
-			return TC_ACT_OK;
-		}
-		/* The same 4-tuple's SYN again: the handshake went unanswered. */
-		h->syns++;
-		__sync_fetch_and_add(&v->syn_retrans, 1);
-		if (now - v->retrans_event_ns >= event_gap_ns) {
-			v->retrans_event_ns = now;
-			send_event(&rk, PASSIVE_EV_SYN_RETRANS, now);
-		}
+	syns = HS_SYNS(h);
+	live = syns && now - h->syn_ns < HS_WINDOW_NS; /* an unanswered handshake */
+	if (h->tag != tag || !live) {
+		if (live)
+			count(PASSIVE_STAT_HS_FULL); /* another in-flight handshake's slot */
+		h->tag = tag;
+		h->syn_ns = now;
+		h->slot_syns = slot << 8 | 1;
 		return TC_ACT_OK;
 	}
-	ours = h->tag == tag && live;
-	if (t.flags & TCPF_RST) {
+	/* The same 4-tuple's SYN again: the handshake went unanswered. */
+	if (syns < 0xff)
+		syns++;
+	h->slot_syns = slot << 8 | syns;
+	__sync_fetch_and_add(&v->syn_retrans, 1);
+	if (now - v->retrans_event_ns >= event_gap_ns) {
+		v->retrans_event_ns = now;
+		send_event(&v->key, PASSIVE_EV_SYN_RETRANS, now);
+	}
+	return TC_ACT_OK;
+}
+
+/* ingress handles a real server's SYN-ACK or RST. An answer to a tracked
+ * SYN takes the real server from the handshake table; any other needs the
+ * endpoint table, for the real server and to leave out answers to the
+ * director itself. */
+static __always_inline int ingress(struct tuple *t)
+{
+	struct passive_rs_stats *v;
+	struct passive_hs *h;
+	__u64 now = 0, hash;
+	__u32 idx, tag, slot;
+	int ours = 0;
+
+	if (!(t->flags & TCPF_RST) &&
+	    (t->flags & (TCPF_SYN | TCPF_ACK)) != (TCPF_SYN | TCPF_ACK))
+		return TC_ACT_OK;
+	hash = hs_hash(t, 0);
+	idx = (__u32)hash & hs_mask;
+	tag = (__u32)(hash >> 32) | 1;
+	h = bpf_map_lookup_elem(&handshakes, &idx);
+	if (!h)
+		return TC_ACT_OK; /* cannot happen: idx is within the array */
+	if (h->tag == tag && HS_SYNS(h)) {
+		now = bpf_ktime_get_ns();
+		ours = now - h->syn_ns < HS_WINDOW_NS; /* in flight */
+	}
+	if (ours) {
+		slot = HS_SLOT(h);
+	} else {
+		struct passive_rs_key rk __attribute__((aligned(8))) = {};
+
+		__builtin_memcpy(rk.addr, t->saddr, 16);
+		rk.port = t->sport;
+		rk.proto = IPPROTO_TCP;
+		rk.family = t->family;
+		if (!ep_find(&rk, &slot)) {
+			count(PASSIVE_STAT_UNKNOWN_RS);
+			return TC_ACT_OK;
+		}
+		/* An answer to the director itself: a SYN probe's or a check's. */
+		if (probe_port(bpf_ntohs(t->dport)) || local_addr(t->daddr, t->family))
+			return TC_ACT_OK;
+	}
+	v = bpf_map_lookup_elem(&rs_stats, &slot);
+	if (!v)
+		return TC_ACT_OK;
+	if (t->flags & TCPF_RST) {
 		__sync_fetch_and_add(&v->rsts, 1);
 		if (ours) {
 			__sync_fetch_and_add(&v->refused, 1);
-			h->syns = 0; /* answered */
+			h->slot_syns = 0; /* answered */
 		}
+		if (!now)
+			now = bpf_ktime_get_ns();
 		if (now - v->rst_event_ns >= event_gap_ns) {
 			v->rst_event_ns = now;
-			send_event(&rk, PASSIVE_EV_RST, now);
+			send_event(&v->key, PASSIVE_EV_RST, now);
 		}
 		return TC_ACT_OK;
 	}
@@ -369,20 +505,28 @@ static __always_inline int handle(struct __sk_buff *skb, int egress)
 		return TC_ACT_OK;
 	}
 	/* Karn: a retransmitted handshake's latency is ambiguous. */
-	if (h->syns == 1 && now > h->syn_ns)
+	if (HS_SYNS(h) == 1 && now > h->syn_ns)
 		record_latency(v->lat, &v->lat_count, &v->lat_sum_ns, now - h->syn_ns);
-	h->syns = 0; /* answered */
+	h->slot_syns = 0; /* answered */
 	return TC_ACT_OK;
 }
 
 SEC("tc")
 int passive_egress(struct __sk_buff *skb)
 {
-	return handle(skb, 1);
+	struct tuple t = {};
+
+	if (!parse(skb, &t))
+		return TC_ACT_OK;
+	return egress(skb, &t);
 }
 
 SEC("tc")
 int passive_ingress(struct __sk_buff *skb)
 {
-	return handle(skb, 0);
+	struct tuple t = {};
+
+	if (!parse(skb, &t))
+		return TC_ACT_OK;
+	return ingress(&t);
 }

@@ -20,9 +20,13 @@ struct passive_rs_key {
 	__u8 family;   /* 4 or 6 */
 };
 
-/* What the TC programs saw of one real server's traffic. Counters only
- * grow; Go takes differences between reads. */
+/* What the TC programs saw of one real server's traffic: the rs_stats
+ * entry of its slot. Go writes key (and zero counters) when it gives the
+ * real server the slot; the counters only grow after that, and Go takes
+ * differences between reads. */
 struct passive_rs_stats {
+	struct passive_rs_key key; /* the real server: events name it, lookups check it */
+	__u32 pad;
 	__u64 syns;        /* client SYNs forwarded to the real server */
 	__u64 syn_retrans; /* of those, a SYN seen again for the same 4-tuple */
 	__u64 synacks;     /* SYN-ACKs from the real server */
@@ -35,23 +39,50 @@ struct passive_rs_stats {
 	__u64 retrans_event_ns; /* ktime of the last retransmission event */
 };
 
-/* An LVS-DR real server as the link layer sees it. */
-struct passive_mac_key {
-	__u8 mac[6];
-	__u16 port; /* network byte order: the virtual (and real) port */
+/* The endpoint table (passive.c's endpoints and ep_keys) maps three kinds
+ * of keys, all laid out as struct passive_rs_key with the kind in proto:
+ *
+ *   a real server (IPPROTO_TCP): its address and port;
+ *   an LVS-DR real server (PASSIVE_EP_DR): the MAC its frames go to in
+ *     addr[0..5], the (virtual = real) port, family 0;
+ *   one of the director's own addresses (PASSIVE_EP_LOCAL): port 0.
+ *
+ * It is an open-addressed hash table that Go fills and the programs read
+ * with array lookups the verifier inlines (no hash-map helper, no lock): a
+ * key's home bucket is its hash & mask; once the home bucket is full (its
+ * overflow flag says so) keys go to their second bucket. A way holds a
+ * fingerprint of the hash and an entry id: a real server's slot in
+ * rs_stats, whose key the lookup checks, or, with PASSIVE_EP_OTHER set,
+ * an index in ep_keys (DR and local keys). */
+#define PASSIVE_EP_DR 0xfe
+#define PASSIVE_EP_LOCAL 0xff
+#define PASSIVE_EP_WAYS 7
+#define PASSIVE_EP_OTHER 0x80000000u
+
+/* One way of a bucket; fp is 0 when the way is free. */
+struct passive_ep_way {
+	__u32 fp; /* the key's hash >> 32, | 1 */
+	__u32 id; /* an rs_stats slot, or PASSIVE_EP_OTHER | an ep_keys index */
 };
 
-/* One of the director's own addresses. */
-struct passive_addr {
-	__u8 addr[16]; /* IPv4 in the first 4 bytes, the rest zero */
-	__u32 family;  /* 4 or 6 */
+/* A bucket of the endpoint table: one cache line. */
+struct passive_ep_bucket {
+	struct passive_ep_way way[PASSIVE_EP_WAYS];
+	__u32 overflow; /* non-zero: some keys of this home bucket are in their second bucket */
+	__u32 pad;
+};
+
+/* An ep_keys entry: a DR or local key and (DR) the real server's slot. */
+struct passive_ep {
+	struct passive_rs_key key;
+	__u32 slot;
 };
 
 /* A slot of the handshake table (indexed by a hash of the 4-tuple). */
 struct passive_hs {
-	__u64 syn_ns; /* ktime of the handshake's first SYN */
-	__u32 tag;    /* the rest of the 4-tuple's hash; 0: never used */
-	__u32 syns;   /* SYNs seen; 0 once answered (SYN-ACK or RST) */
+	__u64 syn_ns;    /* ktime of the handshake's first SYN */
+	__u32 tag;       /* the rest of the 4-tuple's hash; 0: never used */
+	__u32 slot_syns; /* the real server's slot << 8 | SYNs seen (at most 255; 0 once answered) */
 };
 
 /* What the tracepoint programs saw of the director's own connections to

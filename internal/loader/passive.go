@@ -20,7 +20,7 @@ import (
 
 // PassiveOptions configure [LoadPassive]. The zero value works.
 type PassiveOptions struct {
-	Capacity          int                   // real servers the maps hold; 0 means 16384
+	Capacity          int                   // real servers the maps hold (at most 1<<24); 0 means 16384
 	HandshakeCapacity int                   // slots of the in-flight handshake table, rounded up to a power of two; 0 means 131072
 	ProbePortLo       uint16                // the SYN prober's reserved source ports, whose answers are not client traffic
 	ProbePortHi       uint16                // (0-0: none)
@@ -77,6 +77,13 @@ func (e *UnavailableError) Is(target error) bool { return target == ErrNotSuppor
 // maps cannot hold every real server; the ones that fit are observed.
 var ErrMapFull = errors.New("passive map full")
 
+// maxPassiveCapacity is the most real servers the maps can hold: the
+// handshake table keeps a slot in 24 bits.
+const maxPassiveCapacity = 1 << 24
+
+// localCapacity is the most director addresses the endpoint table holds.
+const localCapacity = 4096
+
 // Passive is the loaded passive observer: TC programs for the
 // real-server-facing links and, where the kernel allows, tracepoints for
 // the director's own connections. Its methods are safe for concurrent use.
@@ -90,8 +97,12 @@ type Passive struct {
 
 	mu       sync.Mutex
 	attached []passiveAttachment
-	slots    rsSlots // the observed real servers (passive_poll.go)
-	mapFull  uint64  // real servers left out because a map was full
+	slots    rsSlots                            // the observed real servers (passive_poll.go)
+	ep       *epTable                           // the programs' endpoint table (passive_ep.go)
+	dr       map[[rsKeySize]byte]netip.AddrPort // wanted LVS-DR keys (drKey) and their real servers
+	drSlot   map[[rsKeySize]byte]uint32         // DR keys in ep, and the slot each names
+	locals   map[[rsKeySize]byte]bool           // local keys in ep
+	mapFull  uint64                             // real servers left out because a map was full
 	closed   bool
 
 	deltas    chan []Delta
@@ -113,6 +124,8 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 	p := &Passive{
 		opts:   opts,
 		log:    opts.Logger,
+		drSlot: map[[rsKeySize]byte]uint32{},
+		locals: map[[rsKeySize]byte]bool{},
 		deltas: make(chan []Delta, 1),
 		events: make(chan Event, 1024),
 	}
@@ -123,23 +136,32 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 	if err != nil {
 		return nil, &UnavailableError{Part: "tc", Err: fmt.Errorf("load passive spec: %w", err)}
 	}
-	spec.Maps[passiveMapRealServers].MaxEntries = uint32(opts.Capacity)
-	spec.Maps[passiveMapDrMacs].MaxEntries = uint32(opts.Capacity)
+	if opts.Capacity > maxPassiveCapacity {
+		return nil, fmt.Errorf("passive capacity %d above %d", opts.Capacity, maxPassiveCapacity)
+	}
+	spec.Maps[passiveMapRsStats].MaxEntries = uint32(opts.Capacity)
+	buckets := epBuckets(2*opts.Capacity + localCapacity)
+	others := uint32(opts.Capacity + localCapacity)
+	spec.Maps[passiveMapEndpoints].MaxEntries = buckets
+	spec.Maps[passiveMapEpKeys].MaxEntries = others
 	slots := uint32(1)
 	for slots < uint32(opts.HandshakeCapacity) {
 		slots <<= 1
 	}
 	spec.Maps[passiveMapHandshakes].MaxEntries = slots
-	var seed [8]byte
+	var seed [16]byte
 	if _, err := rand.Read(seed[:]); err != nil {
-		return nil, fmt.Errorf("handshake hash seed: %w", err)
+		return nil, fmt.Errorf("hash seeds: %w", err)
 	}
+	epSeed := binary.NativeEndian.Uint64(seed[8:])
 	for name, v := range map[string]any{
 		passiveVarProbePortLo: opts.ProbePortLo,
 		passiveVarProbePortHi: opts.ProbePortHi,
 		passiveVarEventGapNs:  uint64(opts.EventGap),
 		passiveVarHsMask:      slots - 1,
-		passiveVarHsSeed:      binary.NativeEndian.Uint64(seed[:]),
+		passiveVarHsSeed:      binary.NativeEndian.Uint64(seed[:8]),
+		passiveVarEpMask:      buckets - 1,
+		passiveVarEpSeed:      epSeed,
 	} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("set %s: %w", name, err)
@@ -156,6 +178,8 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 			p.Close()
 		}
 	}()
+	p.ep = newEPTable(buckets, epSeed, others)
+	p.ep.useMaps(p.tc.Endpoints, p.tc.EpKeys)
 	if err := p.RefreshLocalAddrs(); err != nil {
 		return nil, err
 	}
@@ -244,8 +268,13 @@ func (p *Passive) SetRealServers(targets []netip.AddrPort) error {
 		if want[t] {
 			continue
 		}
-		for _, m := range p.targetMaps() {
-			if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		// Out of the endpoint table first: the programs stop finding
+		// the slot before it can be reused.
+		if _, err := p.ep.remove(k); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", t, err))
+		}
+		if p.trace != nil {
+			if err := p.trace.OwnTargets.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 				errs = append(errs, fmt.Errorf("remove %s: %w", t, err))
 			}
 		}
@@ -257,43 +286,90 @@ func (p *Passive) SetRealServers(targets []netip.AddrPort) error {
 		if _, ok := p.slots.byKey[k]; ok {
 			continue
 		}
-		ok := true
-		for i, m := range p.targetMaps() {
-			var err error
-			if i == 0 {
-				err = m.Update(k, passivePassiveRsStats{}, ebpf.UpdateNoExist)
-			} else {
-				err = m.Update(k, passiveTracePassiveOwnStats{}, ebpf.UpdateNoExist)
-			}
-			switch {
-			case err == nil, errors.Is(err, ebpf.ErrKeyExist):
-			case errors.Is(err, unix.E2BIG):
-				ok = false
-			default:
-				errs = append(errs, fmt.Errorf("add %s: %w", t, err))
-				ok = false
-			}
-		}
-		if ok {
-			p.slots.add(k, t)
-		} else {
+		switch err := p.addRealServer(k, t); {
+		case err == nil:
+		case errors.Is(err, errEPFull), errors.Is(err, unix.E2BIG):
 			full++
+		default:
+			errs = append(errs, fmt.Errorf("add %s: %w", t, err))
 		}
 	}
 	if full > 0 {
 		p.mapFull += uint64(full)
 		errs = append(errs, fmt.Errorf("%d of %d real servers not observed (capacity %d): %w", full, len(want), p.opts.Capacity, ErrMapFull))
 	}
+	if err := p.syncDR(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
-// targetMaps returns the maps keyed by real server: real_servers, then
-// own_targets when the tracepoints run.
-func (p *Passive) targetMaps() []*ebpf.Map {
-	if p.trace != nil {
-		return []*ebpf.Map{p.tc.RealServers, p.trace.OwnTargets}
+// addRealServer gives the real server t (encoded as k) a slot, zero
+// counters there, and its place in the endpoint table and own_targets;
+// on failure it takes back what it did. Under p.mu.
+func (p *Passive) addRealServer(k [rsKeySize]byte, t netip.AddrPort) error {
+	slot, ok := p.slots.add(k, t, p.opts.Capacity)
+	if !ok {
+		return errEPFull
 	}
-	return []*ebpf.Map{p.tc.RealServers}
+	err := p.tc.RsStats.Put(uint32(slot), &passivePassiveRsStats{Key: rsKeyStruct(k)})
+	if err == nil {
+		err = p.ep.insert(k, uint32(slot))
+		if err == nil && p.trace != nil {
+			err = p.trace.OwnTargets.Update(k, passiveTracePassiveOwnStats{}, ebpf.UpdateNoExist)
+			if errors.Is(err, ebpf.ErrKeyExist) {
+				err = nil
+			}
+			if err != nil {
+				p.ep.remove(k)
+			}
+		}
+	}
+	if err != nil {
+		p.slots.remove(k)
+	}
+	return err
+}
+
+// syncDR makes the endpoint table's DR keys those of p.dr whose real
+// server is observed, each naming the real server's current slot. Under
+// p.mu.
+func (p *Passive) syncDR() error {
+	var errs []error
+	for k, slot := range p.drSlot {
+		if ap, ok := p.dr[k]; ok {
+			if i, ok := p.slots.byKey[encodeRSKey(ap)]; ok && uint32(i) == slot {
+				continue
+			}
+		}
+		if err := p.ep.removeOther(k); err != nil {
+			errs = append(errs, fmt.Errorf("remove DR entry: %w", err))
+		}
+		delete(p.drSlot, k)
+	}
+	full := 0
+	for k, ap := range p.dr {
+		if _, ok := p.drSlot[k]; ok {
+			continue
+		}
+		i, ok := p.slots.byKey[encodeRSKey(ap)]
+		if !ok {
+			continue // not observed (yet)
+		}
+		switch err := p.ep.insertOther(k, uint32(i)); {
+		case err == nil:
+			p.drSlot[k] = uint32(i)
+		case errors.Is(err, errEPFull):
+			full++
+		default:
+			errs = append(errs, fmt.Errorf("add DR entry: %w", err))
+		}
+	}
+	if full > 0 {
+		p.mapFull += uint64(full)
+		errs = append(errs, fmt.Errorf("%d DR real servers not observed: %w", full, ErrMapFull))
+	}
+	return errors.Join(errs...)
 }
 
 // Close detaches everything and frees the programs and maps. A Run in
@@ -383,57 +459,38 @@ func (p *Passive) RefreshLocalAddrs() error {
 	if err != nil {
 		return fmt.Errorf("list local addresses: %w", err)
 	}
-	want := map[[20]byte]bool{}
+	want := map[[rsKeySize]byte]bool{}
 	for _, a := range addrs {
 		ip, ok := netip.AddrFromSlice(a.IP)
 		if !ok {
 			continue
 		}
-		want[addrKey(ip.Unmap())] = true
+		want[localKey(ip)] = true
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return ErrClosed
 	}
-	var k [20]byte
-	var v uint8
-	var stale [][20]byte
-	it := p.tc.LocalAddrs.Iterate()
-	for it.Next(&k, &v) {
-		if !want[k] {
-			stale = append(stale, k)
+	for k := range p.locals {
+		if want[k] {
+			continue
 		}
-		delete(want, k)
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("read local_addrs: %w", err)
-	}
-	for _, k := range stale {
-		if err := p.tc.LocalAddrs.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := p.ep.removeOther(k); err != nil {
 			return fmt.Errorf("delete local address: %w", err)
 		}
+		delete(p.locals, k)
 	}
 	for k := range want {
-		if err := p.tc.LocalAddrs.Put(k, uint8(1)); err != nil {
+		if p.locals[k] {
+			continue
+		}
+		if err := p.ep.insertOther(k, 0); err != nil {
 			return fmt.Errorf("add local address: %w", err)
 		}
+		p.locals[k] = true
 	}
 	return nil
-}
-
-// addrKey is struct passive_addr for a.
-func addrKey(a netip.Addr) (k [20]byte) {
-	if a.Is4() {
-		b := a.As4()
-		copy(k[:], b[:])
-		binary.NativeEndian.PutUint32(k[16:], 4)
-	} else {
-		b := a.As16()
-		copy(k[:], b[:])
-		binary.NativeEndian.PutUint32(k[16:], 6)
-	}
-	return k
 }
 
 // DRKey names an LVS-DR real server as the director's links see it: the
@@ -450,52 +507,17 @@ type DRKey struct {
 // destination is the virtual address, so the real server is known by its
 // MAC only. It replaces the previous set.
 func (p *Passive) SetDirectRouted(rs map[DRKey]netip.AddrPort) error {
-	want := make(map[[8]byte][rsKeySize]byte, len(rs))
+	want := make(map[[rsKeySize]byte]netip.AddrPort, len(rs))
 	for k, ap := range rs {
-		var mk [8]byte
-		copy(mk[:], k.MAC[:])
-		binary.BigEndian.PutUint16(mk[6:], k.Port)
-		want[mk] = encodeRSKey(ap)
+		want[drKey(k)] = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return ErrClosed
 	}
-	var k [8]byte
-	var v [rsKeySize]byte
-	var stale [][8]byte
-	it := p.tc.DrMacs.Iterate()
-	for it.Next(&k, &v) {
-		if w, ok := want[k]; !ok {
-			stale = append(stale, k)
-		} else if w == v {
-			delete(want, k)
-		}
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("read dr_macs: %w", err)
-	}
-	for _, k := range stale {
-		if err := p.tc.DrMacs.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("delete DR entry: %w", err)
-		}
-	}
-	full := 0
-	for k, v := range want {
-		if err := p.tc.DrMacs.Put(k, v); err != nil {
-			if errors.Is(err, unix.E2BIG) {
-				full++
-				continue
-			}
-			return fmt.Errorf("add DR entry: %w", err)
-		}
-	}
-	if full > 0 {
-		p.mapFull += uint64(full)
-		return fmt.Errorf("%d DR real servers not observed: %w", full, ErrMapFull)
-	}
-	return nil
+	p.dr = want
+	return p.syncDR()
 }
 
 // ownNetns returns the inode number of the calling thread's network

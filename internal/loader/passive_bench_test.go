@@ -233,15 +233,13 @@ func benchTopology(b *testing.B) (client *testnet.RealServer, sink netip.AddrPor
 func BenchmarkPassiveForwarding(b *testing.B) {
 	testenv.RequireRoot(b)
 	for _, load := range []string{"bulk", "connect"} {
-		for _, on := range []bool{false, true} {
-			name := load + "/off"
-			if on {
-				name = load + "/on"
-			}
-			b.Run(name, func(b *testing.B) {
+		for _, mode := range []string{"off", "empty", "on"} {
+			b.Run(load+"/"+mode, func(b *testing.B) {
 				client, sink, link := benchTopology(b)
 				var p *Passive
-				if on {
+				var progs []*ebpf.Program
+				switch mode {
+				case "on":
 					p = mustLoadPassive(b, PassiveOptions{NoTracepoints: true})
 					if err := p.SetRealServers(append(benchRealServers(10000), sink)); err != nil {
 						b.Fatal(err)
@@ -249,13 +247,24 @@ func BenchmarkPassiveForwarding(b *testing.B) {
 					if _, err := p.Attach(link.Attrs().Index); err != nil {
 						b.Fatal(err)
 					}
+					eg, in := p.Programs()
+					progs = []*ebpf.Program{eg, in}
+				case "empty":
+					// The statistics' own cost on this traffic: an
+					// empty program on both hooks.
+					progs = []*ebpf.Program{emptyTC(b), emptyTC(b)}
+					a, err := attachPassiveTCX(link.Attrs().Index, progs[1], progs[0])
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { a.detach() })
 				}
 				stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 				if err != nil {
 					b.Fatalf("enable stats: %v", err)
 				}
 				defer stats.Close()
-				before := progStats(b, p)
+				before := progStats(b, progs)
 				cpu0 := cpuTime(b)
 				b.ResetTimer()
 				switch load {
@@ -266,13 +275,15 @@ func BenchmarkPassiveForwarding(b *testing.B) {
 				}
 				b.StopTimer()
 				b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
-				if p != nil {
-					after := progStats(b, p)
+				if progs != nil {
+					after := progStats(b, progs)
 					runs := after.RunCount - before.RunCount
 					if runs > 0 {
 						b.ReportMetric(float64(after.Runtime-before.Runtime)/float64(runs), "prog-ns/pkt")
 						b.ReportMetric(float64(runs)/float64(b.N), "pkts/op")
 					}
+				}
+				if p != nil {
 					if load == "connect" {
 						if c := counters(b, p, sink); c.SYNs < uint64(b.N) {
 							b.Errorf("counted %d SYNs for %d connects", c.SYNs, b.N)
@@ -284,15 +295,10 @@ func BenchmarkPassiveForwarding(b *testing.B) {
 	}
 }
 
-// progStats sums the run-time statistics of both programs (zero when p
-// is nil).
-func progStats(b *testing.B, p *Passive) ebpf.ProgramStats {
+// progStats sums the run-time statistics of progs.
+func progStats(b *testing.B, progs []*ebpf.Program) ebpf.ProgramStats {
 	var sum ebpf.ProgramStats
-	if p == nil {
-		return sum
-	}
-	eg, in := p.Programs()
-	for _, prog := range []*ebpf.Program{eg, in} {
+	for _, prog := range progs {
 		st, err := prog.Stats()
 		if err != nil {
 			b.Fatal(err)

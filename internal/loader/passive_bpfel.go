@@ -13,10 +13,21 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type passivePassiveAddr struct {
-	_      structs.HostLayout
-	Addr   [16]uint8
-	Family uint32
+type passivePassiveEp struct {
+	_    structs.HostLayout
+	Key  passivePassiveRsKey
+	Slot uint32
+}
+
+type passivePassiveEpBucket struct {
+	_   structs.HostLayout
+	Way [7]struct {
+		_  structs.HostLayout
+		Fp uint32
+		Id uint32
+	}
+	Overflow uint32
+	Pad      uint32
 }
 
 type passivePassiveEvent struct {
@@ -29,16 +40,10 @@ type passivePassiveEvent struct {
 }
 
 type passivePassiveHs struct {
-	_     structs.HostLayout
-	SynNs uint64
-	Tag   uint32
-	Syns  uint32
-}
-
-type passivePassiveMacKey struct {
-	_    structs.HostLayout
-	Mac  [6]uint8
-	Port uint16
+	_        structs.HostLayout
+	SynNs    uint64
+	Tag      uint32
+	SlotSyns uint32
 }
 
 type passivePassiveRsKey struct {
@@ -51,6 +56,8 @@ type passivePassiveRsKey struct {
 
 type passivePassiveRsStats struct {
 	_              structs.HostLayout
+	Key            passivePassiveRsKey
+	Pad            uint32
 	Syns           uint64
 	SynRetrans     uint64
 	Synacks        uint64
@@ -67,14 +74,16 @@ type passivePassiveRsStats struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	passiveMapDrMacs          = "dr_macs"
+	passiveMapEndpoints       = "endpoints"
+	passiveMapEpKeys          = "ep_keys"
 	passiveMapEvents          = "events"
 	passiveMapHandshakes      = "handshakes"
-	passiveMapLocalAddrs      = "local_addrs"
-	passiveMapRealServers     = "real_servers"
+	passiveMapRsStats         = "rs_stats"
 	passiveMapStats           = "stats"
 	passiveProgPassiveEgress  = "passive_egress"
 	passiveProgPassiveIngress = "passive_ingress"
+	passiveVarEpMask          = "ep_mask"
+	passiveVarEpSeed          = "ep_seed"
 	passiveVarEventGapNs      = "event_gap_ns"
 	passiveVarHsMask          = "hs_mask"
 	passiveVarHsSeed          = "hs_seed"
@@ -133,18 +142,20 @@ type passiveProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type passiveMapSpecs struct {
-	DrMacs      *ebpf.MapSpec `ebpf:"dr_macs"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	Handshakes  *ebpf.MapSpec `ebpf:"handshakes"`
-	LocalAddrs  *ebpf.MapSpec `ebpf:"local_addrs"`
-	RealServers *ebpf.MapSpec `ebpf:"real_servers"`
-	Stats       *ebpf.MapSpec `ebpf:"stats"`
+	Endpoints  *ebpf.MapSpec `ebpf:"endpoints"`
+	EpKeys     *ebpf.MapSpec `ebpf:"ep_keys"`
+	Events     *ebpf.MapSpec `ebpf:"events"`
+	Handshakes *ebpf.MapSpec `ebpf:"handshakes"`
+	RsStats    *ebpf.MapSpec `ebpf:"rs_stats"`
+	Stats      *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // passiveVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type passiveVariableSpecs struct {
+	EpMask      *ebpf.VariableSpec `ebpf:"ep_mask"`
+	EpSeed      *ebpf.VariableSpec `ebpf:"ep_seed"`
 	EventGapNs  *ebpf.VariableSpec `ebpf:"event_gap_ns"`
 	HsMask      *ebpf.VariableSpec `ebpf:"hs_mask"`
 	HsSeed      *ebpf.VariableSpec `ebpf:"hs_seed"`
@@ -173,21 +184,21 @@ func (o *passiveObjects) Close() error {
 //
 // It can be passed to loadPassiveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type passiveMaps struct {
-	DrMacs      *ebpf.Map `ebpf:"dr_macs"`
-	Events      *ebpf.Map `ebpf:"events"`
-	Handshakes  *ebpf.Map `ebpf:"handshakes"`
-	LocalAddrs  *ebpf.Map `ebpf:"local_addrs"`
-	RealServers *ebpf.Map `ebpf:"real_servers"`
-	Stats       *ebpf.Map `ebpf:"stats"`
+	Endpoints  *ebpf.Map `ebpf:"endpoints"`
+	EpKeys     *ebpf.Map `ebpf:"ep_keys"`
+	Events     *ebpf.Map `ebpf:"events"`
+	Handshakes *ebpf.Map `ebpf:"handshakes"`
+	RsStats    *ebpf.Map `ebpf:"rs_stats"`
+	Stats      *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *passiveMaps) Close() error {
 	return _PassiveClose(
-		m.DrMacs,
+		m.Endpoints,
+		m.EpKeys,
 		m.Events,
 		m.Handshakes,
-		m.LocalAddrs,
-		m.RealServers,
+		m.RsStats,
 		m.Stats,
 	)
 }
@@ -196,6 +207,8 @@ func (m *passiveMaps) Close() error {
 //
 // It can be passed to loadPassiveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type passiveVariables struct {
+	EpMask      *ebpf.Variable `ebpf:"ep_mask"`
+	EpSeed      *ebpf.Variable `ebpf:"ep_seed"`
 	EventGapNs  *ebpf.Variable `ebpf:"event_gap_ns"`
 	HsMask      *ebpf.Variable `ebpf:"hs_mask"`
 	HsSeed      *ebpf.Variable `ebpf:"hs_seed"`

@@ -14,7 +14,7 @@ type passiveCollector struct {
 	p      *Passive
 	errors atomic.Uint64
 	mu     sync.Mutex // one scrape reads into the buffers at a time
-	cbuf   batchBuf[passivePassiveRsKey, passivePassiveRsStats]
+	cbuf   batchBuf[uint32, passivePassiveRsStats]
 	obuf   batchBuf[passiveTracePassiveRsKey, passiveTracePassiveOwnStats]
 
 	client map[string]*prometheus.Desc
@@ -114,7 +114,7 @@ func (c *passiveCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.links, float64(links))
 	c.mu.Lock()
 	cd := [...]*prometheus.Desc{c.client["syns"], c.client["retrans"], c.client["synacks"], c.client["resets"], c.client["refused"]}
-	err := readBatches(p, p.tc.RealServers, &c.cbuf, clientKey, func(n int) {
+	err := readBatches(p, p.tc.RsStats, &c.cbuf, bySlot, func(n int) {
 		for i := range n {
 			if c.cbuf.slot[i] < 0 {
 				continue
@@ -131,7 +131,7 @@ func (c *passiveCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if p.trace != nil {
 		od := [...]*prometheus.Desc{c.own["connects"], c.own["established"], c.own["failed"], c.own["refused"], c.own["resets"], c.own["retrans"]}
-		err := readBatches(p, p.trace.OwnTargets, &c.obuf, ownKey, func(n int) {
+		err := readBatches(p, p.trace.OwnTargets, &c.obuf, byRSKey(ownKey), func(n int) {
 			for i := range n {
 				if c.obuf.slot[i] < 0 {
 					continue

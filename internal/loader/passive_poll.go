@@ -24,27 +24,35 @@ type rsSlots struct {
 	gens  uint32
 }
 
-// add gives ap (already in the maps as k) a slot.
-func (s *rsSlots) add(k [rsKeySize]byte, ap netip.AddrPort) {
+// add gives ap (encoded as k) a slot below limit and returns it, or false
+// when every slot below limit is taken. The slot is the real server's
+// index in the programs' rs_stats. Freed slots are reused oldest first,
+// so a program that found a removed real server a moment ago does not
+// count into its successor.
+func (s *rsSlots) add(k [rsKeySize]byte, ap netip.AddrPort, limit int) (int32, bool) {
 	if s.byKey == nil {
 		s.byKey = map[[rsKeySize]byte]int32{}
 	}
-	if _, ok := s.byKey[k]; ok {
-		return
+	if i, ok := s.byKey[k]; ok {
+		return i, true
+	}
+	var i int32
+	switch {
+	case len(s.free) > 0:
+		i, s.free = s.free[0], s.free[1:]
+	case len(s.ap) < limit:
+		i = int32(len(s.ap))
+		s.ap, s.label, s.gen = append(s.ap, netip.AddrPort{}), append(s.label, ""), append(s.gen, 0)
+	default:
+		return 0, false
 	}
 	s.gens++
 	if s.gens == 0 {
 		s.gens++
 	}
-	var i int32
-	if n := len(s.free); n > 0 {
-		i, s.free = s.free[n-1], s.free[:n-1]
-		s.ap[i], s.label[i], s.gen[i] = ap, ap.String(), s.gens
-	} else {
-		i = int32(len(s.ap))
-		s.ap, s.label, s.gen = append(s.ap, ap), append(s.label, ap.String()), append(s.gen, s.gens)
-	}
+	s.ap[i], s.label[i], s.gen[i] = ap, ap.String(), s.gens
 	s.byKey[k] = i
+	return i, true
 }
 
 // remove frees k's slot.
@@ -79,13 +87,39 @@ type batchBuf[K, V any] struct {
 	label []string         // its metrics label
 }
 
-// readBatches reads every entry of m into b, readBatch entries per system
+// slotOf resolves a map key to the real server's slot (-1: none, e.g.
+// removed meanwhile) under Passive.mu; with done it also says whether the
+// keys after k hold no assigned slot (reading can stop).
+type slotOf[K any] func(s *rsSlots, k *K) (slot int32, done bool)
+
+// bySlot resolves the keys of an array indexed by slot (rs_stats): slots
+// are handed out from 0 up, so the read stops at the last one in use.
+func bySlot(s *rsSlots, k *uint32) (int32, bool) {
+	i, done := int32(-1), int(*k)+1 >= len(s.ap)
+	if int(*k) < len(s.gen) && s.gen[*k] != 0 {
+		i = int32(*k)
+	}
+	return i, done
+}
+
+// byRSKey resolves the keys of a hash map keyed by real server
+// (own_targets); key gives a key's encoding.
+func byRSKey[K any](key func(*K) [rsKeySize]byte) slotOf[K] {
+	return func(s *rsSlots, k *K) (int32, bool) {
+		if i, ok := s.byKey[key(k)]; ok {
+			return i, false
+		}
+		return -1, false
+	}
+}
+
+// readBatches reads the entries of m into b, readBatch entries per system
 // call (entry by entry on a kernel without batch operations, before 5.6),
 // and calls fn with the number of entries of each batch in b, their keys
-// resolved to slots (key gives a key's encoding). Each batch is read and
-// resolved under p.mu, so that Close cannot close m meanwhile (it returns
-// [ErrClosed] once p is closed); fn runs without the lock.
-func readBatches[K, V any](p *Passive, m *ebpf.Map, b *batchBuf[K, V], key func(*K) [rsKeySize]byte, fn func(n int)) error {
+// resolved to slots by resolve. Each batch is read and resolved under
+// p.mu, so that Close cannot close m meanwhile (it returns [ErrClosed]
+// once p is closed); fn runs without the lock.
+func readBatches[K, V any](p *Passive, m *ebpf.Map, b *batchBuf[K, V], resolve slotOf[K], fn func(n int)) error {
 	if b.keys == nil {
 		b.keys, b.vals = make([]K, readBatch), make([]V, readBatch)
 		b.slot, b.gen = make([]int32, readBatch), make([]uint32, readBatch)
@@ -94,7 +128,7 @@ func readBatches[K, V any](p *Passive, m *ebpf.Map, b *batchBuf[K, V], key func(
 	var cur ebpf.MapBatchCursor
 	var it *ebpf.MapIterator // entry by entry, once batches are found unsupported
 	for {
-		n, done, err := readBatch1(p, m, b, key, &cur, &it)
+		n, done, err := readBatch1(p, m, b, resolve, &cur, &it)
 		if n > 0 {
 			fn(n)
 		}
@@ -105,12 +139,15 @@ func readBatches[K, V any](p *Passive, m *ebpf.Map, b *batchBuf[K, V], key func(
 }
 
 // readBatch1 reads and resolves one batch under p.mu: the entries read,
-// whether the map is exhausted, and the error that ended the read.
-func readBatch1[K, V any](p *Passive, m *ebpf.Map, b *batchBuf[K, V], key func(*K) [rsKeySize]byte, cur *ebpf.MapBatchCursor, it **ebpf.MapIterator) (n int, done bool, err error) {
+// whether the reading is done, and the error that ended the read.
+func readBatch1[K, V any](p *Passive, m *ebpf.Map, b *batchBuf[K, V], resolve slotOf[K], cur *ebpf.MapBatchCursor, it **ebpf.MapIterator) (n int, done bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return 0, true, ErrClosed
+	}
+	if len(p.slots.ap) == 0 {
+		return 0, true, nil // nothing observed
 	}
 	if *it == nil {
 		n, err = m.BatchLookup(cur, b.keys, b.vals, nil)
@@ -130,21 +167,20 @@ func readBatch1[K, V any](p *Passive, m *ebpf.Map, b *batchBuf[K, V], key func(*
 		}
 	}
 	for i := range n {
-		s, ok := p.slots.byKey[key(&b.keys[i])]
-		if !ok {
+		s, last := resolve(&p.slots, &b.keys[i])
+		if s < 0 {
 			b.slot[i] = -1
-			continue
+		} else {
+			b.slot[i], b.gen[i], b.ap[i], b.label[i] = s, p.slots.gen[s], p.slots.ap[s], p.slots.label[s]
 		}
-		b.slot[i], b.gen[i], b.ap[i], b.label[i] = s, p.slots.gen[s], p.slots.ap[s], p.slots.label[s]
+		if last {
+			return i + 1, true, err
+		}
 	}
 	return n, done, err
 }
 
-// clientKey and ownKey encode the two maps' generated keys.
-func clientKey(k *passivePassiveRsKey) [rsKeySize]byte {
-	return rsKeyOf(&k.Addr, k.Port, k.Proto, k.Family)
-}
-
+// ownKey encodes own_targets' generated key.
 func ownKey(k *passiveTracePassiveRsKey) [rsKeySize]byte {
 	return rsKeyOf(&k.Addr, k.Port, k.Proto, k.Family)
 }
@@ -159,7 +195,7 @@ type passivePoller struct {
 	clients []passivePassiveRsStats
 	ogen    []uint32
 	own     []passiveTracePassiveOwnStats
-	cbuf    batchBuf[passivePassiveRsKey, passivePassiveRsStats]
+	cbuf    batchBuf[uint32, passivePassiveRsStats]
 	obuf    batchBuf[passiveTracePassiveRsKey, passiveTracePassiveOwnStats]
 	inBatch []int32    // by slot: 1 + the index of the slot's Delta in the batch being built; 0: none
 	batches [2][]Delta // a batch is reused two batches later (see [Passive.Deltas])

@@ -32,24 +32,23 @@ const readBatch = 1024
 // every call: [Passive.Run] and the metrics read into buffers they keep.
 func (p *Passive) Counters() (clients map[netip.AddrPort]ClientCounters, own map[netip.AddrPort]OwnCounters, err error) {
 	clients = make(map[netip.AddrPort]ClientCounters)
-	var cb batchBuf[passivePassiveRsKey, passivePassiveRsStats]
-	err = readBatches(p, p.tc.RealServers, &cb, clientKey, func(n int) {
+	var cb batchBuf[uint32, passivePassiveRsStats]
+	err = readBatches(p, p.tc.RsStats, &cb, bySlot, func(n int) {
 		for i := range n {
-			k := clientKey(&cb.keys[i])
-			if ap, ok := decodeRSKey(k[:]); ok {
-				clients[ap] = clientCounters(&cb.vals[i])
+			if cb.slot[i] >= 0 {
+				clients[cb.ap[i]] = clientCounters(&cb.vals[i])
 			}
 		}
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("read real_servers: %w", err)
+		return nil, nil, fmt.Errorf("read rs_stats: %w", err)
 	}
 	if p.trace == nil {
 		return clients, nil, nil
 	}
 	own = make(map[netip.AddrPort]OwnCounters, len(clients))
 	var ob batchBuf[passiveTracePassiveRsKey, passiveTracePassiveOwnStats]
-	err = readBatches(p, p.trace.OwnTargets, &ob, ownKey, func(n int) {
+	err = readBatches(p, p.trace.OwnTargets, &ob, byRSKey(ownKey), func(n int) {
 		for i := range n {
 			k := ownKey(&ob.keys[i])
 			if ap, ok := decodeRSKey(k[:]); ok {
@@ -217,7 +216,7 @@ func (p *Passive) poll() error {
 	iv := now.Sub(pp.at)
 	ds := pp.startBatch()
 	cb := &pp.cbuf
-	err := readBatches(p, p.tc.RealServers, cb, clientKey, func(n int) {
+	err := readBatches(p, p.tc.RsStats, cb, bySlot, func(n int) {
 		for i := range n {
 			if s := cb.slot[i]; s >= 0 {
 				ds = pp.client(ds, s, cb.gen[i], cb.ap[i], &cb.vals[i], iv)
@@ -226,11 +225,11 @@ func (p *Passive) poll() error {
 	})
 	if err != nil {
 		pp.batches[pp.next] = ds
-		return fmt.Errorf("read real_servers: %w", err)
+		return fmt.Errorf("read rs_stats: %w", err)
 	}
 	if p.trace != nil && !p.opts.ClientDeltasOnly {
 		ob := &pp.obuf
-		err = readBatches(p, p.trace.OwnTargets, ob, ownKey, func(n int) {
+		err = readBatches(p, p.trace.OwnTargets, ob, byRSKey(ownKey), func(n int) {
 			for i := range n {
 				if s := ob.slot[i]; s >= 0 {
 					ds = pp.ownEntry(ds, s, ob.gen[i], ob.ap[i], &ob.vals[i], iv)
