@@ -129,6 +129,7 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 	pas := startPassive(ctx, e.log, f.passive, f.syn, cfg, reg)
 	defer pas.stop()
 	pas.feedDetector(det)
+	steady := latenessWindow(e.log, sched) // LVSPROBE_LATENESS_AFTER (benchfigures.go)
 	e.log.Info("lvsprobe running", "config", f.file, "ipvs", f.ipvs,
 		"virtual_servers", len(cfg.VirtualServers), "checks", sched.Stats().Checks)
 
@@ -153,8 +154,9 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 	wg.Go(func() { serveMetrics(ctx, e.log.With("component", "metrics"), f.metricsListen, reg) })
 	wg.Wait()
 	st, l := sched.Stats(), sched.Lateness()
-	e.log.Info("lvsprobe stopped", "attempts", st.Attempts, "failed", st.Failures, "transitions", st.Transitions,
-		"lateness_p50", l.Quantile(0.5), "lateness_p99", l.Quantile(0.99), "lateness_max", l.Max)
+	stopped := []any{"attempts", st.Attempts, "failed", st.Failures, "transitions", st.Transitions,
+		"lateness_p50", l.Quantile(0.5), "lateness_p99", l.Quantile(0.99), "lateness_max", l.Max}
+	e.log.Info("lvsprobe stopped", append(append(stopped, steady()...), memoryAttrs()...)...)
 	if recErr != nil {
 		return fmt.Errorf("stop ipvs: %w", recErr)
 	}

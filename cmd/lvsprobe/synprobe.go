@@ -220,6 +220,9 @@ func (s *synProbe) consume(ctx context.Context) {
 		case batch = <-s.p.Signals():
 		}
 		s.observe(batch)
+		if !s.log.Enabled(ctx, slog.LevelDebug) {
+			continue // the map of every target's last answer is kept only for these debug lines
+		}
 		for _, sig := range batch {
 			if sig.Kind == synprobe.Miss {
 				if sig.ConsecutiveMisses != missThreshold {

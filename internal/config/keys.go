@@ -32,6 +32,15 @@ func (k ServiceKey) String() string {
 // ID names the virtual server the way keepalived's logs do; it is unique
 // within one Config and stable across reloads of the same block.
 func (vs *VirtualServer) ID() string {
+	if vs.id != "" {
+		return vs.id
+	}
+	return vs.makeID()
+}
+
+// makeID builds ID; a loaded Config keeps it in vs.id, so that the keys of
+// 10,000 real servers share one string instead of holding a copy each.
+func (vs *VirtualServer) makeID() string {
 	switch {
 	case vs.Group != "":
 		return "group " + vs.Group + " " + string(vs.Protocol)

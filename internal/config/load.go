@@ -57,6 +57,9 @@ func finish(lx *lexer, tb *treeBuilder, d *diags, opts LoadOptions) (*Config, er
 		trackFiles: map[string]bool{}, bfds: map[string]bool{}}
 	p.top(tree)
 	p.resolveAll()
+	for _, vs := range p.cfg.VirtualServers {
+		vs.id = vs.makeID()
+	}
 	d.sort(lx.files)
 	if err := d.err(); err != nil {
 		return nil, err

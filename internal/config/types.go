@@ -167,6 +167,8 @@ type VirtualServer struct {
 	SorryServerInhibit bool         `json:"sorry_server_inhibit"`
 
 	RealServers []*RealServer `json:"real_servers"`
+
+	id string // ID(), kept by Load so that every key of its real servers shares it
 }
 
 // SorryServer is the destination added when quorum is lost.

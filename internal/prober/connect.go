@@ -169,7 +169,8 @@ func (t *tcpChecker) connectReset(ctx context.Context) error {
 	if err := c.start(); err != nil {
 		return err
 	}
-	fd, inSet := c.get(t.pool)
+	pool := t.ep.poolKey() // a few field copies: cheaper to make than to keep for 10,000 checkers
+	fd, inSet := c.get(pool)
 	if fd < 0 {
 		var err error
 		if fd, err = t.ep.socket(); err != nil {
@@ -185,7 +186,7 @@ func (t *tcpChecker) connectReset(ctx context.Context) error {
 	if err != nil {
 		err = fmt.Errorf("connect %v: %w", t.ep.addr, err)
 	}
-	c.put(t.pool, fd, inSet)
+	c.put(pool, fd, inSet)
 	return err
 }
 

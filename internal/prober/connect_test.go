@@ -291,7 +291,7 @@ func TestConnectorReuseBound(t *testing.T) {
 	bound.BindTo, bound.FWMark = rs.Director, 7
 	boundCk := mustChecker(t, bound, CheckerOptions{})
 	plainCk := mustChecker(t, checkerFor(config.TCPCheck, open, 5*time.Second), CheckerOptions{})
-	if boundCk.(*tcpChecker).pool == plainCk.(*tcpChecker).pool {
+	if boundCk.(*tcpChecker).ep.poolKey() == plainCk.(*tcpChecker).ep.poolKey() {
 		t.Fatal("bound and plain checks share a pool")
 	}
 	ports := map[uint16]bool{}

@@ -224,7 +224,12 @@ type Detector struct {
 	m   *detectorMetrics
 	out chan Transition
 
-	mu     sync.Mutex
+	mu sync.Mutex
+	// eps holds the endpoints that have something to remember: those
+	// that ever showed a negative signal or a failed check, until they
+	// are settled and quiet again (epState.settled). An endpoint without
+	// an entry is up with nothing pending, which is every endpoint of a
+	// healthy cluster: at 10,000 real servers a state for each cost 6 MB.
 	eps    map[netip.AddrPort]*epState
 	damp   rsDamping
 	reqs   []request // scratch, under mu
@@ -300,6 +305,9 @@ func (d *Detector) Observe(evs ...Evidence) {
 		}
 		e := d.eps[ev.Target]
 		if e == nil {
+			if ev.Kind == EvidenceSynAck || ev.Kind == EvidenceLatency {
+				continue // an up endpoint that answers: nothing to remember (epState.settled)
+			}
 			if !d.s.hasEndpoint(ev.Target) {
 				continue
 			}
@@ -323,6 +331,7 @@ func (d *Detector) Observe(evs ...Evidence) {
 			d.log.Info("fast signal: running the full checks now", "endpoint", ev.Target.String(),
 				"from", was.String(), "to", e.phase.String(), "signal", ev.describe())
 		}
+		d.settle(e, now)
 	}
 	reqs := append([]request(nil), d.reqs...)
 	d.mu.Unlock()
@@ -337,14 +346,15 @@ func (d *Detector) Observe(evs ...Evidence) {
 // than 2 endpoints and more than 1 in 20 are silent at once. The caller
 // holds d.mu.
 func (d *Detector) trustSilence() {
-	untrusted := d.silent > max(2, len(d.eps)/20)
+	n := len(d.s.index().units) // every endpoint checked, with a state or not
+	untrusted := d.silent > max(2, n/20)
 	if untrusted != d.p.silenceUntrusted {
 		d.p.silenceUntrusted = untrusted
 		if untrusted {
 			d.log.Warn("many endpoints silent at once: the director or its links, not the real servers; silence is not evidence until they answer",
-				"silent", d.silent, "endpoints", len(d.eps))
+				"silent", d.silent, "endpoints", n)
 		} else {
-			d.log.Info("silence is evidence again", "silent", d.silent, "endpoints", len(d.eps))
+			d.log.Info("silence is evidence again", "silent", d.silent, "endpoints", n)
 		}
 	}
 }
@@ -376,12 +386,27 @@ func (d *Detector) checked(addr netip.AddrPort, ok, up bool, start time.Time) {
 	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	e := d.endpoint(addr)
+	e := d.eps[addr]
+	if e == nil {
+		if ok && up {
+			return // an up endpoint that passes: nothing to remember (epState.settled)
+		}
+		e = d.endpoint(addr)
+	}
 	was := e.phase
 	e.checked(&d.p, ok, up, start, now)
 	if was == phaseSuspect && e.phase == phaseUp {
 		d.m.falseSuspicions.Inc()
 		d.log.Info("suspicion cleared by the full check", "endpoint", addr.String(), "next_request_after", e.maxBackoff())
+	}
+	d.settle(e, now)
+}
+
+// settle drops e's state once it has nothing left to remember. The caller
+// holds d.mu.
+func (d *Detector) settle(e *epState, now time.Time) {
+	if e.settled(&d.p, now) {
+		delete(d.eps, e.addr)
 	}
 }
 
@@ -449,6 +474,7 @@ func (d *Detector) transition(t Transition) []Transition {
 			d.held--
 		}
 	}
+	defer d.damp.settle(t.Key, dm)
 	det.Penalty = dm.penalty
 	if held > 0 {
 		dm.heldDet = det
@@ -586,12 +612,22 @@ func (d *Detector) Status() DetectorStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := DetectorStatus{Mode: d.p.mode.String()}
+	ix := d.s.index()
+	st.Endpoints = make([]EndpointStatus, 0, len(ix.units))
+	for a := range ix.units {
+		if _, ok := d.eps[a]; !ok {
+			st.Endpoints = append(st.Endpoints, EndpointStatus{Endpoint: a, State: phaseUp.String()}) // settled, see d.eps
+		}
+	}
 	for _, e := range d.eps {
 		st.Endpoints = append(st.Endpoints, EndpointStatus{Endpoint: e.addr, State: e.phase.String(), Since: e.since,
 			Misses: e.misses, LastRTT: e.lastRTT, Backoff: e.maxBackoff()})
 	}
 	sort.Slice(st.Endpoints, func(i, j int) bool { return st.Endpoints[i].Endpoint.Compare(st.Endpoints[j].Endpoint) < 0 })
 	for key, dm := range d.damp {
+		if dm == &settledUp {
+			continue
+		}
 		dm.decay(&d.p, now)
 		if dm.penalty == 0 && dm.held == nil {
 			continue
@@ -622,7 +658,7 @@ func (d *Detector) forget(ix *epIndex) {
 		delete(d.eps, addr)
 	}
 	for key, dm := range d.damp {
-		if _, ok := ix.byServer[key]; ok {
+		if _, ok := ix.plan.byKey[key]; ok {
 			continue
 		}
 		if dm.held != nil {

@@ -278,6 +278,28 @@ func (e *epState) resetBackoff() {
 	e.nextAllowed = [evidenceKinds]time.Time{}
 }
 
+// settled reports whether e has nothing left that an endpoint without
+// a state lacks, at now: up, no episode, no unanswered probes, no negative
+// signal young enough to corroborate a failure, no backoff still running
+// or remembered. Such a state is dropped (Detector.settle); what it loses
+// does not matter: its newest SYN-ACK and RTT are only compared with
+// negative signals that come later, and its last check time only with the
+// start of a suspicion that comes later.
+func (e *epState) settled(p *detectorParams, now time.Time) bool {
+	if e.phase != phaseUp || e.misses != 0 || !e.silenceSince.IsZero() || !e.ep.first.IsZero() || e.ep.cut != "" {
+		return false
+	}
+	if !e.lastNeg.IsZero() && now.Sub(e.lastNeg) <= p.rstWindow {
+		return false
+	}
+	for _, t := range e.nextAllowed { // a backoff that expired more than backoffMax ago is forgotten (allowed)
+		if !t.IsZero() && now.Sub(t) <= p.backoffMax {
+			return false
+		}
+	}
+	return true
+}
+
 // maxBackoff is the longest current backoff, for status.
 func (e *epState) maxBackoff() time.Duration {
 	return slices.Max(e.backoff[:])
@@ -361,15 +383,30 @@ func (d *damping) due(now time.Time) (Transition, bool) {
 	return t, true
 }
 
-// rsDamping is the damping of every real server, by key.
+// rsDamping is the damping of every real server, by key. Every real
+// server reported up with no flap ever, nothing held (nearly all of them),
+// shares one state, settledUp: a damping each cost 2.6 MB at 10,000.
 type rsDamping map[config.RealServerKey]*damping
 
-// get returns key's damping, creating it.
+// settledUp is the shared damping of the real servers that are known,
+// reported up, never flapped and hold nothing. It is never changed.
+var settledUp = damping{known: true, reported: true}
+
+// get returns key's damping for a change, creating it (a private copy of
+// settledUp for the real servers that share it).
 func (m rsDamping) get(key config.RealServerKey) *damping {
 	d := m[key]
-	if d == nil {
-		d = &damping{}
+	if d == nil || d == &settledUp {
+		d = &damping{known: d != nil, reported: d != nil}
 		m[key] = d
 	}
 	return d
+}
+
+// settle makes key share settledUp again if its damping d has nothing
+// else to remember.
+func (m rsDamping) settle(key config.RealServerKey, d *damping) {
+	if d != &settledUp && d.known && d.reported && d.penalty == 0 && d.flaps == 0 && d.held == nil {
+		m[key] = &settledUp
+	}
 }

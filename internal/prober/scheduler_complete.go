@@ -26,9 +26,10 @@ import (
 // handing over allocates nothing. Written by the attempt before the push,
 // read by the combiner after the pop.
 type finished struct {
-	res        Result
-	start, end time.Time
-	next       *unit // the list of finished units
+	res   Result
+	start time.Time
+	took  time.Duration // end minus start (end = start.Add(took), monotonic clock kept)
+	next  *unit         // the list of finished units
 }
 
 // doneRecord is what the combiner keeps of one result to finish its work
@@ -44,7 +45,7 @@ type doneRecord struct {
 // finish hands u's result over to be recorded and records results while
 // it is the combiner.
 func (s *Scheduler) finish(u *unit, res Result, start, end time.Time) {
-	u.fin.res, u.fin.start, u.fin.end = res, start, end
+	u.fin.res, u.fin.start, u.fin.took = res, start, end.Sub(start)
 	for {
 		h := s.doneHead.Load()
 		u.fin.next = h
@@ -71,11 +72,12 @@ func (s *Scheduler) recordFinished() {
 	s.mu.Lock()
 	for _, u := range batch {
 		f := &u.fin
-		recs = append(recs, doneRecord{start: f.start, end: f.end, timeout: u.timeout(), healthy: u.state.up,
+		end := f.start.Add(f.took)
+		recs = append(recs, doneRecord{start: f.start, end: end, timeout: u.timeout(), healthy: u.state.up,
 			ok: f.res.OK, typ: u.block.Type})
 		res := f.res
 		f.res, f.next = Result{}, nil
-		s.complete(u, res, f.end) // may queue u again: f is not read after this
+		s.complete(u, res, end) // may queue u again: f is not read after this
 	}
 	s.mu.Unlock()
 	for _, r := range recs {

@@ -19,13 +19,12 @@ type fastPath struct {
 	pending map[*unit]string // asked for while in flight: run again at once, with this reason
 }
 
-// epIndex maps endpoints to units and real servers to endpoints, for one
-// plan. It is never changed once built.
+// epIndex maps endpoints to units, for one plan. It is never changed
+// once built. A unit's own endpoint is unit.ep; a real server's endpoints
+// are those of its units (Scheduler.endpointsOf).
 type epIndex struct {
-	plan     *plan
-	units    map[netip.AddrPort][]*unit
-	of       map[*unit]netip.AddrPort
-	byServer map[config.RealServerKey][]netip.AddrPort
+	plan  *plan
+	units map[netip.AddrPort][]*unit
 }
 
 // endpointOf is where a checker block connects, or false when it has no
@@ -39,22 +38,11 @@ func endpointOf(c *config.Checker) (netip.AddrPort, bool) {
 
 // buildIndex indexes p.
 func buildIndex(p *plan) *epIndex {
-	ix := &epIndex{plan: p, units: map[netip.AddrPort][]*unit{}, of: map[*unit]netip.AddrPort{},
-		byServer: map[config.RealServerKey][]netip.AddrPort{}}
+	ix := &epIndex{plan: p, units: make(map[netip.AddrPort][]*unit, len(p.units))}
 	for _, u := range p.units {
-		if a, ok := endpointOf(u.block); ok {
-			ix.units[a] = append(ix.units[a], u)
-			ix.of[u] = a
+		if u.ep.IsValid() {
+			ix.units[u.ep] = append(ix.units[u.ep], u)
 		}
-	}
-	for _, srv := range p.servers {
-		var addrs []netip.AddrPort
-		for _, u := range srv.units {
-			if a, ok := ix.of[u]; ok && !containsAddr(addrs, a) {
-				addrs = append(addrs, a)
-			}
-		}
-		ix.byServer[srv.key] = addrs
 	}
 	return ix
 }
@@ -99,7 +87,17 @@ func (s *Scheduler) hasEndpoint(addr netip.AddrPort) bool {
 // endpointsOf returns the endpoints the checks of a real server connect
 // to.
 func (s *Scheduler) endpointsOf(key config.RealServerKey) []netip.AddrPort {
-	return s.index().byServer[key]
+	srv := s.index().plan.byKey[key] // a plan's servers and their units never change once built
+	if srv == nil {
+		return nil
+	}
+	var addrs []netip.AddrPort
+	for _, u := range srv.units {
+		if u.ep.IsValid() && !containsAddr(addrs, u.ep) {
+			addrs = append(addrs, u.ep)
+		}
+	}
+	return addrs
 }
 
 // attachDetector makes d the scheduler's detector; false if it has one.
@@ -157,8 +155,8 @@ func (f *fastPath) before(u *unit, res Result, now time.Time) {
 	if f.det == nil || res.OK || !u.state.up {
 		return
 	}
-	a, ok := f.det.s.indexLocked().of[u]
-	if !ok || u.state.retryIt >= u.pol.retry {
+	a := u.ep
+	if !a.IsValid() || u.state.retryIt >= u.pol.retry {
 		return // nothing to cut: this failure decides anyway
 	}
 	why, ok := f.det.corroborates(a, now.Add(-res.Duration))
@@ -178,7 +176,7 @@ func (f *fastPath) after(u *unit, res Result, st step, now time.Time) time.Durat
 		return st.delay
 	}
 	ix := f.det.s.indexLocked()
-	if a, ok := ix.of[u]; ok {
+	if a := u.ep; a.IsValid() {
 		up := true
 		for _, v := range ix.units[a] {
 			if !v.removed && !v.state.up {

@@ -15,14 +15,14 @@ func (q dueQueue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
 
 func (q dueQueue) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
-	q[i].index = i
-	q[j].index = j
+	q[i].index = int32(i)
+	q[j].index = int32(j)
 }
 
 // Push implements heap.Interface; use [dueQueue.schedule].
 func (q *dueQueue) Push(x any) {
 	u := x.(*unit)
-	u.index = len(*q)
+	u.index = int32(len(*q))
 	*q = append(*q, u)
 }
 
@@ -41,7 +41,7 @@ func (q *dueQueue) Pop() any {
 func (q *dueQueue) schedule(u *unit, due time.Time) {
 	u.due = due
 	if u.index >= 0 {
-		heap.Fix(q, u.index)
+		heap.Fix(q, int(u.index))
 		return
 	}
 	heap.Push(q, u)
@@ -50,7 +50,7 @@ func (q *dueQueue) schedule(u *unit, due time.Time) {
 // remove takes u out of the queue if it is queued.
 func (q *dueQueue) remove(u *unit) {
 	if u.index >= 0 {
-		heap.Remove(q, u.index)
+		heap.Remove(q, int(u.index))
 	}
 }
 

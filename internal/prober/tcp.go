@@ -13,13 +13,15 @@ import (
 // reset (SO_LINGER 0), never closed gracefully: no TIME_WAIT piles up on
 // the director and a close can never block.
 type tcpChecker struct {
-	ep    endpoint
-	name  string      // String(), computed once
-	okMsg string      // the message of a passed check, computed once
-	sa    rawSockaddr // ep.addr in the kernel's layout; unset while saErr
-	saErr error       // an IPv6 zone naming no interface (yet): retried per check
-	pool  poolKey     // which reusable sockets fit (connect.go)
+	ep      endpoint
+	okMsg   string      // the message of a passed check, computed once: String() + okSuffix
+	sa      rawSockaddr // ep.addr in the kernel's layout; unset while saErr
+	saErr   error       // an IPv6 zone naming no interface (yet): retried per check
+	nameLen int         // String() is okMsg[:nameLen] (one string kept per checker, not two)
 }
+
+// okSuffix ends the message of a passed TCP_CHECK.
+const okSuffix = ": connected; ok"
 
 func newTCPChecker(c *config.Checker, _ CheckerOptions) (Checker, error) {
 	ep, err := newEndpoint(c)
@@ -27,7 +29,7 @@ func newTCPChecker(c *config.Checker, _ CheckerOptions) (Checker, error) {
 		return nil, err
 	}
 	name := string(config.TCPCheck) + " " + ep.String()
-	t := &tcpChecker{ep: ep, name: name, okMsg: name + ": connected; ok", pool: ep.poolKey()}
+	t := &tcpChecker{ep: ep, okMsg: name + okSuffix, nameLen: len(name)}
 	t.sa, t.saErr = newRawSockaddr(ep.addr)
 	return t, nil
 }
@@ -40,12 +42,12 @@ func (t *tcpChecker) Check(ctx context.Context) Result {
 	start := time.Now()
 	if t.saErr != nil {
 		if t.sa, t.saErr = newRawSockaddr(t.ep.addr); t.saErr != nil {
-			r := newReport(t.name)
+			r := newReport(t.String())
 			return r.fail(fmt.Errorf("connect: %w", t.saErr))
 		}
 	}
 	if err := t.connectReset(ctx); err != nil {
-		r := newReport(t.name)
+		r := newReport(t.String())
 		r.start = start
 		return r.fail(fmt.Errorf("connect: %w", err))
 	}
@@ -56,4 +58,4 @@ func (t *tcpChecker) Check(ctx context.Context) Result {
 func (t *tcpChecker) Key() string { return string(config.TCPCheck) + " " + t.ep.key() }
 
 // String names the check: "TCP_CHECK 198.18.1.2:80".
-func (t *tcpChecker) String() string { return t.name }
+func (t *tcpChecker) String() string { return t.okMsg[:t.nameLen] }
