@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -209,6 +210,9 @@ func synCounter(t *testing.T, rs *testnet.RealServer, src string) func() int {
 // nftables) or was in flight when it stopped.
 func TestFaultKillUnderLoad(t *testing.T) {
 	l := newLab(t, 3)
+	// A director runs lvsprobe from its own disk: copy it off the lab's
+	// 9p share, whose page-ins under load would slow every restart.
+	l.lvsprobe = localCopy(t, l.lvsprobe)
 	cl := l.vipClient()
 	conf := l.writeConfig("faults-kill.conf")
 	p := l.startRun(conf, nil)
@@ -251,9 +255,11 @@ func TestFaultKillUnderLoad(t *testing.T) {
 	stopped := time.Now()
 	p = l.startRun(conf, nil)
 	out := l.waitServing(w, p, key(2), false, convergeTimeout)
-	t.Logf("failed-server phase: RS2 out of the table %v after its nginx stopped and lvsprobe restarted; by its log, running after %v, RS2 down after %v",
-		out.Sub(stopped).Round(time.Millisecond), logSince(p.log(), `msg="lvsprobe running"`, stopped),
-		logSince(p.log(), `msg="real server down"`, stopped))
+	t.Logf("failed-server phase: RS2 out of the table %v after its nginx stopped and lvsprobe restarted; by its log: first line %v, "+
+		"SYN probes on %v, passive observer on %v, running %v, RS2 down %v",
+		out.Sub(stopped).Round(time.Millisecond), logSince(p.log(), "time=", stopped),
+		logSince(p.log(), `msg="SYN probes on"`, stopped), logSince(p.log(), `msg="passive observation on"`, stopped),
+		logSince(p.log(), `msg="lvsprobe running"`, stopped), logSince(p.log(), `msg="real server down"`, stopped))
 	r2 := wait()
 	toRS2 := syns()
 	for i, want := range []int{0, 0, 1} {
@@ -293,4 +299,19 @@ func logSince(log, sub string, t0 time.Time) time.Duration {
 		return at.Sub(t0).Round(time.Millisecond)
 	}
 	return -1
+}
+
+// localCopy copies the executable bin into a test directory (the guest's
+// tmpfs) and returns the copy's path.
+func localCopy(t *testing.T, bin string) string {
+	t.Helper()
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), filepath.Base(bin))
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }
