@@ -223,48 +223,57 @@ func benchTopology(b *testing.B) (client *testnet.RealServer, sink netip.AddrPor
 }
 
 // BenchmarkPassiveForwarding measures forwarding through the director
-// namespace with and without the TC programs on the real server's link:
-// bulk (one TCP stream, 64 KiB writes; MB/s) and connect (a new
-// connection per op: SYN, SYN-ACK, ACK, FIN through the programs). With
-// the programs on, the kernel's run-time statistics (BPF_ENABLE_STATS)
-// give the programs' own ns per packet on real traffic (prog-ns/pkt) and
-// packets per op. CPU time of the whole process (user+system, getrusage)
-// per op is reported as cpu-ns/op: on 2 shared cores wall time is noisy.
+// namespace with and without the TC programs on the real server's link,
+// under three loads that each give one hook one kind of packet:
+//
+//	bulk     one TCP stream, 64 KiB writes (MB/s): data segments out, ACKs back
+//	connect  a new connection per op, closed with a RST by the client:
+//	         egress SYN, ACK, RST; ingress the SYN-ACK, timed
+//	refused  a connect to a closed port per op: egress the SYN (a new
+//	         4-tuple), ingress the refusing RST
+//
+// Modes: off (nothing attached), empty (a program that only returns, on
+// both hooks: what the kernel's run-time statistics cost by themselves on
+// this traffic) and on. The statistics (BPF_ENABLE_STATS) give each hook's
+// ns per packet (egress-ns/pkt, ingress-ns/pkt; the programs' cost added
+// to the forwarding path is on minus empty) and packets per op. CPU time
+// of the whole process (user+system, getrusage) per op is cpu-ns/op: on 2
+// shared cores wall time is noisy.
 func BenchmarkPassiveForwarding(b *testing.B) {
 	testenv.RequireRoot(b)
-	for _, load := range []string{"bulk", "connect"} {
+	for _, load := range []string{"bulk", "connect", "refused"} {
 		for _, mode := range []string{"off", "empty", "on"} {
 			b.Run(load+"/"+mode, func(b *testing.B) {
 				client, sink, link := benchTopology(b)
+				closed := netip.AddrPortFrom(sink.Addr(), 5002)
 				var p *Passive
-				var progs []*ebpf.Program
+				var eg, in *ebpf.Program
 				switch mode {
 				case "on":
 					p = mustLoadPassive(b, PassiveOptions{NoTracepoints: true})
-					if err := p.SetRealServers(append(benchRealServers(10000), sink)); err != nil {
+					if err := p.SetRealServers(append(benchRealServers(10000), sink, closed)); err != nil {
 						b.Fatal(err)
 					}
 					if _, err := p.Attach(link.Attrs().Index); err != nil {
 						b.Fatal(err)
 					}
-					eg, in := p.Programs()
-					progs = []*ebpf.Program{eg, in}
+					eg, in = p.Programs()
 				case "empty":
-					// The statistics' own cost on this traffic: an
-					// empty program on both hooks.
-					progs = []*ebpf.Program{emptyTC(b), emptyTC(b)}
-					a, err := attachPassiveTCX(link.Attrs().Index, progs[1], progs[0])
+					eg, in = emptyTC(b), emptyTC(b)
+					a, err := attachPassiveTCX(link.Attrs().Index, in, eg)
 					if err != nil {
 						b.Fatal(err)
 					}
 					b.Cleanup(func() { a.detach() })
 				}
-				stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-				if err != nil {
-					b.Fatalf("enable stats: %v", err)
+				if eg != nil {
+					stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+					if err != nil {
+						b.Fatalf("enable stats: %v", err)
+					}
+					defer stats.Close()
 				}
-				defer stats.Close()
-				before := progStats(b, progs)
+				eg0, in0 := progStats(b, eg), progStats(b, in)
 				cpu0 := cpuTime(b)
 				b.ResetTimer()
 				switch load {
@@ -272,22 +281,35 @@ func BenchmarkPassiveForwarding(b *testing.B) {
 					bulk(b, client, sink)
 				case "connect":
 					connects(b, client, sink)
+				case "refused":
+					for range b.N {
+						if _, err := dial(client, closed, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+							b.Fatalf("dial = %v, want refused", err)
+						}
+					}
 				}
 				b.StopTimer()
 				b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
-				if progs != nil {
-					after := progStats(b, progs)
-					runs := after.RunCount - before.RunCount
-					if runs > 0 {
-						b.ReportMetric(float64(after.Runtime-before.Runtime)/float64(runs), "prog-ns/pkt")
-						b.ReportMetric(float64(runs)/float64(b.N), "pkts/op")
+				if eg != nil {
+					for _, h := range []struct {
+						name   string
+						prog   *ebpf.Program
+						before ebpf.ProgramStats
+					}{{"egress", eg, eg0}, {"ingress", in, in0}} {
+						st := progStats(b, h.prog)
+						if runs := st.RunCount - h.before.RunCount; runs > 0 {
+							b.ReportMetric(float64(st.Runtime-h.before.Runtime)/float64(runs), h.name+"-ns/pkt")
+							b.ReportMetric(float64(runs)/float64(b.N), h.name+"-pkts/op")
+						}
 					}
 				}
-				if p != nil {
-					if load == "connect" {
-						if c := counters(b, p, sink); c.SYNs < uint64(b.N) {
-							b.Errorf("counted %d SYNs for %d connects", c.SYNs, b.N)
-						}
+				if p != nil && load != "bulk" {
+					rs := sink
+					if load == "refused" {
+						rs = closed
+					}
+					if c := counters(b, p, rs); c.SYNs < uint64(b.N) {
+						b.Errorf("counted %d SYNs for %d connects", c.SYNs, b.N)
 					}
 				}
 			})
@@ -295,18 +317,16 @@ func BenchmarkPassiveForwarding(b *testing.B) {
 	}
 }
 
-// progStats sums the run-time statistics of progs.
-func progStats(b *testing.B, progs []*ebpf.Program) ebpf.ProgramStats {
-	var sum ebpf.ProgramStats
-	for _, prog := range progs {
-		st, err := prog.Stats()
-		if err != nil {
-			b.Fatal(err)
-		}
-		sum.Runtime += st.Runtime
-		sum.RunCount += st.RunCount
+// progStats returns the run-time statistics of prog (zero for nil).
+func progStats(b *testing.B, prog *ebpf.Program) ebpf.ProgramStats {
+	if prog == nil {
+		return ebpf.ProgramStats{}
 	}
-	return sum
+	st, err := prog.Stats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return *st
 }
 
 func bulk(b *testing.B, client *testnet.RealServer, sink netip.AddrPort) {

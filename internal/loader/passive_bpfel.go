@@ -59,15 +59,15 @@ type passivePassiveRsStats struct {
 	Key            passivePassiveRsKey
 	Pad            uint32
 	Syns           uint64
-	SynRetrans     uint64
 	Synacks        uint64
 	Rsts           uint64
+	RstEventNs     uint64
+	RetransEventNs uint64
+	SynRetrans     uint64
 	Refused        uint64
 	LatCount       uint64
 	LatSumNs       uint64
 	Lat            [28]uint64
-	RstEventNs     uint64
-	RetransEventNs uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -497,6 +497,16 @@ func TestPassiveEventTriggersRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Wait for the server to accept and close this connection before
+	// closing the listener: a connection still in the accept queue is
+	// reset when the listener closes, and that RST's event (the first
+	// after a quiet gap) would take the place of the refusal's, so the
+	// read it triggers could come before the refusal (this failed once
+	// in the kernel lab under load).
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read = %v, want EOF (the server closed)", err)
+	}
 	c.Close()
 	l.Close()
 	if _, err := dial(client, target, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
