@@ -92,7 +92,7 @@ func serveMetrics(ctx context.Context, log *slog.Logger, addr string, reg *prome
 		return
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	mux.Handle("GET /metrics", promhttp.HandlerFor(&onceAtATime{g: reg}, promhttp.HandlerOpts{
 		Registry: reg, ErrorLog: slogPrinter{log}, Timeout: 10 * time.Second,
 	}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
