@@ -7,7 +7,7 @@
 // The sender builds a SYN (with an MSS option, checksummed in Go) whose
 // sequence number is SipHash-2-4 of the 4-tuple under a secret that
 // rotates every [Config].SecretRotation (the previous secret still
-// validates), and sends every probe due within the next millisecond in
+// validates), and sends every probe due within the next tick (10 ms) in
 // one go, paced by a global token bucket ([Config].PPS) and a per-target
 // interval. A target whose next hop the kernel has resolved on an
 // Ethernet link gets a prebuilt frame (Ethernet, IP and TCP headers; per
@@ -49,8 +49,9 @@
 // forged RST overwrites a real one, and duplicates and late answers
 // cannot be told apart; the ring hands every answer up in order. The send
 // loop drains it each time it wakes, without blocking (no goroutine, no
-// wakeup and no system call of its own while the ring is empty): every
-// 2 ms after a send at least, backing off to 64 ms while nothing comes.
+// wakeup and no system call of its own while the ring is empty): on every
+// send tick, and after the last send at least every tick, backing off to
+// 64 ms while nothing comes.
 //
 // RTT is the kernel's timestamp on the answer minus the send time, both
 // CLOCK_MONOTONIC. An answer counts for the probe it acknowledges when the

@@ -47,10 +47,13 @@ func (r *ebpfReceiver) closePoll() error {
 // pollSpan), the send loop wakes at least every pollMin after a send or a
 // drain that found something, and backs off, doubling, to pollMax while
 // drains find nothing. An answer thus reaches the signals at most pollMin
-// late while they flow, and a probe's miss is declared within pollMin of
-// its successor's departure; a quiet prober wakes only to send.
+// late while they flow (its RTT is the kernel's timestamp, unaffected),
+// and a probe's miss is declared within pollMin of its successor's
+// departure; a quiet prober wakes only to send. pollMin is the send tick:
+// a loop that sends every tick drains on the same wakeups and wakes for
+// nothing else.
 const (
-	pollMin  = 2 * time.Millisecond
+	pollMin  = sendTick
 	pollMax  = 64 * time.Millisecond
 	pollSpan = time.Second
 )

@@ -99,7 +99,7 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 		}
 		p.sendMu.Lock()
 		if p.snd.queued() > 0 {
-			wait = min(wait, sendTick)
+			wait = min(wait, ringRetry)
 		}
 		p.sendMu.Unlock()
 		timer.Reset(wait)

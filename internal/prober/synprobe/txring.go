@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -25,6 +26,9 @@ const (
 	// would find it full. Between two sends the device's consumer (a
 	// NAPI thread) gets its turn.
 	ringChunk = 64
+	// ringRetry is how soon the send loop tries again to send the
+	// frames a full device queue left waiting in a ring.
+	ringRetry = time.Millisecond
 )
 
 // txRing is a PACKET_TX_RING (TPACKET_V2) on a packet socket bound to one
