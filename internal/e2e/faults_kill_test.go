@@ -227,6 +227,7 @@ func TestFaultKillUnderLoad(t *testing.T) {
 		c0 := ipvsConns(t)
 		l.waitConns(c0, 50) // the load goes on with no lvsprobe
 		np := l.startRun(conf, nil)
+		l.waitLog(np, `msg="lvsprobe running"`, 3*time.Minute) // see phase 2
 		l.waitFor(phase+": the new lvsprobe's verdicts", func(table) bool { return np.count(`msg="real server `) >= 3 }, np.proc)
 		return np
 	}
@@ -254,6 +255,10 @@ func TestFaultKillUnderLoad(t *testing.T) {
 	l.nginx[2].Stop(t)
 	stopped := time.Now()
 	p = l.startRun(conf, nil)
+	// The start (eBPF programs loaded and verified before the checks
+	// begin) takes seconds in the emulated guest and over a minute when
+	// the host is starved; the removal is bounded from there.
+	l.waitLog(p, `msg="lvsprobe running"`, 3*time.Minute)
 	out := l.waitServing(w, p, key(2), false, convergeTimeout)
 	t.Logf("failed-server phase: RS2 out of the table %v after its nginx stopped and lvsprobe restarted; by its log: first line %v, "+
 		"SYN probes on %v, passive observer on %v, running %v, RS2 down %v",
@@ -314,4 +319,20 @@ func localCopy(t *testing.T, bin string) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// waitLog waits until p has logged sub, failing the test after limit or
+// when p exits.
+func (l *lab) waitLog(p *runProc, sub string, limit time.Duration) {
+	l.t.Helper()
+	deadline := time.Now().Add(limit)
+	for p.count(sub) == 0 {
+		if err := p.exited(); err != nil {
+			l.t.Fatalf("lvsprobe exited: %v\n%s", err, p.log())
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("no %s within %v\n%s", sub, limit, p.log())
+		}
+		time.Sleep(pollEvery)
+	}
 }
