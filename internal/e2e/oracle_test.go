@@ -90,6 +90,12 @@ var notOracle = map[string]string{
 	// keepalived's ladder of delay_loop 30 and retry 3 × 5 s is the point
 	// of TestDetectorKillToOutOfTable: keepalived would take up to 45 s.
 	"detector": "TestDetectorKillToOutOfTable owns it",
+	// The fault tests' configurations need their fault (Go servers on
+	// port 8080, a scheduler module refused, netem, a client under load).
+	"faults-flap":   "TestFaultFlapping owns it",
+	"faults-kill":   "TestFaultKillUnderLoad owns it",
+	"faults-netem":  "TestFaultNetem owns it",
+	"faults-refuse": "TestFaultSchedulerRefused owns it",
 }
 
 // run waits for p to converge to up, fails real server 0 and waits for
