@@ -44,7 +44,7 @@ func (s *sender) openFrames() error {
 // the end), the rest (a full ring, an interface without one) with
 // sendmmsg on the packet socket. A frame in a ring counts as sent: if the
 // device's queue is full it waits there for the next flush (see
-// [sender.flushRings]).
+// [sender.flushRings]); one given up later is counted by takeDropped.
 func (s *sender) sendFrames(ps []probe) (int, error) {
 	s.rest = s.rest[:0]
 	s.touched = s.touched[:0]
@@ -61,11 +61,11 @@ func (s *sender) sendFrames(ps []probe) (int, error) {
 		case 1:
 			s.touched = append(s.touched, r)
 		case ringChunk:
-			_ = r.flush() // what waits goes with the next flush
+			s.dropped += r.flush() // what waits goes with the next flush
 		}
 	}
 	for _, r := range s.touched {
-		_ = r.flush()
+		s.dropped += r.flush()
 	}
 	var errs []error
 	for rest := s.rest; len(rest) > 0; {
@@ -95,9 +95,18 @@ func (s *sender) queued() int {
 func (s *sender) flushRings() {
 	for _, r := range s.rings {
 		if r != nil && r.queued > 0 {
-			_ = r.flush()
+			s.dropped += r.flush()
 		}
 	}
+}
+
+// takeDropped returns, and forgets, how many frames the TX rings gave up
+// since the last call (see [txRing.flush]): counted as sent when they
+// went into the ring, they are send errors too.
+func (s *sender) takeDropped() int {
+	n := s.dropped
+	s.dropped = 0
+	return n
 }
 
 // ring returns the TX ring of the interface, opening it on first use;

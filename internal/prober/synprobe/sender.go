@@ -39,6 +39,7 @@ type sender struct {
 	ringErr error
 	rest    []probe
 	touched []*txRing
+	dropped int // frames the rings gave up since takeDropped
 }
 
 // dropAll is a classic BPF filter that accepts nothing.

@@ -47,7 +47,11 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 		if p.snd.queued() > 0 { // frames a full device queue held back
 			p.snd.flushRings()
 		}
+		dropped := p.snd.takeDropped()
 		p.sendMu.Unlock()
+		if dropped > 0 {
+			p.m.sendErrors.Add(float64(dropped))
+		}
 		if frames && now >= refreshAt {
 			refreshAt = now + uint64(frameRefresh)
 			if err := p.refreshFrames(); err != nil {

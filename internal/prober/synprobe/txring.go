@@ -29,6 +29,9 @@ const (
 	// ringRetry is how soon the send loop tries again to send the
 	// frames a full device queue left waiting in a ring.
 	ringRetry = time.Millisecond
+	// ringMaxStalls is how many flushes in a row may send nothing
+	// before the frames waiting are given up (100 ms of retries).
+	ringMaxStalls = 100
 )
 
 // txRing is a PACKET_TX_RING (TPACKET_V2) on a packet socket bound to one
@@ -54,6 +57,7 @@ type txRing struct {
 	head    int // the first slot marked for sending (the kernel's head)
 	queued  int // slots marked for sending, from head
 	fresh   int // slots marked since the last flush
+	stalls  int // flushes in a row that sent none of the queued slots
 }
 
 // openTxRing opens a packet socket with a TX ring bound to ifindex. It
@@ -144,25 +148,42 @@ func (r *txRing) put(pr *probe) bool {
 	return true
 }
 
-// flush hands the marked slots to the kernel with one send(). Slots the
-// device could not take yet stay marked for the next flush; the error
-// then says how many wait.
-func (r *txRing) flush() error {
+// flush hands the marked slots to the kernel with one send() and returns
+// how many frames it gave up on. Slots a full device queue could not take
+// stay marked for the next flush, unless flushes have made no progress
+// for ringMaxStalls in a row (a stuck device: a probe that late is of no
+// use). Any other error (the interface down or gone) gives them up at
+// once. The slots given up are free again: the kernel's head stays at
+// the first of them, which is where the next put writes.
+func (r *txRing) flush() (dropped int) {
 	r.fresh = 0
 	if r.queued == 0 {
-		return nil
+		return 0
 	}
 	// Never blocks (MSG_DONTWAIT), so a raw system call: the scheduler
 	// need not hand the P to another thread meanwhile.
 	_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(r.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	taken := 0
 	for r.queued > 0 && atomic.LoadUint32(r.status(r.head))&unix.TP_STATUS_SEND_REQUEST == 0 {
 		r.head = (r.head + 1) % ringSlots
 		r.queued--
+		taken++
 	}
-	if r.queued > 0 {
-		return fmt.Errorf("send tx ring: %d frames wait for the device: %w", r.queued, errno)
+	if taken > 0 {
+		r.stalls = 0
+	} else if r.queued > 0 {
+		r.stalls++
 	}
-	return nil
+	full := errno == 0 || errno == unix.ENOBUFS || errno == unix.EAGAIN
+	if r.queued == 0 || (full && r.stalls < ringMaxStalls) {
+		return 0
+	}
+	dropped = r.queued
+	for k := range r.queued {
+		atomic.StoreUint32(r.status((r.head+k)%ringSlots), unix.TP_STATUS_AVAILABLE)
+	}
+	r.queued, r.stalls = 0, 0
+	return dropped
 }
 
 func (r *txRing) close() error {

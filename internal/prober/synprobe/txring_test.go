@@ -74,3 +74,65 @@ func TestTxRingWraps(t *testing.T) {
 		t.Errorf("link counted %d frames out, want %d", got, total)
 	}
 }
+
+// TestTxRingLinkDown: frames for a link that is down are given up at
+// once (counted for the send-error metric), not kept waiting; once the
+// link is up again the ring goes on from where the kernel stopped, and
+// every new frame leaves once.
+func TestTxRingLinkDown(t *testing.T) {
+	testenv.RequireRoot(t)
+	n := testnet.New(t, testnet.Options{})
+	rs := n.RealServers[0]
+	hole := blackHoleAddr(t, rs)
+	link, err := netlink.LinkByName(rs.Link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSender(64)
+	defer s.close()
+	if err := s.openFrames(); err != nil {
+		t.Fatal(err)
+	}
+	f := holeFrame(t, rs, hole, 9)
+	batch := func(k int) []probe {
+		ps := make([]probe, k)
+		for i := range ps {
+			ps[i] = probe{local: rs.Director, remote: hole, lport: uint16(61000 + i), rport: 9, f: f, seq: uint32(i)}
+		}
+		return ps
+	}
+	txCount := func() uint64 {
+		l, err := netlink.LinkByIndex(link.Attrs().Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := l.Attrs().Statistics
+		return st.TxPackets + st.TxDropped
+	}
+	if got, err := s.send(batch(5)); got != 5 || err != nil { // the ring opens, the head moves to 5
+		t.Fatalf("send: %d, %v", got, err)
+	}
+	if err := netlink.LinkSetDown(link); err != nil {
+		t.Fatal(err)
+	}
+	s.send(batch(30))
+	r := s.rings[link.Attrs().Index]
+	if d := s.takeDropped(); d != 30 || r.queued != 0 {
+		t.Fatalf("link down: %d frames given up, %d queued; want 30, 0", d, r.queued)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		t.Fatal(err)
+	}
+	before := txCount()
+	if got, err := s.send(batch(40)); got != 40 || err != nil {
+		t.Fatalf("send after link up: %d, %v", got, err)
+	}
+	if d := s.takeDropped(); d != 0 || r.queued != 0 || r.head != 45 {
+		t.Fatalf("after link up: dropped %d, queued %d, head %d; want 0, 0, 45", d, r.queued, r.head)
+	}
+	// The kernel may send a packet or two of its own as the link comes
+	// up (IPv6 neighbour discovery).
+	if got := txCount() - before; got < 40 || got > 42 {
+		t.Errorf("link counted %d frames out, want 40", got)
+	}
+}
