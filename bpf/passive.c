@@ -377,7 +377,7 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	struct passive_rs_stats *v;
 	struct passive_hs *h;
 	__u64 now, hash;
-	__u32 idx, tag, slot, syns;
+	__u32 idx, tag, htag, slot, syns;
 	int live;
 
 	if ((t->flags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) != TCPF_SYN)
@@ -386,6 +386,15 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	 * probe, left to the tracepoints. */
 	if (skb->ingress_ifindex == 0)
 		return TC_ACT_OK;
+	/* The handshake slot first: its cache line (a random one of a large
+	 * table) then loads while the endpoint table is searched. */
+	hash = hs_hash(t, 1);
+	idx = (__u32)hash & hs_mask;
+	tag = (__u32)(hash >> 32) | 1; /* never 0: 0 is an empty slot */
+	h = bpf_map_lookup_elem(&handshakes, &idx);
+	if (!h)
+		return TC_ACT_OK; /* cannot happen: idx is within the array */
+	htag = *(volatile __u32 *)&h->tag;
 	if (t->tunneled)
 		__builtin_memcpy(rk.addr, t->tunnel, 4);
 	else
@@ -412,15 +421,9 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	__sync_fetch_and_add(&v->syns, 1);
 
 	now = bpf_ktime_get_ns();
-	hash = hs_hash(t, 1);
-	idx = (__u32)hash & hs_mask;
-	tag = (__u32)(hash >> 32) | 1; /* never 0: 0 is an empty slot */
-	h = bpf_map_lookup_elem(&handshakes, &idx);
-	if (!h)
-		return TC_ACT_OK; /* cannot happen: idx is within the array */
 	syns = HS_SYNS(h);
 	live = syns && now - h->syn_ns < HS_WINDOW_NS; /* an unanswered handshake */
-	if (h->tag != tag || !live) {
+	if (htag != tag || !live) {
 		if (live)
 			count(PASSIVE_STAT_HS_FULL); /* another in-flight handshake's slot */
 		h->tag = tag;
