@@ -368,3 +368,35 @@ func (o *passiveObserver) refreshDR() error {
 	}
 	return o.p.SetDirectRouted(m)
 }
+
+// passiveLater is a passive observer being loaded in the background, so
+// that the checks start without waiting for it.
+type passiveLater struct {
+	done chan struct{}
+	o    *passiveObserver // set before done is closed; nil when off
+}
+
+// startPassiveLater runs startPassive in the background and, once it is
+// loaded, feeds det and follows the configuration current returns.
+func startPassiveLater(ctx context.Context, log *slog.Logger, f passiveFlags, syn synFlags, cfg *config.Config,
+	reg prometheus.Registerer, det *prober.Detector, current func() *config.Config) *passiveLater {
+	pl := &passiveLater{done: make(chan struct{})}
+	go func() {
+		defer close(pl.done)
+		o := startPassive(ctx, log, f, syn, cfg, reg)
+		o.feedDetector(det)
+		o.follow(ctx, current)
+		pl.o = o
+	}()
+	return pl
+}
+
+// wait returns the observer once its loading has ended (nil when it is
+// off or could not load).
+func (pl *passiveLater) wait() *passiveObserver {
+	<-pl.done
+	return pl.o
+}
+
+// stop waits for the loading to end and stops the observer.
+func (pl *passiveLater) stop() { pl.wait().stop() }

@@ -126,9 +126,6 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 		return err
 	}
 	syn.feedDetector(det)
-	pas := startPassive(ctx, e.log, f.passive, f.syn, cfg, reg)
-	defer pas.stop()
-	pas.feedDetector(det)
 	steady := latenessWindow(e.log, sched) // LVSPROBE_LATENESS_AFTER (benchfigures.go)
 	e.log.Info("lvsprobe running", "config", f.file, "ipvs", f.ipvs,
 		"virtual_servers", len(cfg.VirtualServers), "checks", sched.Stats().Checks)
@@ -142,13 +139,22 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 	changes = life.transitions(changes, wg.Go) // notify_up/notify_down
 	wg.Go(func() { forwardHealth(e.log, changes, rec) })
 	rl := newReloader(e.log, f, cfg, sched, rec, syn, reg)
-	pas.follow(ctx, func() *config.Config { c, _ := rl.config(); return c })
+	// The passive observer loads in the background: loading and attaching
+	// its programs takes seconds on a slow or busy machine (8-20 s in the
+	// emulated kernel lab), and a restarted daemon must not wait for it
+	// before its first checks. The capabilities it needs go after it.
+	pas := startPassiveLater(ctx, e.log, f.passive, f.syn, cfg, reg, det, func() *config.Config { c, _ := rl.config(); return c })
+	defer pas.stop()
 	rl.life = life
 	ctl := &controlServer{log: e.log.With("component", "control"), file: f.file, rl: rl, detect: detectorStatus(det)}
 	wg.Go(func() { rl.onHUP(ctx) })
 	ctlListener := ctl.listen(ctx, f.controlSocket)
 	if e.dropCaps {
-		dropCapabilities(e.log.With("component", "privileges"), f.keepCaps, cfg, syn.usesBPF() || pas != nil) // privileges.go
+		wg.Go(func() {
+			passiveOn := pas.wait() != nil // loads with every capability
+			bpfInUse := syn.usesBPF() || passiveOn
+			dropCapabilities(e.log.With("component", "privileges"), f.keepCaps, cfg, bpfInUse) // privileges.go
+		})
 	}
 	wg.Go(func() { ctl.serveOn(ctx, ctlListener, f.controlSocket) })
 	wg.Go(func() { serveMetrics(ctx, e.log.With("component", "metrics"), f.metricsListen, reg) })
