@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -181,8 +182,8 @@ func flood(t *testing.T, rs *testnet.RealServer, pkts [][]byte, count int) error
 // SYN-ACKs to the SYN prober's ports from an address that was never
 // probed. The daemon stays up, the hostile endpoints are down, the
 // healthy one is never taken down, and its checks keep their schedule:
-// with delay_loop 1 and connect_timeout 2, no two of its checks are more
-// than 3 s apart (the hostile checks end at their own connect_timeout).
+// with delay_loop 1 and connect_timeout 2, its checks stay about 1 s
+// apart (the hostile checks end at their own connect_timeout).
 func TestHostileRealServer(t *testing.T) {
 	testenv.RequireRoot(t)
 	n := testnet.New(t, testnet.Options{RealServers: 2, ExtraAddrs: 1})
@@ -305,13 +306,19 @@ func TestHostileRealServer(t *testing.T) {
 	if len(during) < 5 {
 		t.Fatalf("%d checks of the healthy real server in %v under attack", len(during), time.Since(start))
 	}
-	worst := time.Duration(0)
+	var gaps []time.Duration
 	for i := 1; i < len(during); i++ {
-		worst = max(worst, during[i].Sub(during[i-1]))
+		gaps = append(gaps, during[i].Sub(during[i-1]))
 	}
-	t.Logf("%d checks of the healthy real server during the attack, widest gap %v", len(during), worst)
-	if worst > 3*time.Second {
-		t.Errorf("healthy real server's checks %v apart (delay_loop 1s)", worst)
+	slices.Sort(gaps)
+	median, worst := gaps[len(gaps)/2], gaps[len(gaps)-1]
+	t.Logf("%d checks of the healthy real server during the attack, gaps: median %v, widest %v", len(during), median, worst)
+	// A hostile check that held the healthy one back would do it on every
+	// round (the median moves to delay_loop + connect_timeout = 3 s) or
+	// for good (an endless body: one gap as long as the attack). A busy
+	// CPU delays single rounds only, which the widest gap tolerates.
+	if median > 2*time.Second || worst > 10*time.Second {
+		t.Errorf("healthy real server's checks held back: median gap %v, widest %v (delay_loop 1s, connect_timeout 2s)", median, worst)
 	}
 }
 
