@@ -45,21 +45,9 @@ func tcEgress(t *testing.T, name string) (tcx, filters int) {
 // passive observer on) on conf and waits until both eBPF parts run.
 func startKillable(t *testing.T, conf string) *daemon {
 	t.Helper()
-	d := &daemon{stderr: &lockedBuffer{}, socket: filepath.Join(t.TempDir(), "lvsprobe.sock"), done: make(chan error, 1)}
-	d.cmd = daemonCmd(t, context.Background(), "run", "-f", conf, "--ipvs=dry-run", "--syn-probe-interval=20ms",
-		"--metrics-listen=", "--control-socket="+d.socket)
-	d.cmd.Stdout = io.Discard
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = d.cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("lvsprobe stderr:\n%s", d.stderr.String())
-		}
-	})
+	d := newDaemon(t, "")
+	d.start(t, daemonCmd(t, context.Background(), "run", "-f", conf, "--ipvs=dry-run", "--syn-probe-interval=20ms",
+		"--metrics-listen=", "--control-socket="+d.socket), false)
 	waitFor(t, 30*time.Second, "SYN probes and passive observation on", func() (bool, string) {
 		d.alive(t)
 		s := d.stderr.String()

@@ -79,15 +79,18 @@ type daemon struct {
 	done    chan error
 }
 
-// startDaemon starts `lvsprobe run --ipvs=dry-run -f conf` with its own
-// control socket and metrics address (plus extra flags); it is stopped
-// with SIGTERM on cleanup.
-func startDaemon(t *testing.T, conf, metrics string, extra ...string) *daemon {
+// newDaemon returns a daemon with its own control socket and the given
+// metrics address, not started yet.
+func newDaemon(t *testing.T, metrics string) *daemon {
+	return &daemon{stderr: &lockedBuffer{}, socket: filepath.Join(t.TempDir(), "lvsprobe.sock"), metrics: metrics, done: make(chan error, 1)}
+}
+
+// start starts cmd as d's process, its stderr kept, and stops it on
+// cleanup: with SIGTERM (then SIGKILL after 10 s) when gentle, with
+// SIGKILL otherwise. A failed test logs the process's stderr.
+func (d *daemon) start(t *testing.T, cmd *exec.Cmd, gentle bool) {
 	t.Helper()
-	d := &daemon{stderr: &lockedBuffer{}, socket: filepath.Join(t.TempDir(), "lvsprobe.sock"), metrics: metrics, done: make(chan error, 1)}
-	args := append([]string{"run", "-f", conf, "--ipvs=dry-run", "--syn-probe=false",
-		"--metrics-listen=" + metrics, "--control-socket=" + d.socket}, extra...)
-	d.cmd = lvsprobeCmd(t, context.Background(), args...)
+	d.cmd = cmd
 	d.cmd.Stdout = io.Discard
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
@@ -95,17 +98,32 @@ func startDaemon(t *testing.T, conf, metrics string, extra ...string) *daemon {
 	}
 	go func() { d.done <- d.cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.done:
-		case <-time.After(10 * time.Second):
+		if gentle {
+			_ = d.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-d.done:
+			case <-time.After(10 * time.Second):
+				_ = d.cmd.Process.Kill()
+				<-d.done
+			}
+		} else {
 			_ = d.cmd.Process.Kill()
-			<-d.done
 		}
 		if t.Failed() {
 			t.Logf("lvsprobe stderr:\n%s", d.stderr.String())
 		}
 	})
+}
+
+// startDaemon starts `lvsprobe run --ipvs=dry-run -f conf` with its own
+// control socket and metrics address (plus extra flags); it is stopped
+// with SIGTERM on cleanup.
+func startDaemon(t *testing.T, conf, metrics string, extra ...string) *daemon {
+	t.Helper()
+	d := newDaemon(t, metrics)
+	args := append([]string{"run", "-f", conf, "--ipvs=dry-run", "--syn-probe=false",
+		"--metrics-listen=" + metrics, "--control-socket=" + d.socket}, extra...)
+	d.start(t, lvsprobeCmd(t, context.Background(), args...), true)
 	return d
 }
 

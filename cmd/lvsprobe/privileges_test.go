@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -140,23 +139,11 @@ func TestCapabilitiesDropped(t *testing.T) {
 	}
 
 	metrics := freePort(t)
-	d := &daemon{stderr: &lockedBuffer{}, socket: filepath.Join(t.TempDir(), "lvsprobe.sock"), metrics: metrics, done: make(chan error, 1)}
+	d := newDaemon(t, metrics)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	d.cmd = daemonCmd(t, ctx, "run", "-f", path, "--ipvs=dry-run", "--syn-probe-interval=50ms",
-		"--passive-interval=200ms", "--metrics-listen="+metrics, "--control-socket="+d.socket)
-	d.cmd.Stdout = io.Discard
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = d.cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("lvsprobe stderr:\n%s", d.stderr.String())
-		}
-	})
+	d.start(t, daemonCmd(t, ctx, "run", "-f", path, "--ipvs=dry-run", "--syn-probe-interval=50ms",
+		"--passive-interval=200ms", "--metrics-listen="+metrics, "--control-socket="+d.socket), false)
 	logHas := func(s string) func() (bool, string) {
 		return func() (bool, string) {
 			d.alive(t)
