@@ -110,7 +110,8 @@ func ParseDetectorMode(s string) (DetectorMode, error) {
 
 // Detector defaults.
 const (
-	DefaultMissThreshold   = 3                      // 300 ms of silence at the default 100 ms probe interval
+	DefaultMissThreshold   = 3                      // unanswered probes in a row that corroborate a failed check, and that suspect a lossy endpoint
+	DefaultSuspectMisses   = 1                      // unanswered probes in a row that suspect an endpoint with no wrong silence suspicion remembered
 	DefaultPassiveResets   = 3                      // resets in one passive report that make a suspicion
 	DefaultRSTWindow       = 2 * time.Second        // how old a RST may be and still corroborate a failed check
 	DefaultBackoffMin      = time.Second            // first wait after a check that found a suspicion wrong
@@ -126,7 +127,8 @@ type DetectorOptions struct {
 	Mode            DetectorMode          // fast (default) or compatible
 	Log             *slog.Logger          // nil discards
 	Registerer      prometheus.Registerer // nil registers nothing
-	MissThreshold   int                   // unanswered probes in a row that make a suspicion; 0: DefaultMissThreshold
+	MissThreshold   int                   // unanswered probes in a row that corroborate, and that suspect a lossy endpoint; 0: DefaultMissThreshold
+	SuspectMisses   int                   // unanswered probes in a row that suspect any other endpoint; 0: DefaultSuspectMisses (at most MissThreshold)
 	PassiveResets   int                   // resets in one passive report that make a suspicion; 0: DefaultPassiveResets
 	RSTWindow       time.Duration         // how old a RST may be to corroborate; 0: DefaultRSTWindow
 	BackoffMin      time.Duration         // 0: DefaultBackoffMin
@@ -184,9 +186,25 @@ var ErrDetectorAttached = errors.New("scheduler already has a detector")
 //	     │
 //	     └──checks pass──► UP
 //
-// A negative signal is a RST to a probe, MissThreshold probes unanswered
-// in a row, or resets or unanswered client SYNs seen by the passive
-// observer. Silence is not evidence while more than 2 endpoints and more
+// A negative signal is a RST to a probe, unanswered probes (see below),
+// or resets or unanswered client SYNs seen by the passive observer.
+//
+// A probe is unanswered when no valid answer reached the kernel before the
+// target's next probe left (one probe interval, 100 ms by default; the SYN
+// prober declares the miss on its next drain, within 10 ms). One such miss
+// (SuspectMisses) suspects an endpoint: a black-holed real server is
+// suspected one interval after its first unanswered probe left, and its
+// confirming check starts then, so it is out about connect_timeout plus
+// 100–200 ms after the black hole. A single lost packet then costs one
+// extra full check, and the backoff that follows (1 s doubling to 30 s
+// while the check keeps finding it wrong) keeps the cost bounded; while a
+// wrong silence suspicion of the endpoint is remembered (its backoff ran
+// less than BackoffMax ago) it takes MissThreshold misses in a row (3),
+// so a lossy path (30 % loss: 2.7 % of probes end such a run) is suspected
+// far less often. What corroborates a failed check is stricter:
+// MissThreshold or more probes unanswered, the first before the check
+// started, and no SYN-ACK since — a lossy path answers some of the dozens
+// of probes a timing-out check spans. Silence is not evidence while more than 2 endpoints and more
 // than 1 in 20 are silent at once: that is the director (a starved CPU
 // reading the answers late, its own link), not the real servers. Entering SUSPECT or RECOVERING asks the scheduler to run the
 // endpoint's full checks now ([Scheduler.Expedite]), pre-empting
@@ -234,7 +252,7 @@ type Detector struct {
 	damp   rsDamping
 	reqs   []request // scratch, under mu
 	held   int       // recoveries held back now: release looks at the real servers only while there are some
-	silent int       // endpoints with MissThreshold or more probes unanswered in a row
+	silent int       // endpoints with SuspectMisses or more probes unanswered in a row
 }
 
 // NewDetector attaches a detector to s: from then on s asks it about
@@ -246,6 +264,7 @@ func NewDetector(s *Scheduler, opts DetectorOptions) (*Detector, error) {
 		p: detectorParams{
 			mode:            opts.Mode,
 			missThreshold:   orDefault(opts.MissThreshold, DefaultMissThreshold),
+			suspectMisses:   orDefault(opts.SuspectMisses, DefaultSuspectMisses),
 			passiveResets:   orDefault(opts.PassiveResets, DefaultPassiveResets),
 			rstWindow:       orDefault(opts.RSTWindow, DefaultRSTWindow),
 			backoffMin:      orDefault(opts.BackoffMin, DefaultBackoffMin),
@@ -255,6 +274,7 @@ func NewDetector(s *Scheduler, opts DetectorOptions) (*Detector, error) {
 			holdMax:         orDefault(opts.HoldMax, DefaultHoldMax),
 		},
 	}
+	d.p.suspectMisses = min(d.p.suspectMisses, d.p.missThreshold)
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -313,10 +333,10 @@ func (d *Detector) Observe(evs ...Evidence) {
 			}
 			e = d.endpoint(ev.Target)
 		}
-		was, wasSilent := e.phase, e.misses >= d.p.missThreshold
+		was, wasSilent := e.phase, e.misses >= d.p.suspectMisses
 		d.trustSilence()
 		r, ok := e.observe(&d.p, ev, now)
-		if isSilent := e.misses >= d.p.missThreshold; isSilent != wasSilent {
+		if isSilent := e.misses >= d.p.suspectMisses; isSilent != wasSilent {
 			if isSilent {
 				d.silent++
 			} else {
@@ -652,7 +672,7 @@ func (d *Detector) forget(ix *epIndex) {
 		if _, ok := ix.units[addr]; ok {
 			continue
 		}
-		if e.misses >= d.p.missThreshold {
+		if e.misses >= d.p.suspectMisses {
 			d.silent--
 		}
 		delete(d.eps, addr)

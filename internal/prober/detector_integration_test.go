@@ -3,6 +3,7 @@ package prober
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -47,6 +48,7 @@ type detLabOptions struct {
 	connectTimeout, delayLoop, delayBefore time.Duration
 	retry                                  int
 	probeInterval                          time.Duration
+	events                                 *eventLog // if set, records the lab's events in order (detector_order_test.go)
 }
 
 func newDetLab(t *testing.T, o detLabOptions) *detLab {
@@ -72,8 +74,13 @@ func newDetLab(t *testing.T, o detLabOptions) *detLab {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	newChecker := lab.log.newChecker
+	if o.events != nil {
+		logger = slog.New(o.events.handler(logger.Handler()))
+		newChecker = o.events.newChecker(newChecker)
+	}
 	s, err := NewScheduler(&config.Config{VirtualServers: []*config.VirtualServer{vs}},
-		SchedulerOptions{NewChecker: lab.log.newChecker, StartDelay: -1, FirstVerdict: true, Log: logger})
+		SchedulerOptions{NewChecker: newChecker, StartDelay: -1, FirstVerdict: true, Log: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +107,7 @@ func newDetLab(t *testing.T, o detLabOptions) *detLab {
 	wg.Go(func() { _ = s.Run(ctx) })
 	wg.Go(func() { _ = d.Run(ctx) })
 	wg.Go(func() { _ = p.Run(ctx) })
-	wg.Go(func() { pump(ctx, p, d) })
+	wg.Go(func() { pump(ctx, p, d, o.events) })
 	wg.Go(func() {
 		for tr := range d.Transitions() {
 			lab.trans <- tr
@@ -116,8 +123,9 @@ func newDetLab(t *testing.T, o detLabOptions) *detLab {
 	return lab
 }
 
-// pump hands the prober's signals to the detector, as cmd/lvsprobe does.
-func pump(ctx context.Context, p *synprobe.Prober, d *Detector) {
+// pump hands the prober's signals to the detector, as cmd/lvsprobe does,
+// recording each miss in events (if not nil) before the detector sees it.
+func pump(ctx context.Context, p *synprobe.Prober, d *Detector, events *eventLog) {
 	var evs []Evidence
 	for {
 		select {
@@ -135,6 +143,7 @@ func pump(ctx context.Context, p *synprobe.Prober, d *Detector) {
 					ev.Kind = EvidenceReset
 				case synprobe.Miss:
 					ev.Kind, ev.Count = EvidenceSilence, s.ConsecutiveMisses
+					events.add(fmt.Sprintf("miss %d", s.ConsecutiveMisses))
 				}
 				evs = append(evs, ev)
 			}

@@ -90,6 +90,7 @@ type epState struct {
 type detectorParams struct {
 	mode            DetectorMode
 	missThreshold   int
+	suspectMisses   int
 	passiveResets   int
 	rstWindow       time.Duration
 	backoffMin      time.Duration
@@ -105,14 +106,14 @@ type detectorParams struct {
 }
 
 // negative reports whether ev says the endpoint does not serve: a RST, a
-// run of unanswered probes reaching the threshold, resets or unanswered
-// SYNs on live traffic.
-func (p *detectorParams) negative(ev Evidence) bool {
+// run of unanswered probes reaching the endpoint's threshold (misses),
+// resets or unanswered SYNs on live traffic.
+func (p *detectorParams) negative(ev Evidence, misses int) bool {
 	switch ev.Kind {
 	case EvidenceReset, EvidencePassiveUnanswered:
 		return true
 	case EvidenceSilence:
-		return ev.Count >= p.missThreshold && !p.silenceUntrusted
+		return ev.Count >= misses && !p.silenceUntrusted
 	case EvidencePassiveReset:
 		return ev.Count >= p.passiveResets
 	}
@@ -151,7 +152,7 @@ func (e *epState) observe(p *detectorParams, ev Evidence, now time.Time) (reques
 		}
 		return request{}, false
 	}
-	neg := p.negative(ev)
+	neg := p.negative(ev, e.suspectMisses(p, now))
 	if neg {
 		e.lastNeg, e.lastNegKind = at, ev.Kind
 	}
@@ -189,6 +190,18 @@ func (e *epState) observe(p *detectorParams, ev Evidence, now time.Time) (reques
 		}
 		return request{}, false
 	}
+}
+
+// suspectMisses is how many probes unanswered in a row suspect the
+// endpoint at now: p.suspectMisses, or p.missThreshold while a wrong
+// silence suspicion is remembered (its backoff expired less than
+// backoffMax ago), so that a lossy path is not checked on every lost
+// probe.
+func (e *epState) suspectMisses(p *detectorParams, now time.Time) int {
+	if t := e.nextAllowed[EvidenceSilence]; e.backoff[EvidenceSilence] > 0 && !t.IsZero() && now.Sub(t) <= p.backoffMax {
+		return p.missThreshold
+	}
+	return p.suspectMisses
 }
 
 // enter moves to phase ph at now.

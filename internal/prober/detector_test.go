@@ -16,7 +16,7 @@ import (
 // testParams are the default thresholds in mode m.
 func testParams(m DetectorMode) detectorParams {
 	return detectorParams{
-		mode: m, missThreshold: DefaultMissThreshold, passiveResets: DefaultPassiveResets,
+		mode: m, missThreshold: DefaultMissThreshold, suspectMisses: DefaultSuspectMisses, passiveResets: DefaultPassiveResets,
 		rstWindow: DefaultRSTWindow, backoffMin: DefaultBackoffMin, backoffMax: DefaultBackoffMax,
 		penaltyHalfLife: DefaultPenaltyHalfLife, holdBase: DefaultHoldBase, holdMax: DefaultHoldMax,
 	}
@@ -66,25 +66,41 @@ func TestEndpointStateMachine(t *testing.T) {
 			chk(202, 201, false, false, true, phaseDown, "rst"),
 			sig(300, EvidenceReset, 0, phaseDown, false),
 		}},
-		{"black hole: silence at the threshold suspects; a timeout after it is corroborated", DetectFast, []epStep{
+		{"black hole: the first miss suspects; a timeout after it is corroborated", DetectFast, []epStep{
 			sig(0, EvidenceSynAck, 0, phaseUp, false),
-			sig(100, EvidenceSilence, 1, phaseUp, false),
-			sig(200, EvidenceSilence, 2, phaseUp, false),
-			sig(300, EvidenceSilence, 3, phaseSuspect, true),
+			sig(100, EvidenceSilence, 1, phaseSuspect, true),
+			sig(200, EvidenceSilence, 2, phaseSuspect, false),
+			sig(300, EvidenceSilence, 3, phaseSuspect, false),
 			sig(400, EvidenceSilence, 4, phaseSuspect, false),
-			chk(1300, 300, false, false, true, phaseDown, "probes unanswered"),
+			chk(3110, 110, false, false, true, phaseDown, "probes unanswered"),
+		}},
+		{"a timeout with fewer than MissThreshold misses is not corroborated", DetectFast, []epStep{
+			sig(0, EvidenceSynAck, 0, phaseUp, false),
+			sig(100, EvidenceSilence, 1, phaseSuspect, true),
+			sig(200, EvidenceSilence, 2, phaseSuspect, false),
+			chk(250, 110, false, true, true, phaseSuspect, ""),
 		}},
 		{"silence that began after the check started does not cut the ladder", DetectFast, []epStep{
 			sig(0, EvidenceSynAck, 0, phaseUp, false),
-			sig(100, EvidenceSilence, 1, phaseUp, false),
-			sig(200, EvidenceSilence, 2, phaseUp, false),
-			sig(300, EvidenceSilence, 3, phaseSuspect, true),
+			sig(100, EvidenceSilence, 1, phaseSuspect, true),
+			sig(200, EvidenceSilence, 2, phaseSuspect, false),
+			sig(300, EvidenceSilence, 3, phaseSuspect, false),
 			chk(1050, 50, false, true, true, phaseSuspect, ""),
 		}},
+		{"after a wrong silence suspicion one miss no longer suspects, three do, until it is forgotten", DetectFast, []epStep{
+			sig(0, EvidenceSilence, 1, phaseSuspect, true),
+			chk(100, 10, true, true, false, phaseUp, ""), // cleared: backoff 1 s, to 1100
+			sig(1200, EvidenceSilence, 1, phaseUp, false),
+			sig(1300, EvidenceSilence, 2, phaseUp, false),
+			sig(1400, EvidenceSilence, 3, phaseSuspect, true),
+			chk(1500, 1410, true, true, false, phaseUp, ""), // cleared again: backoff 2 s, to 3500
+			sig(33400, EvidenceSilence, 1, phaseUp, false), // 29.9 s after the backoff: remembered
+			sig(33600, EvidenceSilence, 1, phaseSuspect, true), // 30.1 s after: forgotten
+		}},
 		{"lossy path: a SYN-ACK inside the silence keeps the ladder", DetectFast, []epStep{
-			sig(0, EvidenceSilence, 1, phaseUp, false),
-			sig(100, EvidenceSilence, 2, phaseUp, false),
-			sig(200, EvidenceSilence, 3, phaseSuspect, true),
+			sig(0, EvidenceSilence, 1, phaseSuspect, true),
+			sig(100, EvidenceSilence, 2, phaseSuspect, false),
+			sig(200, EvidenceSilence, 3, phaseSuspect, false),
 			sig(300, EvidenceSynAck, 0, phaseSuspect, false),
 			sig(400, EvidenceSilence, 1, phaseSuspect, false),
 			chk(3300, 300, false, true, true, phaseSuspect, ""),
