@@ -82,7 +82,9 @@ func (c *eventChecker) Check(ctx context.Context) Result {
 
 // handler records the detector's suspicions (its "fast signal" log line)
 // and passes every record on to next.
-func (l *eventLog) handler(next slog.Handler) slog.Handler { return &eventHandler{Handler: next, log: l} }
+func (l *eventLog) handler(next slog.Handler) slog.Handler {
+	return &eventHandler{Handler: next, log: l}
+}
 
 type eventHandler struct {
 	slog.Handler

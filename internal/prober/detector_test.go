@@ -93,8 +93,8 @@ func TestEndpointStateMachine(t *testing.T) {
 			sig(1200, EvidenceSilence, 1, phaseUp, false),
 			sig(1300, EvidenceSilence, 2, phaseUp, false),
 			sig(1400, EvidenceSilence, 3, phaseSuspect, true),
-			chk(1500, 1410, true, true, false, phaseUp, ""), // cleared again: backoff 2 s, to 3500
-			sig(33400, EvidenceSilence, 1, phaseUp, false), // 29.9 s after the backoff: remembered
+			chk(1500, 1410, true, true, false, phaseUp, ""),    // cleared again: backoff 2 s, to 3500
+			sig(33400, EvidenceSilence, 1, phaseUp, false),     // 29.9 s after the backoff: remembered
 			sig(33600, EvidenceSilence, 1, phaseSuspect, true), // 30.1 s after: forgotten
 		}},
 		{"lossy path: a SYN-ACK inside the silence keeps the ladder", DetectFast, []epStep{
