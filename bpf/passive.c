@@ -26,7 +26,8 @@
  * Per handshake packet: one endpoint lookup (two for a DR SYN, two for an
  * untracked answer: the real server, then the director's own address),
  * one handshake slot, one clock read, two to five atomic adds on the real
- * server's counters. Data packets are parsed and pass.
+ * server's counters. Data packets and ACKs are parsed up to the TCP
+ * flags, counted as TCP, and pass.
  *
  * Every packet goes on untouched (TC_ACT_OK). Packets that are not plain
  * TCP over IPv4/IPv6 - truncated headers, IPv4 fragments, IPv6 extension
@@ -106,11 +107,6 @@ volatile const __u64 hs_seed = 0x9e3779b97f4a7c15ULL;
 /* Emit the shared records into BTF for bpf2go's -type. */
 const struct passive_event *unused_event __attribute__((unused));
 
-#define TCPF_FIN 0x01
-#define TCPF_SYN 0x02
-#define TCPF_RST 0x04
-#define TCPF_ACK 0x10
-
 /* A parsed TCP packet. Ports in network order. */
 struct tuple {
 	__u8 saddr[16];
@@ -124,70 +120,88 @@ struct tuple {
 	__u8 dmac[ETH_ALEN];
 };
 
-/* parse fills t and returns 1 for a plain TCP packet whose headers are all
- * in the linear data; otherwise it counts why not and returns 0. */
-static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
+/* TCP flags (byte 13 of the header). */
+#define TCPF_FIN 0x01
+#define TCPF_SYN 0x02
+#define TCPF_RST 0x04
+#define TCPF_ACK 0x10
+
+/* wanted reports whether a hook looks any further at a TCP packet with
+ * these flags: a SYN without ACK or RST toward the real servers, a RST or
+ * SYN-ACK from them. Everything else (nearly all packets) stops here. */
+static __always_inline int wanted(__u8 flags, int egress)
+{
+	if (egress)
+		return (flags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) == TCPF_SYN;
+	return (flags & TCPF_RST) || (flags & (TCPF_SYN | TCPF_ACK)) == (TCPF_SYN | TCPF_ACK);
+}
+
+/* parse fills t and returns 1 for a plain TCP packet, whose headers are
+ * all in the linear data, that the hook wants (see wanted); otherwise it
+ * returns 0, having counted why when the packet is no plain TCP. The
+ * flags are tested before anything is copied out of the packet: a data
+ * segment or an ACK costs its header checks and nothing else. */
+static __always_inline int parse(struct __sk_buff *skb, struct tuple *t, int egress)
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
+	struct iphdr *ip = 0;
+	struct ipv6hdr *ip6 = 0;
+	struct iphdr *outer = 0;
 	struct tcphdr *tcp;
+	__u32 why;
+	__u8 flags;
 
 	if ((void *)(eth + 1) > end) {
-		count(PASSIVE_STAT_TRUNCATED);
-		return 0;
+		why = PASSIVE_STAT_TRUNCATED;
+		goto bad;
 	}
-	__builtin_memcpy(t->dmac, eth->h_dest, ETH_ALEN);
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = (void *)(eth + 1);
 		__u32 ihl;
 
+		ip = (void *)(eth + 1);
 		if ((void *)(ip + 1) > end) {
-			count(PASSIVE_STAT_TRUNCATED);
-			return 0;
+			why = PASSIVE_STAT_TRUNCATED;
+			goto bad;
 		}
 		if (ip->protocol == IPPROTO_IPIP) {
 			/* LVS-TUN: the real server is the outer destination. */
 			if (ip->frag_off & bpf_htons(0x3fff)) {
-				count(PASSIVE_STAT_FRAGMENT);
-				return 0;
+				why = PASSIVE_STAT_FRAGMENT;
+				goto bad;
 			}
 			ihl = ip->ihl * 4;
 			if (ihl < sizeof(*ip)) {
-				count(PASSIVE_STAT_TRUNCATED);
-				return 0;
+				why = PASSIVE_STAT_TRUNCATED;
+				goto bad;
 			}
-			__builtin_memcpy(t->tunnel, &ip->daddr, 4);
-			t->tunneled = 1;
+			outer = ip;
 			ip = (void *)ip + ihl;
 			if ((void *)(ip + 1) > end) {
-				count(PASSIVE_STAT_TRUNCATED);
-				return 0;
+				why = PASSIVE_STAT_TRUNCATED;
+				goto bad;
 			}
 		}
 		if (ip->protocol != IPPROTO_TCP) {
-			count(PASSIVE_STAT_NOT_TCP);
-			return 0;
+			why = PASSIVE_STAT_NOT_TCP;
+			goto bad;
 		}
 		if (ip->frag_off & bpf_htons(0x3fff)) {
-			count(PASSIVE_STAT_FRAGMENT);
-			return 0;
+			why = PASSIVE_STAT_FRAGMENT;
+			goto bad;
 		}
 		ihl = ip->ihl * 4;
 		if (ihl < sizeof(*ip) || bpf_ntohs(ip->tot_len) < ihl + sizeof(*tcp)) {
-			count(PASSIVE_STAT_TRUNCATED);
-			return 0;
+			why = PASSIVE_STAT_TRUNCATED;
+			goto bad;
 		}
 		tcp = (void *)ip + ihl;
-		t->family = 4;
-		__builtin_memcpy(t->saddr, &ip->saddr, 4);
-		__builtin_memcpy(t->daddr, &ip->daddr, 4);
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
-
+		ip6 = (void *)(eth + 1);
 		if ((void *)(ip6 + 1) > end) {
-			count(PASSIVE_STAT_TRUNCATED);
-			return 0;
+			why = PASSIVE_STAT_TRUNCATED;
+			goto bad;
 		}
 		if (ip6->nexthdr != IPPROTO_TCP) {
 			switch (ip6->nexthdr) {
@@ -200,34 +214,60 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
 			case 135: /* mobility */
 			case 139: /* HIP */
 			case 140: /* shim6 */
-				count(PASSIVE_STAT_IPV6_EXT);
+				why = PASSIVE_STAT_IPV6_EXT;
 				break;
 			default:
-				count(PASSIVE_STAT_NOT_TCP);
+				why = PASSIVE_STAT_NOT_TCP;
 			}
-			return 0;
+			goto bad;
 		}
 		if (bpf_ntohs(ip6->payload_len) < sizeof(*tcp)) {
-			count(PASSIVE_STAT_TRUNCATED);
-			return 0;
+			why = PASSIVE_STAT_TRUNCATED;
+			goto bad;
 		}
 		tcp = (void *)(ip6 + 1);
+	} else {
+		why = PASSIVE_STAT_NOT_IP;
+		goto bad;
+	}
+	if ((void *)(tcp + 1) > end || tcp->doff < 5) {
+		why = PASSIVE_STAT_TRUNCATED;
+		goto bad;
+	}
+	count(PASSIVE_STAT_TCP);
+	flags = ((__u8 *)tcp)[13];
+#ifdef PASSIVE_ABLATE_FLAGS_ONLY
+	/* For measurements only (see docs/benchmarks.md §7): a program that
+	 * parses and reads the flags, and nothing more. */
+	return flags == 0xff && egress == 2;
+#endif
+	if (!wanted(flags, egress))
+		return 0;
+	__builtin_memset(t, 0, sizeof(*t));
+	__builtin_memcpy(t->dmac, eth->h_dest, ETH_ALEN);
+	if (ip) {
+		t->family = 4;
+		__builtin_memcpy(t->saddr, &ip->saddr, 4);
+		__builtin_memcpy(t->daddr, &ip->daddr, 4);
+		if (outer) {
+			__builtin_memcpy(t->tunnel, &outer->daddr, 4);
+			t->tunneled = 1;
+		}
+	} else if (ip6) {
 		t->family = 6;
 		__builtin_memcpy(t->saddr, &ip6->saddr, 16);
 		__builtin_memcpy(t->daddr, &ip6->daddr, 16);
-	} else {
-		count(PASSIVE_STAT_NOT_IP);
-		return 0;
 	}
-	if ((void *)(tcp + 1) > end || tcp->doff < 5) {
-		count(PASSIVE_STAT_TRUNCATED);
-		return 0;
-	}
-	count(PASSIVE_STAT_TCP);
 	t->sport = tcp->source;
 	t->dport = tcp->dest;
-	t->flags = ((__u8 *)tcp)[13];
+	t->flags = flags;
 	return 1;
+bad:
+	/* One block for every bad packet, out of the hot path: the
+	 * instructions a data segment runs stay contiguous (fewer
+	 * instruction-cache lines to fetch when the program is cold). */
+	count(why);
+	return 0;
 }
 
 /* probe_port reports whether a host-order port is one of the SYN prober's. */
@@ -380,8 +420,7 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	__u32 idx, tag, htag, slot, syns;
 	int live;
 
-	if ((t->flags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) != TCPF_SYN)
-		return TC_ACT_OK;
+	/* parse let only a SYN without ACK or RST through. */
 	/* Sent by the director itself (no input link): a check or a SYN
 	 * probe, left to the tracepoints. */
 	if (skb->ingress_ifindex == 0)
@@ -455,9 +494,7 @@ static __always_inline int ingress(struct tuple *t)
 	__u32 idx, tag, slot;
 	int ours = 0;
 
-	if (!(t->flags & TCPF_RST) &&
-	    (t->flags & (TCPF_SYN | TCPF_ACK)) != (TCPF_SYN | TCPF_ACK))
-		return TC_ACT_OK;
+	/* parse let only a RST or a SYN-ACK through. */
 	hash = hs_hash(t, 0);
 	idx = (__u32)hash & hs_mask;
 	tag = (__u32)(hash >> 32) | 1;
@@ -517,9 +554,9 @@ static __always_inline int ingress(struct tuple *t)
 SEC("tc")
 int passive_egress(struct __sk_buff *skb)
 {
-	struct tuple t = {};
+	struct tuple t;
 
-	if (!parse(skb, &t))
+	if (!parse(skb, &t, 1))
 		return TC_ACT_OK;
 	return egress(skb, &t);
 }
@@ -527,9 +564,9 @@ int passive_egress(struct __sk_buff *skb)
 SEC("tc")
 int passive_ingress(struct __sk_buff *skb)
 {
-	struct tuple t = {};
+	struct tuple t;
 
-	if (!parse(skb, &t))
+	if (!parse(skb, &t, 0))
 		return TC_ACT_OK;
 	return ingress(&t);
 }

@@ -1,0 +1,507 @@
+package loader
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/lvsprobe/lvsprobe/internal/testenv"
+	"github.com/lvsprobe/lvsprobe/internal/testnet"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// A busy director: what the TC programs add per packet when packets come
+// back to back, measured as forwarding cost rather than by the programs'
+// own statistics (which add two clock reads per run, stats off here).
+//
+// A client namespace floods pre-built frames through the director to a
+// real server (or the real server toward the client) from an AF_PACKET
+// socket with sendmmsg. Each frame is forwarded within the sending
+// system call (veth hands it to the director's backlog, which the
+// sender's CPU drains when it re-enables bottom halves), so the sending
+// thread's CPU time (getrusage RUSAGE_THREAD: with tick accounting and no
+// IRQ time accounting it includes the softirq work done in its context)
+// is the whole forwarding path's cost: client xmit, director IP forward,
+// the TC hook, veth, the receiver's input and drop. The receiver drops
+// everything (nftables, testnet's BlackHole), so no answer comes back.
+
+// busyLoads are the floods: each gives one hook one kind of packet, of
+// many flows.
+var busyLoads = []struct {
+	name    string
+	ingress bool // sent by the real server toward the client
+	flags   byte
+	payload int
+	newFlow bool // a new 4-tuple for every packet (SYNs: the cold handshake path)
+}{
+	{"data", false, fACK, 64, false},     // client data segments, 4,096 flows: egress
+	{"syn", false, fSYN, 0, true},        // client SYNs, each a new 4-tuple: egress
+	{"ack", true, fACK, 0, false},        // the real server's ACKs, 4,096 flows: ingress
+	{"rst", true, fRST | fACK, 0, false}, // the real server's RSTs, untracked: ingress
+}
+
+// busyFlows is how many 4-tuples the data, ack and rst loads cycle over.
+const busyFlows = 4096
+
+// busyMode is one way the director's link is equipped during a round:
+// nothing (off), or an ingress and an egress program.
+type busyMode struct {
+	name   string
+	in, eg *ebpf.Program
+}
+
+// attach puts the mode's programs on the link (TCX) and returns what
+// takes them off.
+func (m busyMode) attach(b *testing.B, ifindex int) (detach func()) {
+	if m.in == nil {
+		return func() {}
+	}
+	a, err := attachPassiveTCX(ifindex, m.in, m.eg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		if err := a.detach(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// busyModes returns off, empty, on and, from LVSPROBE_BENCH_PASSIVE_OBJS
+// (name=path.o,...: objects built from variants of bpf/passive.c, for
+// ablations), one mode per extra object; p is the loaded observer used
+// by on, with the real servers set.
+func busyModes(b *testing.B, p *Passive) []busyMode {
+	eg, in := p.Programs()
+	modes := []busyMode{
+		{name: "off"},
+		{"empty", emptyTC(b), emptyTC(b)},
+		{"on", in, eg},
+	}
+	for _, spec := range strings.Split(os.Getenv("LVSPROBE_BENCH_PASSIVE_OBJS"), ",") {
+		name, path, ok := strings.Cut(spec, "=")
+		if !ok {
+			continue
+		}
+		cs, err := ebpf.LoadCollectionSpec(path)
+		if err != nil {
+			b.Fatalf("%s: %v", path, err)
+		}
+		coll, err := ebpf.NewCollection(cs)
+		if err != nil {
+			b.Fatalf("%s: %v", path, err)
+		}
+		b.Cleanup(coll.Close)
+		modes = append(modes, busyMode{name, coll.Programs["passive_ingress"], coll.Programs["passive_egress"]})
+	}
+	return modes
+}
+
+// floodFrames builds n frames of a load: Ethernet from src to dst MAC,
+// IPv4 with a valid header checksum, TCP with the load's flags.
+func floodFrames(n int, srcMAC, dstMAC net.HardwareAddr, from []netip.Addr, to netip.AddrPort, flags byte, payload int, first int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		k := first + i
+		src := netip.AddrPortFrom(from[k/64000%len(from)], uint16(1024+k%64000))
+		f := make([]byte, 14+20+20+payload)
+		copy(f[0:], dstMAC)
+		copy(f[6:], srcMAC)
+		binary.BigEndian.PutUint16(f[12:], 0x0800)
+		ip := f[14:34]
+		ip[0] = 0x45
+		binary.BigEndian.PutUint16(ip[2:], uint16(40+payload))
+		ip[8] = 64
+		ip[9] = 6
+		s, d := src.Addr().As4(), to.Addr().As4()
+		copy(ip[12:], s[:])
+		copy(ip[16:], d[:])
+		binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip))
+		tcp := f[34:54]
+		binary.BigEndian.PutUint16(tcp[0:], src.Port())
+		binary.BigEndian.PutUint16(tcp[2:], to.Port())
+		binary.BigEndian.PutUint32(tcp[4:], uint32(k))
+		tcp[12] = 5 << 4
+		tcp[13] = flags
+		binary.BigEndian.PutUint16(tcp[14:], 65535)
+		out[i] = f
+	}
+	return out
+}
+
+// reversed swaps each frame's addresses and ports: the real server's
+// packets toward the client, same flows.
+func reversed(frames [][]byte, srcMAC, dstMAC net.HardwareAddr) {
+	for _, f := range frames {
+		copy(f[0:], dstMAC)
+		copy(f[6:], srcMAC)
+		var a [4]byte
+		copy(a[:], f[26:30])
+		copy(f[26:30], f[30:34])
+		copy(f[30:34], a[:])
+		var p [2]byte
+		copy(p[:], f[34:36])
+		copy(f[34:36], f[36:38])
+		copy(f[36:38], p[:])
+	}
+}
+
+func ipChecksum(h []byte) uint16 {
+	var s uint32
+	for i := 0; i < len(h); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(h[i:]))
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
+}
+
+// packetSender sends frames out of one link of a namespace with sendmmsg.
+type packetSender struct {
+	fd int
+}
+
+func newPacketSender(b *testing.B, rs *testnet.RealServer, link string) *packetSender {
+	var fd int
+	err := rs.Do(func() error {
+		l, err := net.InterfaceByName(link)
+		if err != nil {
+			return err
+		}
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		if err != nil {
+			return fmt.Errorf("packet socket: %w", err)
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+			return fmt.Errorf("qdisc bypass: %w", err)
+		}
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: l.Index})
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { unix.Close(fd) })
+	return &packetSender{fd: fd}
+}
+
+// mmsghdr is struct mmsghdr.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+	_   [4]byte
+}
+
+// send sends every frame, batch at a time; it returns how many the kernel
+// took.
+func (s *packetSender) send(frames [][]byte) (int, error) {
+	const batch = 64
+	iov := make([]unix.Iovec, batch)
+	msgs := make([]mmsghdr, batch)
+	sent := 0
+	for len(frames) > 0 {
+		n := min(batch, len(frames))
+		for i := range n {
+			iov[i].Base = &frames[i][0]
+			iov[i].SetLen(len(frames[i]))
+			msgs[i] = mmsghdr{}
+			msgs[i].hdr.Iov = &iov[i]
+			msgs[i].hdr.SetIovlen(1)
+		}
+		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&msgs[0])), uintptr(n), 0, 0, 0)
+		if errno != 0 {
+			if errno == unix.ENOBUFS || errno == unix.EAGAIN {
+				continue
+			}
+			return sent, fmt.Errorf("sendmmsg: %w", errno)
+		}
+		sent += int(r)
+		frames = frames[r:]
+	}
+	return sent, nil
+}
+
+// threadCPU is the calling OS thread's CPU time (user + system).
+func threadCPU(b *testing.B) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// machineBusy is the CPU time all CPUs spent busy (not idle or iowait), from
+// /proc/stat, in USER_HZ ticks (10 ms): a check that the work stayed on the
+// sending thread.
+func machineBusy(b *testing.B) time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	var busy int64
+	for i, f := range strings.Fields(line)[1:] {
+		var v int64
+		fmt.Sscan(f, &v)
+		if i != 3 && i != 4 && i < 8 { // idle, iowait; guest time is in user
+			busy += v
+		}
+	}
+	return time.Duration(busy) * 10 * time.Millisecond
+}
+
+// linkTx returns the packets the director's link has sent (toward the
+// real server) and received (from it).
+func linkTx(b *testing.B, name string) (tx, rx uint64) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := l.Attrs().Statistics
+	return st.TxPackets, st.RxPackets
+}
+
+// BenchmarkPassiveBusy measures what the TC programs add per packet on a
+// busy forwarding path: each op is one round that floods
+// LVSPROBE_BENCH_BUSY_PACKETS (default 20,000) small packets of one load
+// through the director in every mode (off, empty, on; the order rotates
+// every round), with 10,000 real servers configured. Per mode it reports
+// the median over rounds of the forwarding cost, CPU ns per packet of the
+// sending thread (all of the path runs there), and of 1/pps of wall time
+// (noisier); added-ns/pkt is on minus empty and on minus off by the
+// median CPU; each mode's least and greatest round give the spread. Use
+// -benchtime Nx for N rounds (alternating repetitions).
+func BenchmarkPassiveBusy(b *testing.B) {
+	testenv.RequireRoot(b)
+	testenv.RequireProgram(b, "nft")
+	per := 20000
+	if v := os.Getenv("LVSPROBE_BENCH_BUSY_PACKETS"); v != "" {
+		if _, err := fmt.Sscan(v, &per); err != nil || per <= 0 || per > 1000000 {
+			b.Fatalf("LVSPROBE_BENCH_BUSY_PACKETS=%q: want 1..1000000", v)
+		}
+	}
+	for _, load := range busyLoads {
+		b.Run(load.name, func(b *testing.B) {
+			n := testnet.New(b, testnet.Options{RealServers: 2, ExtraAddrs: 15})
+			n.Route(b)
+			client, rs := n.RealServers[0], n.RealServers[1]
+			server := netip.AddrPortFrom(rs.Addr, 5001)
+			p := mustLoadPassive(b, PassiveOptions{NoTracepoints: true})
+			if err := p.SetRealServers(append(benchRealServers(10000), server)); err != nil {
+				b.Fatal(err)
+			}
+			modes := busyModes(b, p)
+			from, sendVia, dirLink := client, client, client.Link
+			sink := rs
+			if load.ingress {
+				sendVia, dirLink, sink = rs, rs.Link, client
+			}
+			sink.BlackHole(b)
+			outLink := rs.Link // the director's link the packets leave by
+			if load.ingress {
+				outLink = client.Link
+			}
+			peerMAC := func(r *testnet.RealServer) net.HardwareAddr {
+				var mac net.HardwareAddr
+				if err := r.Do(func() error {
+					l, err := net.InterfaceByName("eth0")
+					if err == nil {
+						mac = l.HardwareAddr
+					}
+					return err
+				}); err != nil {
+					b.Fatal(err)
+				}
+				return mac
+			}
+			dl, err := netlink.LinkByName(dirLink)
+			if err != nil {
+				b.Fatal(err)
+			}
+			srcMAC, dstMAC := peerMAC(sendVia), dl.Attrs().HardwareAddr
+			sender := newPacketSender(b, sendVia, "eth0")
+			// Static neighbour entries: no packet waits for ARP.
+			ol, err := netlink.LinkByName(outLink)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, a := range sink.Addrs {
+				if err := netlink.NeighSet(&netlink.Neigh{LinkIndex: ol.Attrs().Index, Family: netlink.FAMILY_V4,
+					IP: net.IP(a.AsSlice()), HardwareAddr: peerMAC(sink), State: netlink.NUD_PERMANENT}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// The data, ack and rst loads cycle over busyFlows flows;
+			// the syn load takes a new 4-tuple for every packet (16
+			// addresses x 64,000 ports, at most 1,024,000 in a run).
+			flows := busyFlows
+			if load.newFlow {
+				flows = per
+			}
+			next := 0
+			frames := func() [][]byte {
+				f := floodFrames(min(flows, per), srcMAC, dstMAC, from.Addrs, server, load.flags, load.payload, next)
+				if load.ingress {
+					reversed(f, srcMAC, dstMAC)
+				}
+				out := make([][]byte, 0, per)
+				for len(out) < per {
+					out = append(out, f[:min(len(f), per-len(out))]...)
+				}
+				if load.newFlow {
+					next += per
+				}
+				return out
+			}
+			// The packets the director forwarded.
+			counted := func() uint64 {
+				tx, _ := linkTx(b, outLink)
+				return tx
+			}
+			cpu := make(map[string][]float64)
+			wall := make(map[string][]float64)
+			machine := make(map[string][]float64)
+			var synsOn uint64
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			b.ResetTimer()
+			for round := range b.N {
+				for j := range modes {
+					m := modes[(j+round)%len(modes)]
+					if load.newFlow && next+per > 16*64000 {
+						b.Fatalf("out of new 4-tuples: fewer rounds or packets")
+					}
+					f := frames()
+					detach := m.attach(b, dl.Attrs().Index)
+					// A short warm-up, unmeasured: the first packets of
+					// a freshly attached program.
+					if _, err := sender.send(f[:min(256, len(f))]); err != nil {
+						b.Fatal(err)
+					}
+					c0 := counted()
+					t0, w0, m0 := threadCPU(b), time.Now(), machineBusy(b)
+					sent, err := sender.send(f)
+					w, t, mb := time.Since(w0), threadCPU(b)-t0, machineBusy(b)-m0
+					c := counted() - c0
+					detach()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if c < uint64(sent)*99/100 {
+						b.Fatalf("%s: %d of %d packets forwarded", m.name, c, sent)
+					}
+					if m.name == "on" && load.newFlow {
+						synsOn += uint64(sent + min(256, len(f)))
+					}
+					cpu[m.name] = append(cpu[m.name], float64(t.Nanoseconds())/float64(sent))
+					wall[m.name] = append(wall[m.name], float64(w.Nanoseconds())/float64(sent))
+					machine[m.name] = append(machine[m.name], float64(mb.Nanoseconds())/float64(sent))
+				}
+			}
+			b.StopTimer()
+			if load.newFlow {
+				if c := counters(b, p, server); c.SYNs != synsOn {
+					b.Errorf("counted %d SYNs, sent %d while on", c.SYNs, synsOn)
+				}
+			}
+			med := func(v []float64) float64 {
+				s := slices.Clone(v)
+				slices.Sort(s)
+				return s[len(s)/2]
+			}
+			for _, m := range modes {
+				b.ReportMetric(med(cpu[m.name]), m.name+"-cpu-ns/pkt")
+				b.ReportMetric(slices.Min(cpu[m.name]), m.name+"-min-cpu-ns/pkt")
+				b.ReportMetric(slices.Max(cpu[m.name]), m.name+"-max-cpu-ns/pkt")
+				b.ReportMetric(med(wall[m.name]), m.name+"-wall-ns/pkt")
+				b.ReportMetric(med(machine[m.name]), m.name+"-machine-ns/pkt")
+				if m.name != "off" && m.name != "empty" {
+					b.ReportMetric(med(cpu[m.name])-med(cpu["empty"]), m.name+"-added-vs-empty-ns/pkt")
+					b.ReportMetric(med(cpu[m.name])-med(cpu["off"]), m.name+"-added-vs-off-ns/pkt")
+					b.ReportMetric(med(wall[m.name])-med(wall["off"]), m.name+"-wall-added-vs-off-ns/pkt")
+				}
+			}
+			b.Logf("%s: per round CPU ns/pkt %v", load.name, cpu)
+		})
+	}
+}
+
+// BenchmarkPassiveBulkStats is BenchmarkPassiveForwarding's bulk load
+// (one TCP stream, 64 KiB writes: data segments out, ACKs back) with the
+// modes alternating within one run, each op a round of 200 writes per
+// mode, timed by the kernel's run-time statistics (BPF_ENABLE_STATS):
+// per mode and hook the median ns per packet over rounds; added is on
+// minus empty. Extra modes come from LVSPROBE_BENCH_PASSIVE_OBJS (see
+// busyModes).
+func BenchmarkPassiveBulkStats(b *testing.B) {
+	client, sink, link := benchTopology(b)
+	p := mustLoadPassive(b, PassiveOptions{NoTracepoints: true})
+	if err := p.SetRealServers(append(benchRealServers(10000), sink)); err != nil {
+		b.Fatal(err)
+	}
+	modes := busyModes(b, p)[1:] // no "off": nothing to time
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatalf("enable stats: %v", err)
+	}
+	defer stats.Close()
+	c, err := dial(client, sink, 5*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 64<<10)
+	ns := make(map[string][]float64)
+	pkts := make(map[string][]float64)
+	ifindex := link.Attrs().Index
+	b.ResetTimer()
+	for round := range b.N {
+		for j := range modes {
+			m := modes[(j+round)%len(modes)]
+			detach := m.attach(b, ifindex)
+			progs := []*ebpf.Program{m.in, m.eg}
+			s0 := make([]ebpf.ProgramStats, len(progs))
+			for i, pr := range progs {
+				s0[i] = progStats(b, pr)
+			}
+			for range 200 {
+				if _, err := c.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for i, pr := range progs {
+				st := progStats(b, pr)
+				if runs := st.RunCount - s0[i].RunCount; runs > 0 {
+					name := m.name + "-" + []string{"ingress", "egress"}[i]
+					ns[name] = append(ns[name], float64(st.Runtime-s0[i].Runtime)/float64(runs))
+					pkts[name] = append(pkts[name], float64(runs)/200)
+				}
+			}
+			detach()
+		}
+	}
+	b.StopTimer()
+	med := func(v []float64) float64 {
+		s := slices.Clone(v)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	for name, v := range ns {
+		b.ReportMetric(med(v), name+"-ns/pkt")
+		b.ReportMetric(slices.Min(v), name+"-min-ns/pkt")
+		b.ReportMetric(med(pkts[name]), name+"-pkts/write")
+		if hook := name[strings.LastIndex(name, "-")+1:]; !strings.HasPrefix(name, "empty-") {
+			b.ReportMetric(med(v)-med(ns["empty-"+hook]), name+"-added-ns/pkt")
+		}
+	}
+}
