@@ -40,6 +40,7 @@ type SynProbeOptions struct {
 	Delivery       Delivery      // how answers reach Go
 	ForceClsact    bool          // attach with a clsact qdisc even where TCX exists
 	PollInterval   time.Duration // longest delay of an answer in the ring buffer; 0 means 2ms
+	RingRecords    int           // answers the ring buffer holds at least (sized by [RingBytesFor]); 0 keeps the program's 4 MiB
 	Logger         *slog.Logger  // nil discards
 }
 
@@ -79,6 +80,9 @@ func LoadSynProbe(opts SynProbeOptions) (*SynProbe, error) {
 	}
 	if err := spec.Variables[synprobeVarPortHi].Set(opts.PortHi); err != nil {
 		return nil, fmt.Errorf("set port_hi: %w", err)
+	}
+	if opts.RingRecords > 0 {
+		spec.Maps[synprobeMapAnswers].MaxEntries = uint32(RingBytesFor(opts.RingRecords))
 	}
 	s := &SynProbe{opts: opts, log: log, poll: opts.PollInterval}
 	if s.poll <= 0 {

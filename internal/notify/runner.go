@@ -66,7 +66,9 @@ type job struct {
 	cmd    *Command
 }
 
-// rsEntry is what the Runner knows of one real server.
+// rsEntry is what the Runner knows of one real server that has a script
+// or starts down (alpha); a real server with neither has none, so a
+// configuration without notify scripts costs no memory per real server.
 type rsEntry struct {
 	up, down *Command
 	initial  bool // health before any check: down when a checker has alpha
@@ -87,9 +89,10 @@ type Runner struct {
 	queues []chan job
 
 	mu     sync.Mutex
+	cfg    *config.Config // the configuration of the last Update
 	rs     map[config.RealServerKey]*rsEntry
 	vs     map[string]*vsEntry
-	health map[config.RealServerKey]bool // last health seen
+	health map[config.RealServerKey]bool // last health seen, only where it differs from the start state
 	refuse int
 
 	ok, failed, timedOut, dropped atomic.Uint64
@@ -174,7 +177,9 @@ func (r *Runner) Update(cfg *config.Config) error {
 			}
 			e.up = take(s.NotifyUp, NotifyUp, k.String())
 			e.down = take(s.NotifyDown, NotifyDown, k.String())
-			rs[k] = e
+			if e.up != nil || e.down != nil || !e.initial {
+				rs[k] = e
+			}
 		}
 	}
 	r.mu.Lock()
@@ -182,16 +187,26 @@ func (r *Runner) Update(cfg *config.Config) error {
 	if cfg.Global.RSInitNotifies {
 		// keepalived's rs_init_notifies: notify_up for every real server
 		// that starts alive (no alpha), at start and when a reload adds it.
+		var known map[config.RealServerKey]bool
 		for k, e := range rs {
-			if _, known := r.rs[k]; !known && e.initial && e.up != nil {
+			if !e.initial || e.up == nil {
+				continue
+			}
+			if known == nil {
+				known = rsKeys(r.cfg)
+			}
+			if !known[k] {
 				initial = append(initial, job{kind: NotifyUp, target: k.String(), cmd: e.up})
 			}
 		}
 	}
-	r.rs, r.vs, r.refuse = rs, vs, len(errs)
-	for k := range r.health {
-		if rs[k] == nil {
-			delete(r.health, k)
+	r.cfg, r.rs, r.vs, r.refuse = cfg, rs, vs, len(errs)
+	if len(r.health) > 0 {
+		now := rsKeys(cfg)
+		for k := range r.health {
+			if !now[k] {
+				delete(r.health, k)
+			}
 		}
 	}
 	r.mu.Unlock()
@@ -209,15 +224,24 @@ func (r *Runner) Update(cfg *config.Config) error {
 func (r *Runner) RealServer(key config.RealServerKey, up bool) {
 	r.mu.Lock()
 	e := r.rs[key]
+	initial := e == nil || e.initial
+	prev, ok := r.health[key]
+	if !ok {
+		prev = initial
+	}
+	// Only a health that differs from the start state is remembered:
+	// with every real server up, the map is empty. A real server without
+	// scripts is remembered too (while down), so that a reload giving it
+	// a script knows its health; Update forgets the keys that left.
+	if up == initial {
+		delete(r.health, key)
+	} else {
+		r.health[key] = up
+	}
 	if e == nil {
 		r.mu.Unlock()
 		return
 	}
-	prev, ok := r.health[key]
-	if !ok {
-		prev = e.initial
-	}
-	r.health[key] = up
 	cmd, kind := e.down, NotifyDown
 	if up {
 		cmd, kind = e.up, NotifyUp
@@ -333,4 +357,18 @@ func (r *Runner) Stats() Stats {
 	}
 	return Stats{Succeeded: r.ok.Load(), Failed: r.failed.Load(), TimedOut: r.timedOut.Load(),
 		Dropped: r.dropped.Load(), Refused: refused, Queued: queued}
+}
+
+// rsKeys returns the keys of cfg's real servers (none for a nil cfg).
+func rsKeys(cfg *config.Config) map[config.RealServerKey]bool {
+	keys := map[config.RealServerKey]bool{}
+	if cfg == nil {
+		return keys
+	}
+	for _, v := range cfg.VirtualServers {
+		for _, s := range v.RealServers {
+			keys[s.Key(v)] = true
+		}
+	}
+	return keys
 }

@@ -286,6 +286,7 @@ func benchProber10k(b *testing.B, mode int, raw bool) {
 	b.ReportMetric(misses, "misses")
 	b.ReportMetric(testutil.ToFloat64(p.m.sendErrors), "send-errors")
 	b.ReportMetric(slow, "late+dup")
+	b.ReportMetric(p.kernelLost(), "kernel-lost") // answers the ring buffer had no room for
 	// Every probe is accounted for: answered, declared missed, or in
 	// flight when the run stopped.
 	if total.Answered+uint64(misses)+uint64(outstanding) != total.Sent || bad != 0 {

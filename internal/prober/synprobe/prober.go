@@ -35,6 +35,7 @@ type Prober struct {
 	due       due
 	unsettled []settlement // in untilNs order
 	wake      chan struct{}
+	rate      float64 // fraction of the nominal probe rate while backed off (pace.go); 0 means 1
 
 	sendMu sync.Mutex // guards snd
 	snd    *sender
@@ -98,7 +99,7 @@ func New(cfg Config) (_ *Prober, err error) {
 
 func (p *Prober) openReceiver() error {
 	if p.cfg.Receiver != ReceiverPacket {
-		r, err := newEBPFReceiver(p.ports, p.cfg.Interfaces, p.log)
+		r, err := newEBPFReceiver(p.ports, p.cfg.Interfaces, ringRecords(p.cfg), p.log)
 		if err == nil {
 			p.recv = r
 			return nil

@@ -42,9 +42,10 @@ type ebpfReceiver struct {
 
 // newEBPFReceiver loads the program and attaches it to the ingress of
 // each named interface in the caller's network namespace; [Prober.Add]
-// attaches it to more as targets need them.
-func newEBPFReceiver(ports portRange, ifaces []string, log *slog.Logger) (*ebpfReceiver, error) {
-	sp, err := loader.LoadSynProbe(loader.SynProbeOptions{PortLo: ports.lo, PortHi: ports.hi, Logger: log})
+// attaches it to more as targets need them. Its ring buffer holds at
+// least ringRecords answers.
+func newEBPFReceiver(ports portRange, ifaces []string, ringRecords int, log *slog.Logger) (*ebpfReceiver, error) {
+	sp, err := loader.LoadSynProbe(loader.SynProbeOptions{PortLo: ports.lo, PortHi: ports.hi, RingRecords: ringRecords, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("ebpf receiver: %w", err)
 	}
