@@ -18,6 +18,8 @@ type metrics struct {
 	receiver   *prometheus.GaugeVec // 1 for the receiver in use: ebpf or packet
 	kernelLost prometheus.CounterFunc
 	targets    prometheus.GaugeFunc
+	rateFactor prometheus.Gauge   // fraction of the nominal probe rate (pace.go)
+	rateCuts   prometheus.Counter // times the rate was halved
 }
 
 func newMetrics(reg prometheus.Registerer, lost func() float64, targets func() float64) (*metrics, error) {
@@ -46,14 +48,19 @@ func newMetrics(reg prometheus.Registerer, lost func() float64, targets func() f
 			Name: "kernel_lost_total", Help: "Answers the eBPF receiver could not hand up (ring buffer full)."}, lost),
 		targets: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "targets", Help: "Targets being probed."}, targets),
+		rateFactor: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "rate_factor", Help: "Fraction of the nominal probe rate the prober sends at: below 1 while it backs off because the send loop or the answers are late (a starved CPU)."}),
+		rateCuts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "rate_cuts_total", Help: "Times the probe rate was halved because the send loop or the answers were late."}),
 	}
+	m.rateFactor.Set(1)
 	m.synacks = m.answers.WithLabelValues("synack")
 	m.resets = m.answers.WithLabelValues("rst")
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.sent, m.sentFrames, m.sendErrors, m.answers, m.invalid, m.misses,
-		m.rtt, m.dropped, m.receiver, m.kernelLost, m.targets} {
+		m.rtt, m.dropped, m.receiver, m.kernelLost, m.targets, m.rateFactor, m.rateCuts} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -22,8 +22,14 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 	frames, refreshAt := !p.cfg.RawSockets, uint64(0)
 	pl, polled := p.recv.(poller)
 	got := 0 // answers handed up by the last poll
+	var pc pace
+	var now uint64
+	var answerLate time.Duration // how long the oldest answer of the last poll waited for it
 	deliver := func(k uint64, pkt []byte, wireLen int) {
 		got++
+		if k < now {
+			answerLate = max(answerLate, time.Duration(now-k))
+		}
 		p.handle(k, pkt, wireLen)
 	}
 	if polled {
@@ -31,7 +37,8 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 	}
 	pollWait, lastSend := pollMin, uint64(0)
 	for {
-		now := loader.Ktime()
+		now = loader.Ktime()
+		answerLate = 0
 		if polled {
 			got = 0
 			if err := p.pollAnswers(pl, deliver); err != nil {
@@ -61,7 +68,8 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 		}
 		// Probes due within the next tick go now: one wakeup sends a
 		// batch instead of one probe every few microseconds.
-		p.collect(now, now+uint64(sendTick), &bs)
+		sendLate := p.collect(now, now+uint64(sendTick), &bs)
+		p.paced(&pc, now, sendLate, answerLate)
 		for _, b := range [][]probe{bs.frames, bs.v4, bs.v6} {
 			if len(b) == 0 {
 				continue
@@ -163,16 +171,21 @@ const sendTick = 10 * time.Millisecond
 // next one into bs. A target with a prebuilt frame and no miss in a row
 // is sent as a frame; one that missed goes through the raw socket, whose
 // kernel path checks its neighbour again. The send time is stamped just
-// before the send.
-func (p *Prober) collect(now, horizon uint64, bs *batches) {
+// before the send. Each target's next probe is due its interval later,
+// stretched while the rate is backed off (pace.go). collect returns how
+// late the first target it took was (0 if on time or none).
+func (p *Prober) collect(now, horizon uint64, bs *batches) (late time.Duration) {
 	bs.reset()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	size := uint32(p.ports.size())
-	for {
+	for first := true; ; first = false {
 		t := p.due.peek()
 		if t == nil || t.next > horizon || bs.full() {
-			return
+			return late
+		}
+		if first && t.next < now {
+			late = time.Duration(now - t.next)
 		}
 		if t.cur.gen != 0 {
 			t.cur.untilNs = now
@@ -191,9 +204,10 @@ func (p *Prober) collect(now, horizon uint64, bs *batches) {
 		}
 		pr.seq = p.cookies.seq(pr.local, pr.remote, pr.lport, pr.rport)
 		bs.add(pr)
-		t.next += t.interval
+		iv := p.stretch(t.interval)
+		t.next += iv
 		if t.next <= now { // fell behind (pps cap, a pause): skip, don't burst
-			t.next = now + t.interval
+			t.next = now + iv
 		}
 		p.due.reschedule(t)
 	}

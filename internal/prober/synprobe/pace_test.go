@@ -1,0 +1,91 @@
+package synprobe
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPace(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	type round struct {
+		at               int // ms since the start
+		sendLate, ansLat int // ms
+		want             paceChange
+		wantRate         float64
+	}
+	// rounds every 100 ms of one window, the last one ending it
+	window := func(start, sendLate, ansLate, lateRounds int, want paceChange, rate float64) []round {
+		var rs []round
+		for i := range 10 {
+			r := round{at: start + 100*i, wantRate: -1}
+			if i < lateRounds {
+				r.sendLate, r.ansLat = sendLate, ansLate
+			}
+			rs = append(rs, r)
+		}
+		rs = append(rs, round{at: start + 1000, want: want, wantRate: rate})
+		return rs
+	}
+	cat := func(ws ...[]round) []round {
+		var out []round
+		for _, w := range ws {
+			out = append(out, w...)
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		rounds []round
+	}{
+		{"healthy: nothing changes", cat(window(0, 0, 0, 0, paceSame, 1), window(1000, 0, 0, 0, paceSame, 1))},
+		{"one late round is a hiccup", window(0, 200, 0, 1, paceSame, 1)},
+		{"lateness within the tick and the quiet poll is not starvation", window(0, 40, 90, 10, paceSame, 1)},
+		{"a late send loop halves the rate", window(0, 60, 0, 2, paceCut, 0.5)},
+		{"late answers halve the rate", window(0, 0, 150, 3, paceCut, 0.5)},
+		{"starved: halves each window down to the floor, then stays", cat(
+			window(0, 300, 300, 10, paceCut, 0.5),
+			window(1000, 300, 300, 10, paceCut, 0.25),
+			window(2000, 300, 300, 10, paceCut, 0.125),
+			window(3000, 300, 300, 10, paceCut, 1.0/16),
+			window(4000, 300, 300, 10, paceSame, 1.0/16),
+		)},
+		{"healthy again: additive increase back to nominal", cat(
+			window(0, 300, 0, 10, paceCut, 0.5),
+			window(1000, 0, 0, 0, paceRaised, 0.625),
+			window(2000, 0, 0, 0, paceRaised, 0.75),
+			window(3000, 0, 0, 0, paceRaised, 0.875),
+			window(4000, 0, 0, 0, paceRestore, 1),
+			window(5000, 0, 0, 0, paceSame, 1),
+		)},
+		{"a window with one late round neither cuts nor raises", cat(
+			window(0, 300, 0, 10, paceCut, 0.5),
+			window(1000, 300, 0, 1, paceSame, 0.5),
+		)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var c pace
+			const base = uint64(5e9) // ktime is never 0
+			for i, r := range tc.rounds {
+				got, _ := c.observe(base+uint64(ms(r.at)), ms(r.sendLate), ms(r.ansLat))
+				if got != r.want {
+					t.Fatalf("round %d at %d ms: change %d, want %d", i, r.at, got, r.want)
+				}
+				if r.wantRate >= 0 && c.factor() != r.wantRate {
+					t.Fatalf("round %d at %d ms: rate %v, want %v", i, r.at, c.factor(), r.wantRate)
+				}
+			}
+		})
+	}
+}
+
+func TestPaceStretch(t *testing.T) {
+	var p Prober
+	if got := p.stretch(100e6); got != 100e6 {
+		t.Fatalf("zero value stretches to %d", got)
+	}
+	p.rate = 0.25
+	if got := p.stretch(100e6); got != 400e6 {
+		t.Fatalf("rate 1/4 stretches 100 ms to %d ns, want 400 ms", got)
+	}
+}
