@@ -65,7 +65,7 @@ func (r *Reconciler) apply(ctx context.Context, desired, actual table, retired [
 
 // applyDests writes the destination changes of one service, and applies
 // the successful ones to have.
-func (r *Reconciler) applyDests(ctx context.Context, svc config.ServiceKey, want, have map[destKey]Destination) []error {
+func (r *Reconciler) applyDests(ctx context.Context, svc config.ServiceKey, want, have destMap) []error {
 	var errs []error
 	var del, upd, add []destKey
 	for k := range have {
@@ -73,8 +73,8 @@ func (r *Reconciler) applyDests(ctx context.Context, svc config.ServiceKey, want
 			del = append(del, k)
 		}
 	}
-	for k, d := range want {
-		h, ok := have[k]
+	for k, d := range want.all() {
+		h, ok := have.get(k)
 		switch {
 		case !ok:
 			add = append(add, k)
@@ -86,7 +86,7 @@ func (r *Reconciler) applyDests(ctx context.Context, svc config.ServiceKey, want
 		slices.SortFunc(group, compareDestKeys)
 	}
 	for _, k := range del {
-		d := have[k]
+		d, _ := have.get(k)
 		if err := r.do(ctx, OpDeleteDestination, svc, &k, func() error { return r.deleteDest(ctx, svc, d) }); err != nil {
 			errs = keep(errs, err)
 		} else {
@@ -95,11 +95,11 @@ func (r *Reconciler) applyDests(ctx context.Context, svc config.ServiceKey, want
 	}
 	put := func(kind OpKind, keys []destKey, write func(context.Context, config.ServiceKey, Destination) error) {
 		for _, k := range keys {
-			d := want[k]
+			d, _ := want.get(k)
 			if err := r.do(ctx, kind, svc, &k, func() error { return write(ctx, svc, d) }); err != nil {
 				errs = keep(errs, err)
 			} else {
-				have[k] = d
+				have[k] = want[k]
 			}
 		}
 	}
@@ -296,7 +296,8 @@ func (r *Reconciler) flushOnStop(ctx context.Context) error {
 		if mode == "RS" {
 			dks := slices.SortedFunc(maps.Keys(ts.dests), compareDestKeys)
 			for _, dk := range dks {
-				if err := r.deleteDest(ctx, k, ts.dests[dk]); err != nil {
+				d, _ := ts.dests.get(dk)
+				if err := r.deleteDest(ctx, k, d); err != nil {
 					errs = append(errs, fmt.Errorf("lvs_flush_on_stop: delete destination %s -> %s: %w", k, addrPort(dk.Addr, dk.Port), err))
 				}
 			}

@@ -172,7 +172,7 @@ func buildVS(t table, vs *config.VirtualServer, alive []bool, weights []int, pre
 				res.Collisions++
 				continue
 			}
-			ts.dests[dk] = d
+			ts.dests.put(d)
 		}
 		if sorry != nil {
 			// The sorry server may be one of the real servers (keepalived's
@@ -180,7 +180,7 @@ func buildVS(t table, vs *config.VirtualServer, alive []bool, weights []int, pre
 			// fills the place when the real server is out.
 			dk := keyOf(*sorry)
 			if _, dup := ts.dests[dk]; res.SorryActive || !dup {
-				ts.dests[dk] = *sorry
+				ts.dests.put(*sorry)
 			}
 		}
 	}

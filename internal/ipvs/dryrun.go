@@ -74,7 +74,8 @@ func (d *DryRun) Destinations(_ context.Context, svc config.ServiceKey) ([]Desti
 	slices.SortFunc(keys, compareDestKeys)
 	out := make([]Destination, 0, len(keys))
 	for _, k := range keys {
-		out = append(out, ts.dests[k])
+		d, _ := ts.dests.get(k)
+		out = append(out, d)
 	}
 	return out, nil
 }
@@ -133,7 +134,7 @@ func (d *DryRun) AddDestination(_ context.Context, svc config.ServiceKey, dst De
 		return fmt.Errorf("add destination %s to %s: %w", addrPort(k.Addr, k.Port), svc, syscall.EEXIST)
 	}
 	dst.Addr = k.Addr
-	ts.dests[k] = dst
+	ts.dests.put(dst)
 	d.emit(ipvsadmDestCmd("-a", svc, dst))
 	return nil
 }
@@ -151,7 +152,7 @@ func (d *DryRun) UpdateDestination(_ context.Context, svc config.ServiceKey, dst
 		return fmt.Errorf("update destination %s in %s: %w", addrPort(k.Addr, k.Port), svc, syscall.ENOENT)
 	}
 	dst.Addr = k.Addr
-	ts.dests[k] = dst
+	ts.dests.put(dst)
 	d.emit(ipvsadmDestCmd("-e", svc, dst))
 	return nil
 }

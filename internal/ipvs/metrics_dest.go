@@ -67,7 +67,7 @@ func (c *Collector) collectDestinations(ch chan<- prometheus.Metric) {
 	r := c.r
 	r.mu.Lock()
 	for _, ts := range r.desired {
-		for _, d := range ts.dests {
+		for _, d := range ts.dests.all() {
 			add(destWeightDesc, float64(d.Weight), backendLabelValues(ts.svc.ServiceKey, d.Addr, d.Port))
 		}
 	}

@@ -412,7 +412,7 @@ func (r *Reconciler) readActual(ctx context.Context, owned map[config.ServiceKey
 		}
 		for _, d := range dests {
 			d.Addr = d.Addr.Unmap()
-			ts.dests[keyOf(d)] = d
+			ts.dests.put(d)
 		}
 	}
 	return actual, nil

@@ -43,7 +43,7 @@ func (r *Reconciler) Weights() map[DestinationKey]int {
 	}
 	out := make(map[DestinationKey]int, n)
 	for id, ts := range r.desired {
-		for _, d := range ts.dests {
+		for _, d := range ts.dests.all() {
 			out[DestinationKey{Service: id, Addr: d.Addr, Port: d.Port}] = d.Weight
 		}
 	}

@@ -8,7 +8,7 @@ type table map[config.ServiceKey]*tableService
 // tableService is one service of a table with its destinations.
 type tableService struct {
 	svc   Service
-	dests map[destKey]Destination
+	dests destMap
 }
 
 // service returns the entry for svc, creating it when absent with room
@@ -21,7 +21,7 @@ func (t table) service(svc Service, size ...int) *tableService {
 		if len(size) > 0 {
 			n = size[0]
 		}
-		ts = &tableService{svc: svc, dests: make(map[destKey]Destination, n)}
+		ts = &tableService{svc: svc, dests: make(destMap, n)}
 		t[id] = ts
 	}
 	return ts
