@@ -192,7 +192,7 @@ type passivePoller struct {
 	based   bool      // the first read, the baseline, is done
 	at      time.Time // when the counters in clients and own were read
 	cgen    []uint32  // by slot: the generation clients[slot] was read under; 0: none
-	clients []passivePassiveRsStats
+	clients []clientBase
 	ogen    []uint32
 	own     []passiveTracePassiveOwnStats
 	cbuf    batchBuf[uint32, passivePassiveRsStats]
@@ -236,19 +236,20 @@ func (pp *passivePoller) growOwn(n int) {
 func (pp *passivePoller) client(ds []Delta, slot int32, gen uint32, ap netip.AddrPort, v *passivePassiveRsStats, iv time.Duration) []Delta {
 	pp.growClients(int(slot) + 1)
 	old := &pp.clients[slot]
-	if pp.cgen[slot] == gen && sameClient(old, v) {
+	if pp.cgen[slot] == gen && old.same(v) {
 		return ds // unchanged: the common case, no conversion
 	}
 	if pp.cgen[slot] != gen {
-		*old = passivePassiveRsStats{}
+		*old = clientBase{}
 	}
 	if pp.based {
-		if d := clientCounters(v).sub(clientCounters(old)); !d.zero() {
+		if d := old.delta(v); !d.zero() {
 			ds = append(ds, Delta{RealServer: ap, Interval: iv, Clients: d})
 			pp.inBatch[slot] = int32(len(ds))
 		}
 	}
-	*old, pp.cgen[slot] = *v, gen
+	old.set(v)
+	pp.cgen[slot] = gen
 	return ds
 }
 
@@ -276,15 +277,8 @@ func (pp *passivePoller) ownEntry(ds []Delta, slot int32, gen uint32, ap netip.A
 	return ds
 }
 
-// sameClient reports whether a and b hold the same counts. The programs
-// update a latency bucket, its count and its sum together, so the scalar
-// counters (the first cache line) decide: the histogram is not compared.
-func sameClient(a, b *passivePassiveRsStats) bool {
-	return a.Syns == b.Syns && a.SynRetrans == b.SynRetrans && a.Synacks == b.Synacks && a.Rsts == b.Rsts &&
-		a.Refused == b.Refused && a.LatCount == b.LatCount
-}
-
-// sameOwn is sameClient for the director's own connections.
+// sameOwn reports whether a and b hold the same counts (the scalar
+// counters decide, as in clientBase.same).
 func sameOwn(a, b *passiveTracePassiveOwnStats) bool {
 	return a.Connects == b.Connects && a.Established == b.Established && a.Failed == b.Failed && a.Refused == b.Refused &&
 		a.Resets == b.Resets && a.Retrans == b.Retrans && a.SynRetrans == b.SynRetrans && a.LatCount == b.LatCount
