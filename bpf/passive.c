@@ -116,6 +116,7 @@ struct tuple {
 	__u8 family;
 	__u8 flags;
 	__u8 tunneled;  /* IPIP: tunnel holds the outer destination */
+	__u8 refusal;   /* a RST that may answer a SYN: ACK set, sequence 0 */
 	__u8 tunnel[4];
 	__u8 dmac[ETH_ALEN];
 };
@@ -261,6 +262,10 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t, int egr
 	t->sport = tcp->source;
 	t->dport = tcp->dest;
 	t->flags = flags;
+	/* A RST answering a SYN takes its acknowledgement from the SYN's
+	 * sequence and carries sequence 0 (RFC 9293 3.10.7.1); one that
+	 * resets a connection carries the connection's next sequence. */
+	t->refusal = (flags & (TCPF_RST | TCPF_ACK)) == (TCPF_RST | TCPF_ACK) && tcp->seq == 0;
 	return 1;
 bad:
 	/* One block for every bad packet, out of the hot path: the
@@ -489,21 +494,25 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 static __always_inline int ingress(struct tuple *t)
 {
 	struct passive_rs_stats *v;
-	struct passive_hs *h;
+	struct passive_hs *h = 0;
 	__u64 now = 0, hash;
 	__u32 idx, tag, slot;
 	int ours = 0;
 
-	/* parse let only a RST or a SYN-ACK through. */
-	hash = hs_hash(t, 0);
-	idx = (__u32)hash & hs_mask;
-	tag = (__u32)(hash >> 32) | 1;
-	h = bpf_map_lookup_elem(&handshakes, &idx);
-	if (!h)
-		return TC_ACT_OK; /* cannot happen: idx is within the array */
-	if (h->tag == tag && HS_SYNS(h)) {
-		now = bpf_ktime_get_ns();
-		ours = now - h->syn_ns < HS_WINDOW_NS; /* in flight */
+	/* parse let only a RST or a SYN-ACK through. A RST that cannot
+	 * answer a SYN (a connection's reset) skips the handshake table:
+	 * its slot is a random cache line, the costliest access here. */
+	if (!(t->flags & TCPF_RST) || t->refusal) {
+		hash = hs_hash(t, 0);
+		idx = (__u32)hash & hs_mask;
+		tag = (__u32)(hash >> 32) | 1;
+		h = bpf_map_lookup_elem(&handshakes, &idx);
+		if (!h)
+			return TC_ACT_OK; /* cannot happen: idx is within the array */
+		if (h->tag == tag && HS_SYNS(h)) {
+			now = bpf_ktime_get_ns();
+			ours = now - h->syn_ns < HS_WINDOW_NS; /* in flight */
+		}
 	}
 	if (ours) {
 		slot = HS_SLOT(h);

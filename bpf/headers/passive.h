@@ -26,16 +26,17 @@ struct passive_rs_key {
  * differences between reads. */
 struct passive_rs_stats {
 	/* The first cache line: all a SYN, an untracked SYN-ACK or a RST
-	 * of an established connection touches. */
+	 * touches. */
 	struct passive_rs_key key; /* the real server: events name it, lookups check it */
 	__u32 pad;
 	__u64 syns;             /* client SYNs forwarded to the real server */
 	__u64 synacks;          /* SYN-ACKs from the real server */
 	__u64 rsts;             /* RSTs from the real server */
 	__u64 rst_event_ns;     /* ktime of the last RST event sent up */
+	__u64 refused;          /* of the RSTs, those answering an in-flight SYN */
+	/* The rest: a retransmitted SYN, a timed SYN-ACK. */
 	__u64 retrans_event_ns; /* ktime of the last retransmission event */
 	__u64 syn_retrans;      /* of the SYNs, those seen again for the same 4-tuple */
-	__u64 refused;          /* of the RSTs, those answering an in-flight SYN */
 	__u64 lat_count;        /* handshakes timed (first SYN to SYN-ACK) */
 	__u64 lat_sum_ns;       /* their total latency */
 	__u64 lat[PASSIVE_LAT_BUCKETS];

@@ -62,9 +62,9 @@ type passivePassiveRsStats struct {
 	Synacks        uint64
 	Rsts           uint64
 	RstEventNs     uint64
+	Refused        uint64
 	RetransEventNs uint64
 	SynRetrans     uint64
-	Refused        uint64
 	LatCount       uint64
 	LatSumNs       uint64
 	Lat            [28]uint64

@@ -240,26 +240,6 @@ func threadCPU(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// machineBusy is the CPU time all CPUs spent busy (not idle or iowait), from
-// /proc/stat, in USER_HZ ticks (10 ms): a check that the work stayed on the
-// sending thread.
-func machineBusy(b *testing.B) time.Duration {
-	data, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		b.Fatal(err)
-	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	var busy int64
-	for i, f := range strings.Fields(line)[1:] {
-		var v int64
-		fmt.Sscan(f, &v)
-		if i != 3 && i != 4 && i < 8 { // idle, iowait; guest time is in user
-			busy += v
-		}
-	}
-	return time.Duration(busy) * 10 * time.Millisecond
-}
-
 // linkTx returns the packets the director's link has sent (toward the
 // real server) and received (from it).
 func linkTx(b *testing.B, name string) (tx, rx uint64) {
@@ -296,7 +276,13 @@ func BenchmarkPassiveBusy(b *testing.B) {
 			n.Route(b)
 			client, rs := n.RealServers[0], n.RealServers[1]
 			server := netip.AddrPortFrom(rs.Addr, 5001)
-			p := mustLoadPassive(b, PassiveOptions{NoTracepoints: true})
+			opts := PassiveOptions{NoTracepoints: true}
+			if v := os.Getenv("LVSPROBE_BENCH_HS_CAPACITY"); v != "" { // ablation
+				if _, err := fmt.Sscan(v, &opts.HandshakeCapacity); err != nil {
+					b.Fatalf("LVSPROBE_BENCH_HS_CAPACITY=%q: %v", v, err)
+				}
+			}
+			p := mustLoadPassive(b, opts)
 			if err := p.SetRealServers(append(benchRealServers(10000), server)); err != nil {
 				b.Fatal(err)
 			}
@@ -329,6 +315,12 @@ func BenchmarkPassiveBusy(b *testing.B) {
 				b.Fatal(err)
 			}
 			srcMAC, dstMAC := peerMAC(sendVia), dl.Attrs().HardwareAddr
+			// The programs go on the real server's link, as on a
+			// director: egress loads leave by it, ingress loads come in.
+			rsl, err := netlink.LinkByName(rs.Link)
+			if err != nil {
+				b.Fatal(err)
+			}
 			sender := newPacketSender(b, sendVia, "eth0")
 			// Static neighbour entries: no packet waits for ARP.
 			ol, err := netlink.LinkByName(outLink)
@@ -370,48 +362,80 @@ func BenchmarkPassiveBusy(b *testing.B) {
 			}
 			cpu := make(map[string][]float64)
 			wall := make(map[string][]float64)
-			machine := make(map[string][]float64)
+			run := make(map[string][]float64) // the hook's run time by the kernel's statistics
 			var synsOn uint64
+			// flood sends one round's packets through the director with
+			// m attached and returns the sending thread's CPU time, the
+			// wall time and how many were sent.
+			flood := func(m busyMode) (cpu, wall time.Duration, sent int) {
+				if load.newFlow && next+per+256 > 16*64000 {
+					b.Fatalf("out of new 4-tuples: fewer rounds or packets")
+				}
+				f := frames()
+				detach := m.attach(b, rsl.Attrs().Index)
+				defer detach()
+				// A short warm-up, unmeasured: the first packets of a
+				// freshly attached program.
+				if _, err := sender.send(f[:min(256, len(f))]); err != nil {
+					b.Fatal(err)
+				}
+				if m.name == "on" && load.newFlow {
+					synsOn += uint64(min(256, len(f)))
+				}
+				c0 := counted()
+				t0, w0 := threadCPU(b), time.Now()
+				sent, err := sender.send(f)
+				wall, cpu = time.Since(w0), threadCPU(b)-t0
+				if err != nil {
+					b.Fatal(err)
+				}
+				if c := counted() - c0; c < uint64(sent)*99/100 {
+					b.Fatalf("%s: %d of %d packets forwarded", m.name, c, sent)
+				}
+				if m.name == "on" && load.newFlow {
+					synsOn += uint64(sent)
+				}
+				return cpu, wall, sent
+			}
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			b.ResetTimer()
 			for round := range b.N {
+				// Forwarding cost, statistics off.
 				for j := range modes {
 					m := modes[(j+round)%len(modes)]
-					if load.newFlow && next+per > 16*64000 {
-						b.Fatalf("out of new 4-tuples: fewer rounds or packets")
-					}
-					f := frames()
-					detach := m.attach(b, dl.Attrs().Index)
-					// A short warm-up, unmeasured: the first packets of
-					// a freshly attached program.
-					if _, err := sender.send(f[:min(256, len(f))]); err != nil {
-						b.Fatal(err)
-					}
-					c0 := counted()
-					t0, w0, m0 := threadCPU(b), time.Now(), machineBusy(b)
-					sent, err := sender.send(f)
-					w, t, mb := time.Since(w0), threadCPU(b)-t0, machineBusy(b)-m0
-					c := counted() - c0
-					detach()
-					if err != nil {
-						b.Fatal(err)
-					}
-					if c < uint64(sent)*99/100 {
-						b.Fatalf("%s: %d of %d packets forwarded", m.name, c, sent)
-					}
-					if m.name == "on" && load.newFlow {
-						synsOn += uint64(sent + min(256, len(f)))
-					}
+					t, w, sent := flood(m)
 					cpu[m.name] = append(cpu[m.name], float64(t.Nanoseconds())/float64(sent))
 					wall[m.name] = append(wall[m.name], float64(w.Nanoseconds())/float64(sent))
-					machine[m.name] = append(machine[m.name], float64(mb.Nanoseconds())/float64(sent))
 				}
+				// The hook's own run time, statistics on.
+				stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+				if err != nil {
+					b.Fatalf("enable stats: %v", err)
+				}
+				for j := range modes {
+					m := modes[(j+round)%len(modes)]
+					if m.in == nil {
+						continue
+					}
+					prog := m.eg
+					if load.ingress {
+						prog = m.in
+					}
+					s0 := progStats(b, prog)
+					flood(m)
+					s1 := progStats(b, prog)
+					if n := s1.RunCount - s0.RunCount; n > 0 {
+						run[m.name] = append(run[m.name], float64(s1.Runtime-s0.Runtime)/float64(n))
+					}
+				}
+				stats.Close()
 			}
 			b.StopTimer()
 			if load.newFlow {
 				if c := counters(b, p, server); c.SYNs != synsOn {
-					b.Errorf("counted %d SYNs, sent %d while on", c.SYNs, synsOn)
+					st, _ := p.Stats()
+					b.Errorf("counted %d SYNs, sent %d while on (%+v)", c.SYNs, synsOn, st)
 				}
 			}
 			med := func(v []float64) float64 {
@@ -424,14 +448,20 @@ func BenchmarkPassiveBusy(b *testing.B) {
 				b.ReportMetric(slices.Min(cpu[m.name]), m.name+"-min-cpu-ns/pkt")
 				b.ReportMetric(slices.Max(cpu[m.name]), m.name+"-max-cpu-ns/pkt")
 				b.ReportMetric(med(wall[m.name]), m.name+"-wall-ns/pkt")
-				b.ReportMetric(med(machine[m.name]), m.name+"-machine-ns/pkt")
+				if len(run[m.name]) > 0 {
+					b.ReportMetric(med(run[m.name]), m.name+"-run-ns/pkt")
+					b.ReportMetric(slices.Min(run[m.name]), m.name+"-min-run-ns/pkt")
+					if m.name != "empty" {
+						b.ReportMetric(med(run[m.name])-med(run["empty"]), m.name+"-run-added-ns/pkt")
+					}
+				}
 				if m.name != "off" && m.name != "empty" {
 					b.ReportMetric(med(cpu[m.name])-med(cpu["empty"]), m.name+"-added-vs-empty-ns/pkt")
 					b.ReportMetric(med(cpu[m.name])-med(cpu["off"]), m.name+"-added-vs-off-ns/pkt")
 					b.ReportMetric(med(wall[m.name])-med(wall["off"]), m.name+"-wall-added-vs-off-ns/pkt")
 				}
 			}
-			b.Logf("%s: per round CPU ns/pkt %v", load.name, cpu)
+			b.Logf("%s: per round CPU ns/pkt %v; run ns/pkt %v", load.name, cpu, run)
 		})
 	}
 }

@@ -41,6 +41,7 @@ type pkt struct {
 	ihl, doff   byte
 	ethType     uint16
 	totLenDelta int
+	seq         uint32 // the TCP sequence when not 0 (else 1000, or 0 for a RST|ACK)
 }
 
 const (
@@ -63,7 +64,14 @@ func (p pkt) build() []byte {
 	if proto == 6 {
 		binary.BigEndian.PutUint16(l4[0:], p.src.Port())
 		binary.BigEndian.PutUint16(l4[2:], p.dst.Port())
-		binary.BigEndian.PutUint32(l4[4:], 1000)
+		if p.flags&(fRST|fACK) != fRST|fACK {
+			// A RST|ACK answers a SYN here: sequence 0, as a
+			// kernel's refusal; a plain RST resets a connection.
+			binary.BigEndian.PutUint32(l4[4:], 1000)
+		}
+		if p.seq != 0 {
+			binary.BigEndian.PutUint32(l4[4:], p.seq)
+		}
 		l4[12] = doff << 4
 		l4[13] = p.flags
 	} else if len(l4) >= 8 {
@@ -265,6 +273,27 @@ func TestPassiveBadPackets(t *testing.T) {
 	}
 	if c := counters(t, p, rs6); c.SYNs != 1 {
 		t.Errorf("well-formed IPv6 SYN: %+v", c)
+	}
+}
+
+// TestPassiveConnectionReset: a RST|ACK with a non-zero sequence resets a
+// connection, whatever the handshake table says: it counts as a reset,
+// not a refusal, and leaves an in-flight handshake of the same 4-tuple
+// in flight (the SYN's answer, sequence 0, is still a refusal).
+func TestPassiveConnectionReset(t *testing.T) {
+	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true})
+	if err := p.SetRealServers([]netip.AddrPort{rs4}); err != nil {
+		t.Fatal(err)
+	}
+	egress, ingress := p.Programs()
+	run(t, egress, pkt{src: client4, dst: rs4, flags: fSYN}.build())
+	run(t, ingress, pkt{src: rs4, dst: client4, flags: fRST | fACK, seq: 77}.build())
+	if c := counters(t, p, rs4); c.Resets != 1 || c.Refused != 0 {
+		t.Errorf("after a connection's reset: %+v, want 1 reset, 0 refused", c)
+	}
+	run(t, ingress, pkt{src: rs4, dst: client4, flags: fRST | fACK}.build())
+	if c := counters(t, p, rs4); c.Resets != 2 || c.Refused != 1 {
+		t.Errorf("after the refusal: %+v, want 2 resets, 1 refused", c)
 	}
 }
 
