@@ -40,7 +40,25 @@ type target struct {
 	hop     netip.Addr
 	frame   *frame
 
-	state TargetState
+	state targetCounts
+}
+
+// targetCounts is a target's TargetState without the address the target
+// holds already (TargetState's 32 bytes more moved target from the
+// 240-byte size class to 288: 0.5 MB at 10,000 targets).
+type targetCounts struct {
+	ConsecutiveMisses int
+	LastRTT           time.Duration
+	Sent, Answered    uint64
+	SynAckSeen        bool
+	RSTSeen           bool
+}
+
+// snapshot returns t's TargetState.
+func (t *target) snapshot() TargetState {
+	c := &t.state
+	return TargetState{Target: t.addr, ConsecutiveMisses: c.ConsecutiveMisses, LastRTT: c.LastRTT,
+		SynAckSeen: c.SynAckSeen, RSTSeen: c.RSTSeen, Sent: c.Sent, Answered: c.Answered}
 }
 
 // sent is one probe, as its target remembers it.
@@ -103,8 +121,7 @@ func (p *Prober) Add(addr netip.AddrPort, interval time.Duration) error {
 	t := &target{
 		addr: addr, local: local, interval: uint64(interval),
 		ifindex: ifindex, hop: hop,
-		base:  uint32(h),
-		state: TargetState{Target: addr},
+		base: uint32(h),
 	}
 	// Stagger first probes over one interval so targets added together
 	// do not fire together.
@@ -140,7 +157,7 @@ func (p *Prober) Snapshot(addr netip.AddrPort) (TargetState, bool) {
 	if !ok {
 		return TargetState{}, false
 	}
-	return t.state, true
+	return t.snapshot(), true
 }
 
 // SnapshotAll appends the state of every target to dst.
@@ -148,7 +165,7 @@ func (p *Prober) SnapshotAll(dst []TargetState) []TargetState {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, t := range p.targets {
-		dst = append(dst, t.state)
+		dst = append(dst, t.snapshot())
 	}
 	return dst
 }
