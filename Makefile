@@ -37,6 +37,7 @@ lint: vet vagrant-validate
 ## bpf-check (bpf/bpf.mk) fails when the committed objects are stale.
 generate:
 	$(GO) generate ./internal/loader/...
+	$(GO) generate ./internal/testnet/...
 
 ## fuzz: run every Fuzz target for FUZZTIME each (fuzz-long: 10 minutes).
 fuzz:

@@ -14,17 +14,20 @@ GO ?= go
 BPF_SOURCES := $(wildcard bpf/*.c bpf/headers/*.h)
 BPF_OUTPUTS := internal/loader/synprobe_bpfel.go internal/loader/synprobe_bpfel.o \
 	internal/loader/passive_bpfel.go internal/loader/passive_bpfel.o \
-	internal/loader/passivetrace_bpfel.go internal/loader/passivetrace_bpfel.o
+	internal/loader/passivetrace_bpfel.go internal/loader/passivetrace_bpfel.o \
+	internal/testnet/benchresp_bpfel.go internal/testnet/benchresp_bpfel.o
 
 .PHONY: bpf-generate bpf-check
 
 ## bpf-generate: regenerate the eBPF objects when bpf/ or gen.go changed.
 bpf-generate: $(BPF_OUTPUTS)
 
-$(BPF_OUTPUTS) &: $(BPF_SOURCES) internal/loader/gen.go
+$(BPF_OUTPUTS) &: $(BPF_SOURCES) internal/loader/gen.go internal/testnet/gen.go
 	cd internal/loader && $(GO) generate ./...
+	cd internal/testnet && $(GO) generate ./...
 
 ## bpf-check: fail when the committed objects differ from a fresh build.
 bpf-check:
 	cd internal/loader && $(GO) generate ./...
+	cd internal/testnet && $(GO) generate ./...
 	git diff --exit-code -- $(BPF_OUTPUTS)
