@@ -32,8 +32,8 @@ var errEPFull = errors.New("endpoint table full")
 type epTable struct {
 	seed     uint64
 	mask     uint32
-	buckets  []passivePassiveEpBucket
-	spilled  []int32 // by home bucket: its keys placed in their second bucket
+	buckets  []*passivePassiveEpBucket // by index; nil while the bucket has never held a key
+	spilled  []int32                   // by home bucket: its keys placed in their second bucket
 	where    map[[rsKeySize]byte]epPlace
 	free     []uint32 // ep_keys indexes freed, reused oldest first
 	next     uint32   // the next never-used ep_keys index
@@ -70,7 +70,7 @@ func newEPTable(buckets uint32, seed uint64, others uint32) *epTable {
 	return &epTable{
 		seed:     seed,
 		mask:     buckets - 1,
-		buckets:  make([]passivePassiveEpBucket, buckets),
+		buckets:  make([]*passivePassiveEpBucket, buckets),
 		spilled:  make([]int32, buckets),
 		where:    map[[rsKeySize]byte]epPlace{},
 		capacity: others,
@@ -107,11 +107,33 @@ func (t *epTable) homes(k *[rsKeySize]byte) (fp, home, second uint32) {
 	return fp, home, second
 }
 
+// bucket returns Go's copy of bucket i, made empty on first use. Only
+// the buckets that ever held a key (or an overflow flag) are kept: a
+// table sized for 16,384 real servers has 32,768 buckets of 64 bytes,
+// 2 MB, most of them empty (docs/benchmarks.md §8.9); the kernel's map
+// starts zeroed, so an absent bucket is an empty one.
+func (t *epTable) bucket(i uint32) *passivePassiveEpBucket {
+	b := t.buckets[i]
+	if b == nil {
+		b = new(passivePassiveEpBucket)
+		t.buckets[i] = b
+	}
+	return b
+}
+
+// peek returns bucket i's contents without making it.
+func (t *epTable) peek(i uint32) passivePassiveEpBucket {
+	if b := t.buckets[i]; b != nil {
+		return *b
+	}
+	return passivePassiveEpBucket{}
+}
+
 func (t *epTable) write(i uint32) error {
 	if t.writeBucket == nil {
 		return nil
 	}
-	if err := t.writeBucket(i, &t.buckets[i]); err != nil {
+	if err := t.writeBucket(i, t.bucket(i)); err != nil {
 		return fmt.Errorf("write endpoint bucket %d: %w", i, err)
 	}
 	return nil
@@ -131,7 +153,7 @@ func (t *epTable) insert(k [rsKeySize]byte, id uint32) error {
 	}
 	fp, home, second := t.homes(&k)
 	for _, b := range [2]uint32{home, second} {
-		bk := &t.buckets[b]
+		bk := t.bucket(b)
 		for w := range bk.Way {
 			if bk.Way[w].Fp != 0 {
 				continue
@@ -145,8 +167,8 @@ func (t *epTable) insert(k [rsKeySize]byte, id uint32) error {
 			t.where[k] = epPlace{bucket: b, way: uint8(w), spill: spill, id: id}
 			if spill {
 				t.spilled[home]++
-				if t.buckets[home].Overflow == 0 {
-					t.buckets[home].Overflow = 1
+				if t.bucket(home).Overflow == 0 {
+					t.bucket(home).Overflow = 1
 					return t.write(home)
 				}
 			}
@@ -163,13 +185,14 @@ func (t *epTable) remove(k [rsKeySize]byte) (uint32, error) {
 		return 0, nil
 	}
 	delete(t.where, k)
-	t.buckets[pl.bucket].Way[pl.way].Fp, t.buckets[pl.bucket].Way[pl.way].Id = 0, 0
+	bk := t.bucket(pl.bucket)
+	bk.Way[pl.way].Fp, bk.Way[pl.way].Id = 0, 0
 	err := t.write(pl.bucket)
 	if pl.spill {
 		_, home, _ := t.homes(&k)
 		t.spilled[home]--
 		if t.spilled[home] == 0 {
-			t.buckets[home].Overflow = 0
+			t.bucket(home).Overflow = 0
 			err = errors.Join(err, t.write(home))
 		}
 	}

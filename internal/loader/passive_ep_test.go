@@ -51,9 +51,9 @@ func TestEPTable(t *testing.T) {
 						t.Fatalf("key %x not where ep_find looks", k)
 					}
 				}
-				for b := range tb.buckets {
-					if (tb.spilled[b] > 0) != (tb.buckets[b].Overflow != 0) {
-						t.Fatalf("bucket %d: %d spilled, overflow flag %d", b, tb.spilled[b], tb.buckets[b].Overflow)
+				for b := range uint32(len(tb.buckets)) {
+					if (tb.spilled[b] > 0) != (tb.peek(b).Overflow != 0) {
+						t.Fatalf("bucket %d: %d spilled, overflow flag %d", b, tb.spilled[b], tb.peek(b).Overflow)
 					}
 				}
 			}
@@ -86,9 +86,9 @@ func TestEPTable(t *testing.T) {
 			}
 			placed = nil
 			check()
-			for b := range tb.buckets {
-				if tb.buckets[b] != (passivePassiveEpBucket{}) {
-					t.Errorf("bucket %d not empty after every removal: %+v", b, tb.buckets[b])
+			for b := range uint32(len(tb.buckets)) {
+				if tb.peek(b) != (passivePassiveEpBucket{}) {
+					t.Errorf("bucket %d not empty after every removal: %+v", b, tb.peek(b))
 				}
 			}
 			if writes == 0 {
@@ -103,12 +103,12 @@ func epFound(tb *epTable, k [rsKeySize]byte) bool {
 	fp, home, second := tb.homes(&k)
 	want := tb.where[k].id
 	for round, b := range [2]uint32{home, second} {
-		for _, w := range tb.buckets[b].Way {
+		for _, w := range tb.peek(b).Way {
 			if w.Fp == fp && w.Id == want {
 				return true
 			}
 		}
-		if round == 0 && tb.buckets[b].Overflow == 0 {
+		if round == 0 && tb.peek(b).Overflow == 0 {
 			return false
 		}
 	}
