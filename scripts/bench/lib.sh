@@ -92,6 +92,14 @@ bench_ticks() {
 	echo "$s"
 }
 
+# bench_runwait_ns PID: nanoseconds the threads of process PID (those alive
+# now) have spent runnable but waiting for a CPU (the second field of
+# /proc/PID/task/*/schedstat): time a process is late because it is not
+# given a CPU, not because of what it does.
+bench_runwait_ns() {
+	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $2 } END { printf "%d\n", s }'
+}
+
 # bench_hwm_kib PID...: the sum of the processes' peak RSS (VmHWM), KiB.
 bench_hwm_kib() {
 	local p s=0 v
