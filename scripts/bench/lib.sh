@@ -97,7 +97,7 @@ bench_ticks() {
 # /proc/PID/task/*/schedstat): time a process is late because it is not
 # given a CPU, not because of what it does.
 bench_runwait_ns() {
-	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $2 } END { printf "%d\n", s }'
+	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $2 } END { printf "%.0f\n", s }'
 }
 
 # bench_hwm_kib PID...: the sum of the processes' peak RSS (VmHWM), KiB.
