@@ -165,12 +165,15 @@ int synprobe_rb(struct __sk_buff *skb)
 		n = 0;
 	a->cap_len = n;
 	/* Wake the reader once, when the pending records first reach
-	 * wakeup_bytes; otherwise it polls on a short timer
-	 * (loader.ReadAnswers), so a steady stream of answers costs no
+	 * wakeup_bytes, and on every RST (a real server that stopped
+	 * listening: the prober drains it at once, loader.AnswerNotifier);
+	 * otherwise it polls on a short timer (loader.ReadAnswers, the SYN
+	 * prober's send loop), so a steady stream of SYN-ACKs costs no
 	 * wakeup each. */
 	pending = bpf_ringbuf_query(&answers, BPF_RB_AVAIL_DATA);
-	bpf_ringbuf_submit(a, pending >= wakeup_bytes &&
-				      pending < wakeup_bytes + RECORD_SPAN ?
+	bpf_ringbuf_submit(a, (p.flags & TCPF_RST) ||
+				      (pending >= wakeup_bytes &&
+				       pending < wakeup_bytes + RECORD_SPAN) ?
 				      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	return TC_ACT_OK;
 }

@@ -48,10 +48,22 @@
 // answer of each kind per target, so it cannot validate every answer, a
 // forged RST overwrites a real one, and duplicates and late answers
 // cannot be told apart; the ring hands every answer up in order. The send
-// loop drains it each time it wakes, without blocking (no goroutine, no
-// wakeup and no system call of its own while the ring is empty): on every
-// send tick, and after the last send at least every tick, backing off to
-// 64 ms while nothing comes.
+// loop drains it each time it wakes, without blocking (no wakeup and no
+// system call of its own while the ring is empty): on every send tick, and
+// after the last send at least every tick, backing off to 64 ms while
+// nothing comes. A RST does not wait for the tick: the program wakes the
+// ring's readers for it (never for a SYN-ACK), and a goroutine blocked on
+// an edge-triggered epoll of the ring wakes the send loop, at most every
+// 2 ms (notify.go).
+//
+// # Back-off on a starved CPU
+//
+// When the send loop takes its due probes, or drains answers, late in a
+// quarter or more of its rounds over a second (more than 50 ms, resp.
+// 100 ms), the CPU cannot carry the probe rate: every target's interval is
+// doubled, down to 1/16 of the nominal rate; each second with at most one
+// late round in twenty gives back 1/8 of it (AIMD, pace.go). Metrics
+// rate_factor and rate_cuts_total, one warning per cut.
 //
 // RTT is the kernel's timestamp on the answer minus the send time, both
 // CLOCK_MONOTONIC. An answer counts for the probe it acknowledges when the

@@ -9,20 +9,24 @@ import "time"
 // give or take a tick) and how long an answer waited between the kernel's
 // timestamp and the drain that handed it up (a poll interval at most). When
 // the send loop is late by more than paceLateLimit, or an answer by more
-// than twice that, in paceLateRounds rounds of one paceWindow, the probes are too many for the CPU: their answers are read
-// late, counted as misses, and the probes themselves take the CPU the full
-// checks need. The rate is then halved (every target's interval doubled),
-// down to 1/paceMaxStretch of the nominal rate, at most once a window; each
-// window without lateness gives back paceStep of the nominal rate, so a
+// than twice that, in a quarter or more of the rounds of one paceWindow
+// (and at least paceLateRounds), the probes are too many for the CPU: the
+// loop cannot keep up with its schedule, and the probes take the CPU the
+// full checks need. A few late rounds a second are other programs' load
+// (a busy shared machine stalls any process now and then): backing off
+// would not help, and does not happen. The rate is then halved (every
+// target's interval doubled), down to 1/paceMaxStretch of the nominal
+// rate, at most once a window; each window with at most one late round in
+// twenty gives back paceStep of the nominal rate, so a
 // starved prober returns to full rate in about 1/paceStep windows once the
 // CPU is free again (additive increase, multiplicative decrease, as the
 // full checks' adaptive in-flight limit).
 const (
 	paceWindow     = time.Second
 	paceLateLimit  = 50 * time.Millisecond // the send loop's; the 10 ms send tick explains 10 ms (answers: twice this, over the 64 ms quiet-poll back-off)
-	paceLateRounds = 2                     // late rounds in a window that cut the rate (one is a hiccup)
+	paceLateRounds = 2                     // late rounds in a window that may cut the rate (one is a hiccup)
 	paceMaxStretch = 16                    // the rate never drops below 1/16 of the nominal (every 1.6 s at 100 ms)
-	paceStep       = 0.125                 // nominal rate given back per window without lateness
+	paceStep       = 0.125                 // nominal rate given back per window with at most one late round in twenty
 )
 
 // pace is the AIMD controller of the probe rate. It is pure logic: the
@@ -32,7 +36,8 @@ const (
 type pace struct {
 	rate     float64 // fraction of the nominal rate, in [1/paceMaxStretch, 1]; 0 means 1 (the zero value is usable)
 	winStart uint64  // ktime the current window started
-	late     int     // rounds of the window that were late
+	rounds   int     // rounds of the window
+	late     int     // of them, late
 	worst    time.Duration
 }
 
@@ -58,6 +63,7 @@ func (c *pace) observe(now uint64, sendLate, answerLate time.Duration) (paceChan
 	if c.winStart == 0 {
 		c.winStart = now
 	}
+	c.rounds++
 	if sendLate > paceLateLimit || answerLate > 2*paceLateLimit {
 		c.late++
 	}
@@ -65,16 +71,16 @@ func (c *pace) observe(now uint64, sendLate, answerLate time.Duration) (paceChan
 	if now-c.winStart < uint64(paceWindow) {
 		return paceSame, 0
 	}
-	lateRounds, worst := c.late, c.worst
-	c.winStart, c.late, c.worst = now, 0, 0
+	lateRounds, rounds, worst := c.late, c.rounds, c.worst
+	c.winStart, c.late, c.rounds, c.worst = now, 0, 0, 0
 	switch {
-	case lateRounds >= paceLateRounds:
+	case lateRounds >= paceLateRounds && 4*lateRounds >= rounds:
 		if c.rate <= 1.0/paceMaxStretch {
 			return paceSame, worst
 		}
 		c.rate = max(c.rate/2, 1.0/paceMaxStretch)
 		return paceCut, worst
-	case lateRounds == 0 && c.rate < 1:
+	case 20*lateRounds <= rounds && c.rate < 1:
 		c.rate = min(c.rate+paceStep, 1)
 		if c.rate == 1 {
 			return paceRestore, worst

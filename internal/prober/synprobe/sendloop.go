@@ -34,6 +34,7 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 	}
 	if polled {
 		defer pl.closePoll()
+		defer p.wakeOnRST()()
 	}
 	pollWait, lastSend := pollMin, uint64(0)
 	for {
