@@ -91,7 +91,8 @@ type synProbe struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	targets map[netip.AddrPort][]config.RealServerKey // being probed, with the real servers they stand for
+	targets map[netip.AddrPort]struct{}               // being probed
+	rsOf    map[netip.AddrPort][]config.RealServerKey // the real servers each stands for, kept only for debug logging
 
 	det atomic.Pointer[prober.Detector] // the failure detector fed by the signals, if any (detector.go)
 	evs []prober.Evidence               // consume's scratch
@@ -120,7 +121,7 @@ func startSynProbe(ctx context.Context, log *slog.Logger, f synFlags, cfg *confi
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s := &synProbe{log: log, p: p, cancel: cancel, targets: map[netip.AddrPort][]config.RealServerKey{}}
+	s := &synProbe{log: log, p: p, cancel: cancel, targets: map[netip.AddrPort]struct{}{}}
 	if err := s.update(cfg); err != nil {
 		log.Warn("SYN probes unavailable; running full checks only", "error", err)
 		cancel()
@@ -161,6 +162,12 @@ func (s *synProbe) update(cfg *config.Config) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Which real servers a target stands for is only logged at debug
+	// level: the map cost 1.5 MB at 10,000 targets (docs/benchmarks.md §8.9).
+	s.rsOf = nil
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.rsOf = want
+	}
 	removed, added, failed := 0, 0, 0
 	for a := range s.targets {
 		if _, ok := want[a]; !ok {
@@ -170,9 +177,8 @@ func (s *synProbe) update(cfg *config.Config) error {
 		}
 	}
 	var firstErr error
-	for a, rs := range want {
+	for a := range want {
 		if _, ok := s.targets[a]; ok {
-			s.targets[a] = rs
 			continue
 		}
 		if err := s.p.Add(a, 0); err != nil {
@@ -185,7 +191,7 @@ func (s *synProbe) update(cfg *config.Config) error {
 			}
 			continue
 		}
-		s.targets[a] = rs
+		s.targets[a] = struct{}{}
 		added++
 	}
 	if failed > 0 {
@@ -195,12 +201,13 @@ func (s *synProbe) update(cfg *config.Config) error {
 	return nil
 }
 
-// realServers returns the real servers a target stands for.
+// realServers returns the real servers a target stands for (known only
+// while debug logging is on, the one use of it).
 func (s *synProbe) realServers(a netip.AddrPort) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.targets[a]))
-	for _, k := range s.targets[a] {
+	out := make([]string, 0, len(s.rsOf[a]))
+	for _, k := range s.rsOf[a] {
 		out = append(out, k.String())
 	}
 	return out
