@@ -104,6 +104,10 @@ volatile const __u64 hs_seed = 0x9e3779b97f4a7c15ULL;
  * same 4-tuple within it is a retransmission (Linux retries at 1, 3, 7 s). */
 #define HS_WINDOW_NS (10ULL * 1000000000ULL)
 
+/* The shortest event gap tested with the coarse clock (see ingress): a
+ * few ticks at HZ 100 to 1000. */
+#define COARSE_GAP_NS (20ULL * 1000000ULL)
+
 /* Emit the shared records into BTF for bpf2go's -type. */
 const struct passive_event *unused_event __attribute__((unused));
 
@@ -540,6 +544,15 @@ static __always_inline int ingress(struct tuple *t)
 			__sync_fetch_and_add(&v->refused, 1);
 			h->slot_syns = 0; /* answered */
 		}
+		/* A connection's reset (no precise time read yet) tests the
+		 * event gap with the coarse clock: a tick's resolution, and no
+		 * TSC read, whose ordering waits for every load in flight
+		 * (130 ns of the untracked RST's cost on a busy link). The
+		 * coarse clock lags by less than a tick: a gap shorter than
+		 * COARSE_GAP_NS takes the precise clock only. */
+		if (!now && event_gap_ns >= COARSE_GAP_NS &&
+		    (__s64)(bpf_ktime_get_coarse_ns() - v->rst_event_ns) < (__s64)event_gap_ns)
+			return TC_ACT_OK;
 		if (!now)
 			now = bpf_ktime_get_ns();
 		if (now - v->rst_event_ns >= event_gap_ns) {

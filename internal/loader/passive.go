@@ -132,7 +132,7 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, &UnavailableError{Part: "tc", Err: fmt.Errorf("remove memlock: %w", err)}
 	}
-	spec, err := loadPassive()
+	spec, err := passiveSpec()
 	if err != nil {
 		return nil, &UnavailableError{Part: "tc", Err: fmt.Errorf("load passive spec: %w", err)}
 	}
@@ -530,3 +530,8 @@ func ownNetns() (uint32, error) {
 	}
 	return uint32(st.Ino), nil
 }
+
+// passiveSpec returns the TC programs' collection spec: the embedded
+// object, or in benchmarks an ablation variant of it (see
+// BenchmarkPassiveBusy).
+var passiveSpec = loadPassive

@@ -79,9 +79,18 @@ func (m busyMode) attach(b *testing.B, ifindex int) (detach func()) {
 
 // busyModes returns off, empty, on and, from LVSPROBE_BENCH_PASSIVE_OBJS
 // (name=path.o,...: objects built from variants of bpf/passive.c, for
-// ablations), one mode per extra object; p is the loaded observer used
-// by on, with the real servers set.
-func busyModes(b *testing.B, p *Passive) []busyMode {
+// ablations), one mode per extra object, each loaded as the observer is
+// with opts and given rs as its real servers; on is the embedded object,
+// the returned observer.
+func busyModes(b *testing.B, opts PassiveOptions, rs []netip.AddrPort) (*Passive, []busyMode) {
+	load := func() *Passive {
+		p := mustLoadPassive(b, opts)
+		if err := p.SetRealServers(rs); err != nil {
+			b.Fatal(err)
+		}
+		return p
+	}
+	p := load()
 	eg, in := p.Programs()
 	modes := []busyMode{
 		{name: "off"},
@@ -93,18 +102,13 @@ func busyModes(b *testing.B, p *Passive) []busyMode {
 		if !ok {
 			continue
 		}
-		cs, err := ebpf.LoadCollectionSpec(path)
-		if err != nil {
-			b.Fatalf("%s: %v", path, err)
-		}
-		coll, err := ebpf.NewCollection(cs)
-		if err != nil {
-			b.Fatalf("%s: %v", path, err)
-		}
-		b.Cleanup(coll.Close)
-		modes = append(modes, busyMode{name, coll.Programs["passive_ingress"], coll.Programs["passive_egress"]})
+		passiveSpec = func() (*ebpf.CollectionSpec, error) { return ebpf.LoadCollectionSpec(path) }
+		v := load()
+		passiveSpec = loadPassive
+		eg, in := v.Programs()
+		modes = append(modes, busyMode{name, in, eg})
 	}
-	return modes
+	return p, modes
 }
 
 // floodFrames builds n frames of a load: Ethernet from src to dst MAC,
@@ -272,7 +276,7 @@ func BenchmarkPassiveBusy(b *testing.B) {
 	}
 	for _, load := range busyLoads {
 		b.Run(load.name, func(b *testing.B) {
-			n := testnet.New(b, testnet.Options{RealServers: 2, ExtraAddrs: 15})
+			n := testnet.New(b, testnet.Options{RealServers: 2, ExtraAddrs: 63})
 			n.Route(b)
 			client, rs := n.RealServers[0], n.RealServers[1]
 			server := netip.AddrPortFrom(rs.Addr, 5001)
@@ -282,11 +286,7 @@ func BenchmarkPassiveBusy(b *testing.B) {
 					b.Fatalf("LVSPROBE_BENCH_HS_CAPACITY=%q: %v", v, err)
 				}
 			}
-			p := mustLoadPassive(b, opts)
-			if err := p.SetRealServers(append(benchRealServers(10000), server)); err != nil {
-				b.Fatal(err)
-			}
-			modes := busyModes(b, p)
+			p, modes := busyModes(b, opts, append(benchRealServers(10000), server))
 			from, sendVia, dirLink := client, client, client.Link
 			sink := rs
 			if load.ingress {
@@ -334,8 +334,8 @@ func BenchmarkPassiveBusy(b *testing.B) {
 				}
 			}
 			// The data, ack and rst loads cycle over busyFlows flows;
-			// the syn load takes a new 4-tuple for every packet (16
-			// addresses x 64,000 ports, at most 1,024,000 in a run).
+			// the syn load takes a new 4-tuple for every packet (64
+			// addresses x 64,000 ports, at most 4,096,000 in a run).
 			flows := busyFlows
 			if load.newFlow {
 				flows = per
@@ -368,7 +368,7 @@ func BenchmarkPassiveBusy(b *testing.B) {
 			// m attached and returns the sending thread's CPU time, the
 			// wall time and how many were sent.
 			flood := func(m busyMode) (cpu, wall time.Duration, sent int) {
-				if load.newFlow && next+per+256 > 16*64000 {
+				if load.newFlow && next+per+256 > 64*64000 {
 					b.Fatalf("out of new 4-tuples: fewer rounds or packets")
 				}
 				f := frames()
@@ -475,11 +475,8 @@ func BenchmarkPassiveBusy(b *testing.B) {
 // busyModes).
 func BenchmarkPassiveBulkStats(b *testing.B) {
 	client, sink, link := benchTopology(b)
-	p := mustLoadPassive(b, PassiveOptions{NoTracepoints: true})
-	if err := p.SetRealServers(append(benchRealServers(10000), sink)); err != nil {
-		b.Fatal(err)
-	}
-	modes := busyModes(b, p)[1:] // no "off": nothing to time
+	_, modes := busyModes(b, PassiveOptions{NoTracepoints: true}, append(benchRealServers(10000), sink))
+	modes = modes[1:] // no "off": nothing to time
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
 		b.Fatalf("enable stats: %v", err)

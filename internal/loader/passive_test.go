@@ -1,10 +1,12 @@
 package loader
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/lvsprobe/lvsprobe/internal/testenv"
@@ -455,5 +457,35 @@ func TestPassiveDRAndTUN(t *testing.T) {
 	run(t, egress, syn)
 	if c := counters(t, p, dr); c.SYNs != 2 {
 		t.Errorf("DR after the MAC was removed: %+v", c)
+	}
+}
+
+// TestPassiveEventGap: RSTs of established connections (the coarse clock
+// tests the gap) send one event per gap and real server: a RST right
+// after an event sends none, one after the gap sends the next.
+func TestPassiveEventGap(t *testing.T) {
+	const gap = 40 * time.Millisecond // above the coarse clock's threshold (20 ms)
+	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, EventGap: gap})
+	if err := p.SetRealServers([]netip.AddrPort{rs4}); err != nil {
+		t.Fatal(err)
+	}
+	_, ingress := p.Programs()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+	reset := pkt{src: rs4, dst: client4, flags: fRST}.build()
+	run(t, ingress, reset)
+	first := waitEvent(t, p, EventReset, rs4)
+	run(t, ingress, reset) // within the gap: no event
+	// Time passing is what is tested: the gap and two ticks of the
+	// coarse clock (HZ 100).
+	time.Sleep(gap + 20*time.Millisecond)
+	run(t, ingress, reset)
+	second := waitEvent(t, p, EventReset, rs4)
+	if d := time.Duration(second.KtimeNs - first.KtimeNs); d < gap {
+		t.Errorf("second event %v after the first, want >= %v (the RST within the gap sent one)", d, gap)
+	}
+	if c := counters(t, p, rs4); c.Resets != 3 {
+		t.Errorf("resets = %d, want 3", c.Resets)
 	}
 }
