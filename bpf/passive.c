@@ -499,7 +499,7 @@ static __always_inline int ingress(struct tuple *t)
 {
 	struct passive_rs_stats *v;
 	struct passive_hs *h = 0;
-	__u64 now = 0, hash;
+	__u64 now = 0, coarse = 0, hash;
 	__u32 idx, tag, slot;
 	int ours = 0;
 
@@ -514,8 +514,17 @@ static __always_inline int ingress(struct tuple *t)
 		if (!h)
 			return TC_ACT_OK; /* cannot happen: idx is within the array */
 		if (h->tag == tag && HS_SYNS(h)) {
-			now = bpf_ktime_get_ns();
-			ours = now - h->syn_ns < HS_WINDOW_NS; /* in flight */
+			/* In flight? A SYN-ACK's latency needs the precise
+			 * clock; a RST's 10 s window does with the coarse one
+			 * (see the gap test below), which lags by less than a
+			 * tick. */
+			if (t->flags & TCPF_RST) {
+				coarse = bpf_ktime_get_coarse_ns();
+				ours = (__s64)(coarse - h->syn_ns) < (__s64)HS_WINDOW_NS;
+			} else {
+				now = bpf_ktime_get_ns();
+				ours = now - h->syn_ns < HS_WINDOW_NS;
+			}
 		}
 	}
 	if (ours) {
@@ -544,17 +553,19 @@ static __always_inline int ingress(struct tuple *t)
 			__sync_fetch_and_add(&v->refused, 1);
 			h->slot_syns = 0; /* answered */
 		}
-		/* A connection's reset (no precise time read yet) tests the
-		 * event gap with the coarse clock: a tick's resolution, and no
-		 * TSC read, whose ordering waits for every load in flight
-		 * (130 ns of the untracked RST's cost on a busy link). The
-		 * coarse clock lags by less than a tick: a gap shorter than
-		 * COARSE_GAP_NS takes the precise clock only. */
-		if (!now && event_gap_ns >= COARSE_GAP_NS &&
-		    (__s64)(bpf_ktime_get_coarse_ns() - v->rst_event_ns) < (__s64)event_gap_ns)
-			return TC_ACT_OK;
-		if (!now)
-			now = bpf_ktime_get_ns();
+		/* A RST tests the event gap with the coarse clock: a tick's
+		 * resolution, and no TSC read, whose ordering waits for every
+		 * load in flight (130 ns of an untracked RST's cost on a busy
+		 * link, measured). The coarse clock lags by less than a tick;
+		 * a gap shorter than COARSE_GAP_NS takes the precise clock
+		 * only. The event's own time is precise. */
+		if (event_gap_ns >= COARSE_GAP_NS) {
+			if (!coarse)
+				coarse = bpf_ktime_get_coarse_ns();
+			if ((__s64)(coarse - v->rst_event_ns) < (__s64)event_gap_ns)
+				return TC_ACT_OK;
+		}
+		now = bpf_ktime_get_ns();
 		if (now - v->rst_event_ns >= event_gap_ns) {
 			v->rst_event_ns = now;
 			send_event(&v->key, PASSIVE_EV_RST, now);
