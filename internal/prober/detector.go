@@ -204,9 +204,15 @@ var ErrDetectorAttached = errors.New("scheduler already has a detector")
 // far less often. What corroborates a failed check is stricter:
 // MissThreshold or more probes unanswered, the first before the check
 // started, and no SYN-ACK since — a lossy path answers some of the dozens
-// of probes a timing-out check spans. Silence is not evidence while more than 2 endpoints and more
-// than 1 in 20 are silent at once: that is the director (a starved CPU
-// reading the answers late, its own link), not the real servers. Entering SUSPECT or RECOVERING asks the scheduler to run the
+// of probes a timing-out check spans.
+//
+// Silence is not evidence while more than 2 endpoints and more than 1 in
+// 20 are silent at once: that is the director (a starved CPU reading the
+// answers late, its own link, a burst of probes its queue dropped), not
+// the real servers — except that an endpoint silent since before the
+// others fell silent still corroborates its failed check (a burst of loss
+// on the director's link during a black-holed server's confirming check
+// must not send it up the retry ladder). Entering SUSPECT or RECOVERING asks the scheduler to run the
 // endpoint's full checks now ([Scheduler.Expedite]), pre-empting
 // delay_loop; nothing else happens on a signal's word. Only full checks
 // change health, through the scheduler's keepalived state machine:
@@ -370,6 +376,9 @@ func (d *Detector) trustSilence() {
 	untrusted := d.silent > max(2, n/20)
 	if untrusted != d.p.silenceUntrusted {
 		d.p.silenceUntrusted = untrusted
+		if untrusted {
+			d.p.untrustedSince = d.now()
+		}
 		if untrusted {
 			d.log.Warn("many endpoints silent at once: the director or its links, not the real servers; silence is not evidence until they answer",
 				"silent", d.silent, "endpoints", n)

@@ -103,6 +103,10 @@ type detectorParams struct {
 	// answers late, its own link), not the real servers', and it is
 	// neither a suspicion nor a corroboration.
 	silenceUntrusted bool
+	// untrustedSince is when silence last became untrusted. An
+	// endpoint silent since before then fell silent while the others
+	// answered: its silence is its own and still corroborates.
+	untrustedSince time.Time
 }
 
 // negative reports whether ev says the endpoint does not serve: a RST, a
@@ -223,7 +227,8 @@ func (e *epState) corroborates(p *detectorParams, start, now time.Time) (string,
 		e.lastNegKind != EvidenceSilence {
 		return fmt.Sprintf("%s %v before", e.lastNegKind, now.Sub(e.lastNeg).Round(time.Millisecond)), true
 	}
-	if !p.silenceUntrusted && e.misses >= p.missThreshold && !e.silenceSince.IsZero() && !e.silenceSince.After(start) &&
+	ownSilence := !p.silenceUntrusted || (!e.silenceSince.IsZero() && e.silenceSince.Before(p.untrustedSince))
+	if ownSilence && e.misses >= p.missThreshold && !e.silenceSince.IsZero() && !e.silenceSince.After(start) &&
 		e.lastPos.Before(e.silenceSince) {
 		return fmt.Sprintf("%d probes unanswered since %v before the check", e.misses,
 			start.Sub(e.silenceSince).Round(time.Millisecond)), true

@@ -119,6 +119,14 @@ func TestEndpointStateMachine(t *testing.T) {
 			chk(3500, 400, false, true, true, phaseUp, ""),
 			sig(3600, EvidenceReset, 0, phaseSuspect, true), // a RST still counts
 		}},
+		{"an endpoint silent since before silence became untrusted still corroborates", DetectFast, []epStep{
+			sig(0, EvidenceSynAck, 0, phaseUp, false),
+			sig(100, EvidenceSilence, 1, phaseSuspect, true),
+			sig(200, EvidenceSilence, 2, phaseSuspect, false),
+			sig(300, EvidenceSilence, 3, phaseSuspect, false),
+			{at: -2}, // marker: silence untrusted from here, since 1000 ms
+			chk(3110, 110, false, false, true, phaseDown, "probes unanswered"),
+		}},
 		{"a RST is not held back by the backoff of a wrong silence", DetectFast, []epStep{
 			sig(0, EvidenceSilence, 3, phaseSuspect, true),
 			chk(100, 10, true, true, false, phaseUp, ""),
@@ -190,6 +198,9 @@ func TestEndpointStateMachine(t *testing.T) {
 			for i, s := range tc.steps {
 				if s.at < 0 {
 					p.silenceUntrusted = true
+					if s.at == -2 {
+						p.untrustedSince = ms(1000)
+					}
 					continue
 				}
 				now := ms(s.at)
