@@ -138,7 +138,7 @@ func (c *connector) loop(f *os.File, rc syscall.RawConn) {
 			}
 			n := int(r)
 			for i := range n {
-				c.finish(uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32)
+				c.finish(uint64(uint32(events[i].Fd))|uint64(uint32(events[i].Pad))<<32, events[i].Events)
 			}
 			if n < len(events) {
 				return false // drained: wait for the next wakeup
@@ -149,7 +149,10 @@ func (c *connector) loop(f *os.File, rc syscall.RawConn) {
 
 // finish delivers the outcome of the connect with the given token, unless
 // its check gave up first (or the event is a stale one of a reused socket).
-func (c *connector) finish(token uint64) {
+// events are what epoll reported: a connecting socket is reported only
+// once it has left SYN_SENT, so writable with neither EPOLLERR nor EPOLLHUP
+// is connected, and its SO_ERROR (zero) is not read.
+func (c *connector) finish(token uint64, events uint32) {
 	c.mu.Lock()
 	w := c.waiting[token]
 	delete(c.waiting, token)
@@ -159,6 +162,10 @@ func (c *connector) finish(token uint64) {
 	}
 	// The check releases the socket only after receiving this (or after
 	// taking the token back itself), so fd is still this socket.
+	if events&(unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+		w.done <- nil
+		return
+	}
 	w.done <- soError(w.fd)
 }
 
