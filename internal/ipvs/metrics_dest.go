@@ -74,7 +74,7 @@ func (c *Collector) collectDestinations(ch chan<- prometheus.Metric) {
 	for _, vs := range r.cfg.VirtualServers {
 		hv := r.health[vs.ID()]
 		for _, rs := range vs.RealServers {
-			h, ok := hv[netip.AddrPortFrom(rs.Addr, rs.Port)]
+			h, ok := hv[rsAddrOf(rs.Addr, rs.Port)]
 			if !ok {
 				continue // not yet seen by a pass
 			}

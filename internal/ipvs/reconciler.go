@@ -69,12 +69,12 @@ type Reconciler struct {
 
 	mu       sync.Mutex // guards everything below; never held across backend calls
 	cfg      *config.Config
-	health   map[string]map[netip.AddrPort]rsHealth // by VirtualServer.ID(), then real server
-	weights  map[string]map[netip.AddrPort]int      // effective weights set by checks (weight.go), same keys
-	quorum   map[string]bool                        // by VirtualServer.ID()
-	retired  map[config.ServiceKey]bool             // owned before a reload, not any more: to delete
-	started  bool                                   // the first pass (lvs_flush) has run
-	timeouts Timeouts                               // last set, zero if never
+	health   map[string]map[rsAddr]rsHealth    // by VirtualServer.ID(), then real server
+	weights  map[string]map[netip.AddrPort]int // effective weights set by checks (weight.go), same keys
+	quorum   map[string]bool                   // by VirtualServer.ID()
+	retired  map[config.ServiceKey]bool        // owned before a reload, not any more: to delete
+	started  bool                              // the first pass (lvs_flush) has run
+	timeouts Timeouts                          // last set, zero if never
 	retry    *backoff
 	stats    Stats
 	desired  table // the desired table of the last pass (never written after), for metrics
@@ -113,7 +113,7 @@ func NewReconciler(b Backend, cfg *config.Config, opts ReconcilerOptions) *Recon
 		now:     opts.now,
 		wake:    make(chan struct{}, 1),
 		cfg:     cfg,
-		health:  make(map[string]map[netip.AddrPort]rsHealth),
+		health:  make(map[string]map[rsAddr]rsHealth),
 		quorum:  make(map[string]bool),
 		retired: make(map[config.ServiceKey]bool),
 		retry:   newBackoff(opts.RetryBase, opts.RetryMax),
@@ -136,10 +136,10 @@ func (r *Reconciler) SetHealth(key config.RealServerKey, up bool) {
 	r.mu.Lock()
 	hv := r.health[key.VirtualServer]
 	if hv == nil {
-		hv = make(map[netip.AddrPort]rsHealth)
+		hv = make(map[rsAddr]rsHealth)
 		r.health[key.VirtualServer] = hv
 	}
-	ap := netip.AddrPortFrom(key.Addr, key.Port)
+	ap := rsAddrOf(key.Addr, key.Port)
 	old := hv[ap]
 	hv[ap] = rsHealth{up: up, reported: true}
 	r.mu.Unlock()
@@ -194,9 +194,9 @@ func (r *Reconciler) forgetRemoved(cfg *config.Config) {
 		if hv == nil || sameRealServerList(old, nvs) {
 			continue
 		}
-		keep := make(map[netip.AddrPort]bool, len(nvs.RealServers))
+		keep := make(map[rsAddr]bool, len(nvs.RealServers))
 		for _, rs := range nvs.RealServers {
-			keep[netip.AddrPortFrom(rs.Addr, rs.Port)] = true
+			keep[rsAddrOf(rs.Addr, rs.Port)] = true
 		}
 		for ap := range hv {
 			if !keep[ap] {
@@ -437,11 +437,11 @@ func (r *Reconciler) desiredLocked(actual table) table {
 		alive := make([]bool, len(vs.RealServers))
 		hv := r.health[vsID]
 		if hv == nil {
-			hv = make(map[netip.AddrPort]rsHealth, len(vs.RealServers))
+			hv = make(map[rsAddr]rsHealth, len(vs.RealServers))
 			r.health[vsID] = hv
 		}
 		for i, rs := range vs.RealServers {
-			ap := netip.AddrPortFrom(rs.Addr, rs.Port) // with vsID, the RealServerKey
+			ap := rsAddrOf(rs.Addr, rs.Port) // with vsID, the RealServerKey
 			h, ok := hv[ap]
 			if !ok {
 				h.up = !hasAlpha(rs) || r.presentInKernel(actual, vs, rs)
