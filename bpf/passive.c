@@ -25,9 +25,11 @@
  *
  * Per handshake packet: one endpoint lookup (two for a DR SYN, two for an
  * untracked answer: the real server, then the director's own address),
- * one handshake slot, one clock read, two to five atomic adds on the real
- * server's counters. Data packets and ACKs are parsed up to the TCP
- * flags, counted as TCP, and pass.
+ * one handshake slot (none for a RST whose sequence is not 0: it resets
+ * a connection, it cannot answer a SYN), one clock read (the coarse clock
+ * for a RST, the precise one only when an event may be due), two to five
+ * atomic adds on the real server's counters. Data packets and ACKs are
+ * parsed up to the TCP flags, counted as TCP, and pass.
  *
  * Every packet goes on untouched (TC_ACT_OK). Packets that are not plain
  * TCP over IPv4/IPv6 - truncated headers, IPv4 fragments, IPv6 extension

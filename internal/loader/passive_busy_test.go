@@ -512,7 +512,7 @@ func BenchmarkPassiveBusy(b *testing.B) {
 // busyModes).
 func BenchmarkPassiveBulkStats(b *testing.B) {
 	client, sink, link := benchTopology(b)
-	_, modes := busyModes(b, PassiveOptions{NoTracepoints: true}, append(benchRealServers(10000), sink))
+	p, modes := busyModes(b, PassiveOptions{NoTracepoints: true}, append(benchRealServers(10000), sink))
 	modes = modes[1:] // no "off": nothing to time
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
@@ -555,6 +555,11 @@ func BenchmarkPassiveBulkStats(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	// Every segment's headers were in the linear data: none was
+	// counted truncated (a GSO super-packet or a paged skb would be).
+	if st, err := p.Stats(); err != nil || st.TCPPackets == 0 || st.Truncated != 0 {
+		b.Errorf("stats %+v, %v: want TCP packets and none truncated", st, err)
+	}
 	med := func(v []float64) float64 {
 		s := slices.Clone(v)
 		slices.Sort(s)
