@@ -62,6 +62,13 @@ struct passive_rs_stats {
 #define PASSIVE_EP_WAYS 7
 #define PASSIVE_EP_OTHER 0x80000000u
 
+/* A filter of the director's own addresses (passive.c's local_filter,
+ * one cache line that Go writes): bit (hash >> 48) % PASSIVE_LOCAL_BITS
+ * of each PASSIVE_EP_LOCAL key's endpoint hash is set. A clear bit means
+ * the address is not the director's, without reading the endpoint
+ * table; a set one is checked there. */
+#define PASSIVE_LOCAL_BITS 512
+
 /* One way of a bucket; fp is 0 when the way is free. */
 struct passive_ep_way {
 	__u32 fp; /* the key's hash >> 32, | 1 */

@@ -454,7 +454,7 @@ func (p *Passive) Programs() (egress, ingress *ebpf.Program) {
 // addresses (answers to them are not client traffic) those of the calling
 // thread's network namespace now. [Passive.Run] calls it every
 // LocalAddrRefresh.
-func (p *Passive) RefreshLocalAddrs() error {
+func (p *Passive) RefreshLocalAddrs() (err error) {
 	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return fmt.Errorf("list local addresses: %w", err)
@@ -472,6 +472,16 @@ func (p *Passive) RefreshLocalAddrs() error {
 	if p.closed {
 		return ErrClosed
 	}
+	// The filter holds the old and the new addresses while the table
+	// changes (a set bit only sends a lookup to the table), then the new.
+	if err := p.writeLocalFilter(p.locals, want); err != nil {
+		return err
+	}
+	defer func() {
+		if err == nil {
+			err = p.writeLocalFilter(p.locals)
+		}
+	}()
 	for k := range p.locals {
 		if want[k] {
 			continue
@@ -489,6 +499,16 @@ func (p *Passive) RefreshLocalAddrs() error {
 			return fmt.Errorf("add local address: %w", err)
 		}
 		p.locals[k] = true
+	}
+	return nil
+}
+
+// writeLocalFilter writes the filter of the director's addresses for the
+// union of keys.
+func (p *Passive) writeLocalFilter(keys ...map[[rsKeySize]byte]bool) error {
+	bits := p.ep.localBits(keys...)
+	if err := p.tc.LocalFilter.Put(uint32(0), &bits); err != nil {
+		return fmt.Errorf("write local address filter: %w", err)
 	}
 	return nil
 }

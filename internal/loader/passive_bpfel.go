@@ -78,6 +78,7 @@ const (
 	passiveMapEpKeys          = "ep_keys"
 	passiveMapEvents          = "events"
 	passiveMapHandshakes      = "handshakes"
+	passiveMapLocalFilter     = "local_filter"
 	passiveMapRsStats         = "rs_stats"
 	passiveMapStats           = "stats"
 	passiveProgPassiveEgress  = "passive_egress"
@@ -142,12 +143,13 @@ type passiveProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type passiveMapSpecs struct {
-	Endpoints  *ebpf.MapSpec `ebpf:"endpoints"`
-	EpKeys     *ebpf.MapSpec `ebpf:"ep_keys"`
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	Handshakes *ebpf.MapSpec `ebpf:"handshakes"`
-	RsStats    *ebpf.MapSpec `ebpf:"rs_stats"`
-	Stats      *ebpf.MapSpec `ebpf:"stats"`
+	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
+	EpKeys      *ebpf.MapSpec `ebpf:"ep_keys"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	Handshakes  *ebpf.MapSpec `ebpf:"handshakes"`
+	LocalFilter *ebpf.MapSpec `ebpf:"local_filter"`
+	RsStats     *ebpf.MapSpec `ebpf:"rs_stats"`
+	Stats       *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // passiveVariableSpecs contains global variables before they are loaded into the kernel.
@@ -184,12 +186,13 @@ func (o *passiveObjects) Close() error {
 //
 // It can be passed to loadPassiveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type passiveMaps struct {
-	Endpoints  *ebpf.Map `ebpf:"endpoints"`
-	EpKeys     *ebpf.Map `ebpf:"ep_keys"`
-	Events     *ebpf.Map `ebpf:"events"`
-	Handshakes *ebpf.Map `ebpf:"handshakes"`
-	RsStats    *ebpf.Map `ebpf:"rs_stats"`
-	Stats      *ebpf.Map `ebpf:"stats"`
+	Endpoints   *ebpf.Map `ebpf:"endpoints"`
+	EpKeys      *ebpf.Map `ebpf:"ep_keys"`
+	Events      *ebpf.Map `ebpf:"events"`
+	Handshakes  *ebpf.Map `ebpf:"handshakes"`
+	LocalFilter *ebpf.Map `ebpf:"local_filter"`
+	RsStats     *ebpf.Map `ebpf:"rs_stats"`
+	Stats       *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *passiveMaps) Close() error {
@@ -198,6 +201,7 @@ func (m *passiveMaps) Close() error {
 		m.EpKeys,
 		m.Events,
 		m.Handshakes,
+		m.LocalFilter,
 		m.RsStats,
 		m.Stats,
 	)

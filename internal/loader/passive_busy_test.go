@@ -104,7 +104,24 @@ func busyModes(b *testing.B, opts PassiveOptions, rs []netip.AddrPort) (*Passive
 		if !ok {
 			continue
 		}
-		passiveSpec = func() (*ebpf.CollectionSpec, error) { return ebpf.LoadCollectionSpec(path) }
+		passiveSpec = func() (*ebpf.CollectionSpec, error) {
+			spec, err := ebpf.LoadCollectionSpec(path)
+			if err != nil {
+				return nil, err
+			}
+			// An older object lacks maps the loader now fills: give it
+			// the embedded object's (its programs do not use them).
+			cur, err := loadPassive()
+			if err != nil {
+				return nil, err
+			}
+			for name, m := range cur.Maps {
+				if _, ok := spec.Maps[name]; !ok {
+					spec.Maps[name] = m
+				}
+			}
+			return spec, nil
+		}
 		v := load()
 		passiveSpec = loadPassive
 		eg, in := v.Programs()

@@ -94,6 +94,21 @@ func (t *epTable) hash(k *[rsKeySize]byte) uint64 {
 	return h ^ h>>32
 }
 
+// localBits is bpf/passive.c's local_filter for the director's addresses
+// keys (see PASSIVE_LOCAL_BITS in bpf/headers/passive.h).
+func (t *epTable) localBits(keys ...map[[rsKeySize]byte]bool) (bits [passiveLocalBits / 64]uint64) {
+	for _, m := range keys {
+		for k := range m {
+			i := t.hash(&k) >> 48 % passiveLocalBits
+			bits[i/64] |= 1 << (i % 64)
+		}
+	}
+	return bits
+}
+
+// passiveLocalBits is PASSIVE_LOCAL_BITS.
+const passiveLocalBits = 512
+
 // homes returns a key's fingerprint and its two buckets, as ep_find
 // computes them.
 func (t *epTable) homes(k *[rsKeySize]byte) (fp, home, second uint32) {
