@@ -44,12 +44,14 @@ var busyLoads = []struct {
 	payload int
 	newFlow bool // a new 4-tuple for every packet (SYNs: the cold handshake path)
 	refused bool // to a closed port of a real server that answers: its kernel refuses each SYN with a RST
+	listen  bool // to a listening port of a real server that answers: its kernel sends a SYN-ACK
 }{
-	{"data", false, fACK, 64, false, false},     // client data segments, 4,096 flows: egress
-	{"syn", false, fSYN, 0, true, false},        // client SYNs, each a new 4-tuple: egress
-	{"ack", true, fACK, 0, false, false},        // the real server's ACKs, 4,096 flows: ingress
-	{"rst", true, fRST | fACK, 0, false, false}, // the real server's RSTs of connections (sequence not 0): ingress
-	{"refused", false, fSYN, 0, true, true},     // client SYNs, new 4-tuples, each refused: egress SYN, ingress RST (tracked)
+	{"data", false, fACK, 64, false, false, false},     // client data segments, 4,096 flows: egress
+	{"syn", false, fSYN, 0, true, false, false},        // client SYNs, each a new 4-tuple: egress
+	{"ack", true, fACK, 0, false, false, false},        // the real server's ACKs, 4,096 flows: ingress
+	{"rst", true, fRST | fACK, 0, false, false, false}, // the real server's RSTs of connections (sequence not 0): ingress
+	{"refused", false, fSYN, 0, true, true, false},     // client SYNs, new 4-tuples, each refused: egress SYN, ingress RST (tracked)
+	{"synack", false, fSYN, 0, true, false, true},      // client SYNs, new 4-tuples, each answered: egress SYN, ingress SYN-ACK (timed)
 }
 
 // busyFlows is how many 4-tuples the data, ack and rst loads cycle over.
@@ -326,9 +328,15 @@ func BenchmarkPassiveBusy(b *testing.B) {
 			if load.ingress {
 				sendVia, dirLink, sink = rs, rs.Link, client
 			}
-			if load.refused {
-				// The real server answers (each SYN refused by its
-				// kernel); the client drops the RSTs.
+			if load.listen {
+				// A listener that never accepts: its kernel answers
+				// every SYN with a SYN-ACK (a SYN cookie once the
+				// queue is full).
+				rs.Listen(b, "tcp", server.String())
+			}
+			if load.refused || load.listen {
+				// The real server answers; the client drops the
+				// answers.
 				client.BlackHole(b)
 			} else {
 				sink.BlackHole(b)
@@ -484,6 +492,9 @@ func BenchmarkPassiveBusy(b *testing.B) {
 				}
 				if load.refused && (c.Refused < synsOn*99/100 || c.Refused > synsOn) {
 					b.Errorf("counted %d refusals of %d SYNs", c.Refused, synsOn)
+				}
+				if load.listen && (c.Latency.Count() < synsOn*99/100 || c.Latency.Count() > synsOn) {
+					b.Errorf("timed %d handshakes of %d SYNs", c.Latency.Count(), synsOn)
 				}
 			}
 			med := func(v []float64) float64 {
