@@ -25,6 +25,9 @@ func (r *Reconciler) SetWeight(key config.RealServerKey, weight int) {
 	ap := netip.AddrPortFrom(key.Addr, key.Port)
 	old, had := wv[ap]
 	wv[ap] = weight
+	if !had || old != weight {
+		r.dirty[key.VirtualServer] = struct{}{}
+	}
 	r.mu.Unlock()
 	if !had || old != weight {
 		r.notify()
