@@ -42,9 +42,9 @@ func policyOf(c *config.Checker) policy {
 // retry_it and, for HTTP, failed_url), advanced one attempt at a time by
 // [checkState.record]. It is pure logic: no clock, no I/O.
 type checkState struct {
+	retryIt int  // retry_it: failed attempts counted on the current ladder
 	up      bool // is_up: the checker counts as passing
 	hasRun  bool // has_run: a verdict has been reached at least once
-	retryIt int  // retry_it: failed attempts counted on the current ladder
 	failed  bool // HTTP only: failed_url is set (the retries were exhausted)
 }
 

@@ -51,10 +51,13 @@ func (s *Scheduler) Health() []RealServerHealth {
 			c := CheckerHealth{
 				Checker: u.checker.String(), Pos: u.block.Pos,
 				Up: u.state.up, HasRun: u.state.hasRun, Retries: u.state.retryIt,
-				Users: len(u.users), Last: u.last, LastAt: u.lastAt, DelayLoop: u.pol.delayLoop,
+				Users: len(u.users), Last: u.last, DelayLoop: u.pol.delayLoop,
+			}
+			if u.hasLast {
+				c.LastAt = s.queue.epoch.Add(u.lastAt)
 			}
 			if u.index >= 0 {
-				c.Next = u.due
+				c.Next = s.queue.dueOf(u)
 			}
 			h.Checkers = append(h.Checkers, c)
 		}

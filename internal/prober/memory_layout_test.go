@@ -14,7 +14,7 @@ func TestMemoryLayout(t *testing.T) {
 		name      string
 		size, max uintptr
 	}{
-		{"unit", unsafe.Sizeof(unit{}), 384},
+		{"unit", unsafe.Sizeof(unit{}), 288},
 		{"tcpChecker", unsafe.Sizeof(tcpChecker{}), 176},
 		{"realServer", unsafe.Sizeof(realServer{}), 112},
 	} {

@@ -225,9 +225,9 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 		wait := time.Duration(-1)
 		var due time.Time
 		if u != nil {
-			due = u.due
+			due = s.queue.dueOf(u)
 		} else if next := s.queue.next(); next != nil {
-			wait = next.due.Sub(now)
+			wait = s.queue.dueOf(next).Sub(now)
 		}
 		s.mu.Unlock()
 
@@ -308,8 +308,8 @@ func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
 	}
 	wasUp := u.state.up
 	s.fast.before(u, res, now)
-	st := u.state.record(u.pol, res.OK)
-	u.last, u.lastAt = res, now
+	st := u.state.record(*u.pol, res.OK)
+	u.last, u.lastAt, u.hasLast = res, s.queue.key(now), true
 	s.applyWeight(u, res, st) // scheduler_weight.go
 	s.logAttempt(u, res, wasUp, st)
 	reason := "" // built only for a transition: most attempts change nothing

@@ -20,7 +20,7 @@ type fastPath struct {
 }
 
 // epIndex maps endpoints to units, for one plan. It is never changed
-// once built. A unit's own endpoint is unit.ep; a real server's endpoints
+// once built. A unit's own endpoint is unit.endpoint(); a real server's endpoints
 // are those of its units (Scheduler.endpointsOf).
 type epIndex struct {
 	plan  *plan
@@ -40,8 +40,8 @@ func endpointOf(c *config.Checker) (netip.AddrPort, bool) {
 func buildIndex(p *plan) *epIndex {
 	ix := &epIndex{plan: p, units: make(map[netip.AddrPort][]*unit, len(p.units))}
 	for _, u := range p.units {
-		if u.ep.IsValid() {
-			ix.units[u.ep] = append(ix.units[u.ep], u)
+		if a := u.endpoint(); a.IsValid() {
+			ix.units[a] = append(ix.units[a], u)
 		}
 	}
 	return ix
@@ -93,8 +93,8 @@ func (s *Scheduler) endpointsOf(key config.RealServerKey) []netip.AddrPort {
 	}
 	var addrs []netip.AddrPort
 	for _, u := range srv.units {
-		if u.ep.IsValid() && !containsAddr(addrs, u.ep) {
-			addrs = append(addrs, u.ep)
+		if a := u.endpoint(); a.IsValid() && !containsAddr(addrs, a) {
+			addrs = append(addrs, a)
 		}
 	}
 	return addrs
@@ -137,7 +137,7 @@ func (s *Scheduler) Expedite(addr netip.AddrPort, reason string) int {
 			s.fast.pending[u] = reason
 			continue
 		}
-		if u.due.After(now) {
+		if s.queue.dueOf(u).After(now) {
 			s.queue.schedule(u, now)
 		}
 	}
@@ -155,7 +155,7 @@ func (f *fastPath) before(u *unit, res Result, now time.Time) {
 	if f.det == nil || res.OK || !u.state.up {
 		return
 	}
-	a := u.ep
+	a := u.endpoint()
 	if !a.IsValid() || u.state.retryIt >= u.pol.retry {
 		return // nothing to cut: this failure decides anyway
 	}
@@ -176,7 +176,7 @@ func (f *fastPath) after(u *unit, res Result, st step, now time.Time) time.Durat
 		return st.delay
 	}
 	ix := f.det.s.indexLocked()
-	if a := u.ep; a.IsValid() {
+	if a := u.endpoint(); a.IsValid() {
 		up := true
 		for _, v := range ix.units[a] {
 			if !v.removed && !v.state.up {

@@ -32,10 +32,13 @@ func (q *dueQueue) key(t time.Time) time.Duration {
 	return t.Sub(q.epoch)
 }
 
+// dueOf returns when u is, or was last, due.
+func (q *dueQueue) dueOf(u *unit) time.Time { return q.epoch.Add(u.due) }
+
 // schedule queues u to run at due (or moves it there if queued).
 func (q *dueQueue) schedule(u *unit, due time.Time) {
-	u.due = due
 	k := q.key(due)
+	u.due = k
 	if i := int(u.index); i >= 0 {
 		q.h[i].at = k
 		if !q.down(i) {

@@ -68,20 +68,20 @@ func TestDueQueue(t *testing.T) {
 					now := base.Add(time.Duration(rng.IntN(1000)) * time.Millisecond)
 					var earliest time.Time
 					for v := range queued {
-						if earliest.IsZero() || v.due.Before(earliest) {
-							earliest = v.due
+						if earliest.IsZero() || q.dueOf(v).Before(earliest) {
+							earliest = q.dueOf(v)
 						}
 					}
 					got := q.popDue(now)
 					switch {
 					case earliest.IsZero() || earliest.After(now):
 						if got != nil {
-							t.Fatalf("popDue(%v) returned a unit due %v, none due", now.Sub(base), got.due.Sub(base))
+							t.Fatalf("popDue(%v) returned a unit due %v, none due", now.Sub(base), q.dueOf(got).Sub(base))
 						}
 					case got == nil:
 						t.Fatalf("popDue(%v) returned none, one due at %v", now.Sub(base), earliest.Sub(base))
-					case !got.due.Equal(earliest):
-						t.Fatalf("popDue returned due %v, earliest %v", got.due.Sub(base), earliest.Sub(base))
+					case !q.dueOf(got).Equal(earliest):
+						t.Fatalf("popDue returned due %v, earliest %v", q.dueOf(got).Sub(base), earliest.Sub(base))
 					default:
 						delete(queued, got)
 						if got.index != -1 {
@@ -94,7 +94,7 @@ func TestDueQueue(t *testing.T) {
 			// Drain: due times come out in order.
 			var out []time.Duration
 			for u := q.popDue(base.Add(time.Hour)); u != nil; u = q.popDue(base.Add(time.Hour)) {
-				out = append(out, u.due.Sub(base))
+				out = append(out, q.dueOf(u).Sub(base))
 			}
 			if !slices.IsSorted(out) || len(out) != len(queued) {
 				t.Fatalf("drained %d units, sorted %v; want %d in order", len(out), slices.IsSorted(out), len(queued))
@@ -116,6 +116,6 @@ func BenchmarkDueQueue10k(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		u := q.popDue(base.Add(time.Hour))
-		q.schedule(u, u.due.Add(time.Second+time.Duration(i%7)*time.Microsecond))
+		q.schedule(u, q.dueOf(u).Add(time.Second+time.Duration(i%7)*time.Microsecond))
 	}
 }
