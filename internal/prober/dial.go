@@ -23,10 +23,10 @@ var errConfig = errors.New("invalid checker")
 type endpoint struct {
 	addr    netip.AddrPort // connect_ip:connect_port
 	bind    netip.Addr     // bindto; invalid when unset
-	port    uint16         // bind_port; 0 when unset
 	bindIf  string         // bind_if: SO_BINDTODEVICE
-	fwmark  uint32         // fwmark: SO_MARK
 	timeout time.Duration  // connect_timeout
+	fwmark  uint32         // fwmark: SO_MARK
+	port    uint16         // bind_port; 0 when unset (next to fwmark: 88 bytes, not 96)
 }
 
 // newEndpoint takes the connection options of c.

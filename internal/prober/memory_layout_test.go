@@ -15,7 +15,7 @@ func TestMemoryLayout(t *testing.T) {
 		size, max uintptr
 	}{
 		{"unit", unsafe.Sizeof(unit{}), 288},
-		{"tcpChecker", unsafe.Sizeof(tcpChecker{}), 176},
+		{"tcpChecker", unsafe.Sizeof(tcpChecker{}), 144},
 		{"realServer", unsafe.Sizeof(realServer{}), 112},
 	} {
 		if tt.size > tt.max {

@@ -15,9 +15,9 @@ import (
 type tcpChecker struct {
 	ep      endpoint
 	okMsg   string      // the message of a passed check, computed once: String() + okSuffix
-	sa      rawSockaddr // ep.addr in the kernel's layout; unset while saErr
-	saErr   error       // an IPv6 zone naming no interface (yet): retried per check
-	nameLen int         // String() is okMsg[:nameLen] (one string kept per checker, not two)
+	sa      rawSockaddr // ep.addr in the kernel's layout; unset while saBad
+	nameLen int32       // String() is okMsg[:nameLen] (one string kept per checker, not two)
+	saBad   bool        // sa could not be made (an IPv6 zone naming no interface yet): retried per check
 }
 
 // okSuffix ends the message of a passed TCP_CHECK.
@@ -29,8 +29,9 @@ func newTCPChecker(c *config.Checker, _ CheckerOptions) (Checker, error) {
 		return nil, err
 	}
 	name := string(config.TCPCheck) + " " + ep.String()
-	t := &tcpChecker{ep: ep, okMsg: name + okSuffix, nameLen: len(name)}
-	t.sa, t.saErr = newRawSockaddr(ep.addr)
+	t := &tcpChecker{ep: ep, okMsg: name + okSuffix, nameLen: int32(len(name))}
+	t.sa, err = newRawSockaddr(ep.addr)
+	t.saBad = err != nil // the error is made again by the check's retry
 	return t, nil
 }
 
@@ -40,11 +41,13 @@ func (t *tcpChecker) Check(ctx context.Context) Result {
 	// connector (connect.go), closed with a RST. The passing path
 	// allocates nothing of its own: it runs 10,000 times a second.
 	start := time.Now()
-	if t.saErr != nil {
-		if t.sa, t.saErr = newRawSockaddr(t.ep.addr); t.saErr != nil {
+	if t.saBad {
+		sa, err := newRawSockaddr(t.ep.addr)
+		if err != nil {
 			r := newReport(t.String())
-			return r.fail(fmt.Errorf("connect: %w", t.saErr))
+			return r.fail(fmt.Errorf("connect: %w", err))
 		}
+		t.sa, t.saBad = sa, false
 	}
 	if err := t.connectReset(ctx); err != nil {
 		r := newReport(t.String())
