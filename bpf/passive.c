@@ -114,6 +114,12 @@ volatile const __u64 hs_seed = 0x9e3779b97f4a7c15ULL;
  * same 4-tuple within it is a retransmission (Linux retries at 1, 3, 7 s). */
 #define HS_WINDOW_NS (10ULL * 1000000000ULL)
 
+/* The event gap in whole ticks less one, set by the loader when it knows
+ * the kernel's HZ (else 0): a RST fewer ticks than this after the last
+ * event is within the gap for certain, known from jiffies (a load the
+ * verifier inlines: no call, no clock read). */
+volatile const __u32 gap_jiffies = 0;
+
 /* The shortest event gap tested with the coarse clock (see ingress): a
  * few ticks at HZ 100 to 1000. */
 #define COARSE_GAP_NS (20ULL * 1000000ULL)
@@ -577,7 +583,10 @@ static __always_inline int ingress(struct tuple *t)
 		 * link, measured). The coarse clock lags by less than a tick;
 		 * a gap shorter than COARSE_GAP_NS takes the precise clock
 		 * only. The event's own time is precise. */
-		if (event_gap_ns >= COARSE_GAP_NS) {
+		if (gap_jiffies) {
+			if (v->rst_event_ns && (__u32)bpf_jiffies64() - v->rst_event_j < gap_jiffies)
+				return TC_ACT_OK;
+		} else if (event_gap_ns >= COARSE_GAP_NS) {
 			if (!coarse)
 				coarse = bpf_ktime_get_coarse_ns();
 			if ((__s64)(coarse - v->rst_event_ns) < (__s64)event_gap_ns)
@@ -586,6 +595,7 @@ static __always_inline int ingress(struct tuple *t)
 		now = bpf_ktime_get_ns();
 		if (now - v->rst_event_ns >= event_gap_ns) {
 			v->rst_event_ns = now;
+			v->rst_event_j = (__u32)bpf_jiffies64();
 			send_event(&v->key, PASSIVE_EV_RST, now);
 		}
 		return TC_ACT_OK;

@@ -28,7 +28,7 @@ struct passive_rs_stats {
 	/* The first cache line: all a SYN, an untracked SYN-ACK or a RST
 	 * touches. */
 	struct passive_rs_key key; /* the real server: events name it, lookups check it */
-	__u32 pad;
+	__u32 rst_event_j;         /* low 32 bits of jiffies at the last RST event */
 	__u64 syns;             /* client SYNs forwarded to the real server */
 	__u64 synacks;          /* SYN-ACKs from the real server */
 	__u64 rsts;             /* RSTs from the real server */

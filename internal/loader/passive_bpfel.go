@@ -57,7 +57,7 @@ type passivePassiveRsKey struct {
 type passivePassiveRsStats struct {
 	_              structs.HostLayout
 	Key            passivePassiveRsKey
-	Pad            uint32
+	RstEventJ      uint32
 	Syns           uint64
 	Synacks        uint64
 	Rsts           uint64
@@ -86,6 +86,7 @@ const (
 	passiveVarEpMask          = "ep_mask"
 	passiveVarEpSeed          = "ep_seed"
 	passiveVarEventGapNs      = "event_gap_ns"
+	passiveVarGapJiffies      = "gap_jiffies"
 	passiveVarHsMask          = "hs_mask"
 	passiveVarHsSeed          = "hs_seed"
 	passiveVarProbePortHi     = "probe_port_hi"
@@ -159,6 +160,7 @@ type passiveVariableSpecs struct {
 	EpMask      *ebpf.VariableSpec `ebpf:"ep_mask"`
 	EpSeed      *ebpf.VariableSpec `ebpf:"ep_seed"`
 	EventGapNs  *ebpf.VariableSpec `ebpf:"event_gap_ns"`
+	GapJiffies  *ebpf.VariableSpec `ebpf:"gap_jiffies"`
 	HsMask      *ebpf.VariableSpec `ebpf:"hs_mask"`
 	HsSeed      *ebpf.VariableSpec `ebpf:"hs_seed"`
 	ProbePortHi *ebpf.VariableSpec `ebpf:"probe_port_hi"`
@@ -214,6 +216,7 @@ type passiveVariables struct {
 	EpMask      *ebpf.Variable `ebpf:"ep_mask"`
 	EpSeed      *ebpf.Variable `ebpf:"ep_seed"`
 	EventGapNs  *ebpf.Variable `ebpf:"event_gap_ns"`
+	GapJiffies  *ebpf.Variable `ebpf:"gap_jiffies"`
 	HsMask      *ebpf.Variable `ebpf:"hs_mask"`
 	HsSeed      *ebpf.Variable `ebpf:"hs_seed"`
 	ProbePortHi *ebpf.Variable `ebpf:"probe_port_hi"`
