@@ -128,6 +128,7 @@ func (r *Reconciler) applyDirty(ctx context.Context) (done bool, err error) {
 		return false, nil
 	}
 	r.stats.Passes++
+	r.stats.Partial++
 	if r.index == nil {
 		r.index = newVSIndex(r.cfg)
 	}
@@ -150,5 +151,7 @@ func (r *Reconciler) applyDirty(ctx context.Context) (done bool, err error) {
 	r.mu.Unlock()
 
 	r.cache = nil // until this pass has written without a failure
-	return true, r.finishPass(ctx, want, have, nil, actual, nil)
+	// No write is backing off (incrementalLocked), so none is deferred;
+	// if one were, have holds only the dirty services: no cache.
+	return true, r.finishPass(ctx, want, have, nil, actual, nil, nil)
 }

@@ -371,19 +371,31 @@ func (r *Reconciler) reconcile(ctx context.Context, read bool) error {
 	// The next pass mutates it only after it has replaced r.desired, or
 	// (applyDirty) the entries it mutates, and readers of r.desired hold
 	// r.mu.
-	return r.finishPass(ctx, desired, actual, retired, desired, errs)
+	// A write deferred while its target backs off leaves actual, not
+	// desired, as the table: the pass that retries it must see it
+	// missing.
+	return r.finishPass(ctx, desired, actual, retired, desired, actual, errs)
 }
 
 // finishPass writes the difference between desired and actual (see
-// apply), then the timeouts, delivers the quorum changes and, when the
-// pass is clean, keeps next as the cache (the owned table as it now is).
-// errs are the pass's errors so far.
-func (r *Reconciler) finishPass(ctx context.Context, desired, actual table, retired []config.ServiceKey, next table, errs []error) error {
+// apply), then the timeouts, and delivers the quorum changes. When the
+// pass is clean it keeps as the cache (the owned table as it now is)
+// next, or ifDeferred when a write was deferred (nil: none). errs are the
+// pass's errors so far.
+func (r *Reconciler) finishPass(ctx context.Context, desired, actual table, retired []config.ServiceKey, next, ifDeferred table, errs []error) error {
+	r.mu.Lock()
+	deferred := r.stats.Deferred
+	r.mu.Unlock()
 	errs = append(errs, r.apply(ctx, desired, actual, retired)...)
 	errs = keep(errs, r.applyTimeouts(ctx))
 	r.deliverQuorum() // after the table changed, as keepalived runs quorum scripts
 	r.markPassed()
 	if len(errs) == 0 && ctx.Err() == nil {
+		r.mu.Lock()
+		if r.stats.Deferred != deferred {
+			next = ifDeferred
+		}
+		r.mu.Unlock()
 		r.cache = next
 	}
 	return errors.Join(errs...)

@@ -19,6 +19,7 @@ const (
 // Stats counts what a Reconciler has done since it was made.
 type Stats struct {
 	Passes   uint64            // reconcile passes run (complete or not)
+	Partial  uint64            // of Passes, those that built only the virtual servers whose health or weight changed (Apply)
 	Reads    uint64            // backend reads: Services and Destinations calls
 	Ops      map[OpKind]uint64 // successful writes by kind
 	Errors   uint64            // failed backend calls, reads and writes
