@@ -82,11 +82,11 @@ func (p *Prober) settle(ktime uint64, a *answer) error {
 	key := netip.AddrPortFrom(a.src, a.sport)
 	p.mu.Lock()
 	t, ok := p.targets[key]
-	if !ok || a.dst != t.local {
+	if !ok || a.dst != t.path.local {
 		p.mu.Unlock()
 		return errUnknown
 	}
-	if !p.cookies.valid(t.local, t.addr.Addr(), a.dport, t.addr.Port(), a.ack) {
+	if !p.cookies.valid(t.path.local, t.addr.Addr(), a.dport, t.addr.Port(), a.ack) {
 		p.mu.Unlock()
 		return errBadCookie
 	}

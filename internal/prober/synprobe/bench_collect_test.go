@@ -15,7 +15,7 @@ func BenchmarkCollect(b *testing.B) {
 	const targets, interval, tick = 10000, uint64(100e6), uint64(1e6)
 	for i := range targets {
 		a := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(1 + i/500), 2}), uint16(20000+i%500))
-		tg := &target{addr: a, local: local, interval: interval, next: uint64(i) * interval / targets,
+		tg := &target{addr: a, path: &path{local: local}, interval: interval, next: uint64(i) * interval / targets,
 			base: uint32(i * 7919)}
 		p.targets[a] = tg
 		p.dueAdd(tg)

@@ -89,7 +89,7 @@ func benchSend(b *testing.B, rs *testnet.RealServer, hole netip.Addr, frames, ri
 	for i := range ps {
 		ps[i] = probe{local: rs.Director, remote: hole, rport: uint16(1 + i)}
 		if frames {
-			ps[i].f = holeFrame(b, rs, hole, ps[i].rport)
+			ps[i].f = holeFrame(b, rs, hole)
 		}
 	}
 	runtime.LockOSThread()
@@ -125,13 +125,13 @@ func benchSend(b *testing.B, rs *testnet.RealServer, hole netip.Addr, frames, ri
 }
 
 // holeFrame builds the frame of a probe to the black hole's port.
-func holeFrame(tb testing.TB, rs *testnet.RealServer, hole netip.Addr, port uint16) *frame {
+func holeFrame(tb testing.TB, rs *testnet.RealServer, hole netip.Addr) *frame {
 	tb.Helper()
 	ifi, err := net.InterfaceByName(rs.Link)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return newFrame(ifi.Index, [6]byte(ifi.HardwareAddr), [6]byte{2, 0, 0, 0, 0, 0xc8}, rs.Director, hole, port)
+	return newFrame(ifi.Index, [6]byte(ifi.HardwareAddr), [6]byte{2, 0, 0, 0, 0, 0xc8}, hole.Is4())
 }
 
 // BenchmarkProber10k runs the whole prober (eBPF receiver) against 10,000

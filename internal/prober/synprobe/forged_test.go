@@ -120,7 +120,7 @@ func testForgedAnswers(t *testing.T, mode ReceiverMode) {
 		t.Fatalf("the real answer was rejected: %v", err)
 	}
 	p.mu.Lock()
-	lport, local := tg.cur.lport, tg.local
+	lport, local := tg.cur.lport, tg.path.local
 	p.mu.Unlock()
 	seq := p.cookies.seq(local, rs.Addr, lport, 8080)
 	other := p.ports.lo + (lport-p.ports.lo+1)%uint16(p.ports.size())

@@ -72,18 +72,40 @@ func (p *Prober) refreshFrames() error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, t := range p.targets {
-		src, ok := links[t.ifindex]
+	shared := map[frameKey]*frame{} // one frame a link and next hop: the paths through it share it
+	for _, pa := range p.paths {
+		src, ok := links[pa.ifindex]
 		var dst [6]byte
 		if ok {
-			dst, ok = neigh[hopKey{t.ifindex, t.hop}]
+			dst, ok = neigh[hopKey{pa.ifindex, pa.hop}]
 		}
 		switch {
 		case !ok:
-			t.frame = nil
-		case t.frame == nil || t.frame.src != src || t.frame.dst != dst || t.frame.ifindex != t.ifindex:
-			t.frame = newFrame(t.ifindex, src, dst, t.local, t.addr.Addr(), t.addr.Port())
+			pa.frame = nil
+		default:
+			k := frameKey{ifindex: pa.ifindex, src: src, dst: dst, is4: pa.local.Is4()}
+			f := shared[k]
+			if f == nil {
+				if f = pa.frame; f == nil || f.key() != k {
+					f = newFrame(k.ifindex, src, dst, k.is4) // a new path, or the path changed
+				}
+				shared[k] = f
+			}
+			pa.frame = f
 		}
 	}
 	return err
+}
+
+// frameKey is the path a frame serves: targets with the same key share
+// one frame.
+type frameKey struct {
+	ifindex  int
+	src, dst [6]byte
+	is4      bool
+}
+
+// key returns the path f serves.
+func (f *frame) key() frameKey {
+	return frameKey{ifindex: f.ifindex, src: f.src, dst: f.dst, is4: f.proto == 0x0800}
 }

@@ -13,7 +13,7 @@ func TestMemoryLayout(t *testing.T) {
 		name      string
 		size, max uintptr
 	}{
-		{"target", unsafe.Sizeof(target{}), 240},
+		{"target", unsafe.Sizeof(target{}), 192},
 		{"frame", unsafe.Sizeof(frame{}), 128},
 	} {
 		if tt.size > tt.max {

@@ -32,6 +32,7 @@ type Prober struct {
 
 	mu        sync.Mutex
 	targets   map[netip.AddrPort]*target
+	paths     map[pathKey]*path // the routes of the targets (targets.go)
 	due       due
 	unsettled []settlement // in untilNs order
 	wake      chan struct{}
@@ -68,9 +69,9 @@ func New(cfg Config) (_ *Prober, err error) {
 		ports:   portRange{cfg.PortLo, cfg.PortHi},
 		signals: make(chan []Signal, cfg.SignalBuffer),
 		seed:    maphash.MakeSeed(),
-		targets: map[netip.AddrPort]*target{},
-		wake:    make(chan struct{}, 1),
-		snd:     newSender(cfg.Batch),
+		targets: map[netip.AddrPort]*target{}, paths: map[pathKey]*path{},
+		wake: make(chan struct{}, 1),
+		snd:  newSender(cfg.Batch),
 	}
 	defer func() {
 		if err != nil {

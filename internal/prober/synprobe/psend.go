@@ -140,7 +140,7 @@ func (s *sender) sendFramesMsg(ps []probe) (int, error) {
 	for i := range ps {
 		p := &ps[i]
 		b := s.bufs[i*maxFrameLen : (i+1)*maxFrameLen]
-		n := p.f.put(b, p.lport, p.seq)
+		n := p.f.put(b, p.local, p.remote, p.lport, p.rport, p.seq)
 		s.iovs[i] = unix.Iovec{Base: &b[0], Len: uint64(n)}
 		s.sll[i] = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(p.f.proto), Ifindex: int32(p.f.ifindex)}
 		s.msgs[i].Hdr = unix.Msghdr{Iov: &s.iovs[i], Iovlen: 1,

@@ -199,9 +199,9 @@ func (p *Prober) collect(now, horizon uint64, bs *batches) (late time.Duration) 
 		t.answeredBits &^= 1 << (t.gen % 64)
 		t.cur = sent{gen: t.gen, lport: p.ports.lo + uint16((t.base+t.gen)%size), sentNs: now}
 		t.state.Sent++
-		pr := probe{local: t.local, remote: t.addr.Addr(), lport: t.cur.lport, rport: t.addr.Port(), t: t, gen: t.cur.gen}
+		pr := probe{local: t.path.local, remote: t.addr.Addr(), lport: t.cur.lport, rport: t.addr.Port(), t: t, gen: t.cur.gen}
 		if t.state.ConsecutiveMisses == 0 {
-			pr.f = t.frame
+			pr.f = t.path.frame
 		}
 		pr.seq = p.cookies.seq(pr.local, pr.remote, pr.lport, pr.rport)
 		bs.add(pr)

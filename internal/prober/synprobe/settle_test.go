@@ -33,7 +33,7 @@ func TestSettleByKernelTime(t *testing.T) {
 	p := newBareProber(t)
 	local := netip.MustParseAddr("198.18.0.1")
 	addr := netip.MustParseAddrPort("198.18.0.2:80")
-	tg := &target{addr: addr, local: local, interval: 100, next: 100}
+	tg := &target{addr: addr, path: &path{local: local}, interval: 100, next: 100}
 	p.targets[addr] = tg
 	p.dueAdd(tg)
 	send := func(now uint64) sent {
@@ -106,7 +106,7 @@ func TestRemoveKeepsOrder(t *testing.T) {
 	var addrs []netip.AddrPort
 	for i := range 20 {
 		a := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.2"), uint16(1000+i))
-		tg := &target{addr: a, local: local, interval: 1000, next: uint64((i * 7919) % 20)}
+		tg := &target{addr: a, path: &path{local: local}, interval: 1000, next: uint64((i * 7919) % 20)}
 		p.targets[a] = tg
 		p.dueAdd(tg)
 		addrs = append(addrs, a)

@@ -136,7 +136,7 @@ func (r *txRing) put(pr *probe) bool {
 		return false // still in the kernel's hands
 	}
 	slot := r.mem[i*ringSlotSize : (i+1)*ringSlotSize]
-	n := pr.f.put(slot[ringDataOff+vnetHdrLen:], pr.lport, pr.seq)
+	n := pr.f.put(slot[ringDataOff+vnetHdrLen:], pr.local, pr.remote, pr.lport, pr.rport, pr.seq)
 	// The virtio-net header: no flags, no GSO, hdr_len (little endian)
 	// the whole frame; csum_start and csum_offset unused.
 	clear(slot[ringDataOff : ringDataOff+vnetHdrLen])

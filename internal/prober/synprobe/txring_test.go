@@ -32,7 +32,7 @@ func TestTxRingWraps(t *testing.T) {
 	if err := s.openFrames(); err != nil {
 		t.Fatal(err)
 	}
-	f := holeFrame(t, rs, hole, 9)
+	f := holeFrame(t, rs, hole)
 	txCount := func() uint64 {
 		l, err := netlink.LinkByIndex(ifi.Index)
 		if err != nil {
@@ -93,7 +93,7 @@ func TestTxRingLinkDown(t *testing.T) {
 	if err := s.openFrames(); err != nil {
 		t.Fatal(err)
 	}
-	f := holeFrame(t, rs, hole, 9)
+	f := holeFrame(t, rs, hole)
 	batch := func(k int) []probe {
 		ps := make([]probe, k)
 		for i := range ps {
