@@ -6,7 +6,10 @@
 // netlink, plus requests of its own for destinations) and a dry
 // run that keeps an in-memory table and logs the ipvsadm command for
 // each change. The reconciler owns only the services in its config and
-// never touches any other.
+// never touches any other. A health or weight change costs a pass over
+// the services of its virtual server only, compared with the table the
+// last pass left; a read of the kernel's table (every ResyncInterval,
+// after a failed write) and a reload compute the whole table.
 //
 // # Semantics, and where they differ from keepalived 2.2.7
 //
