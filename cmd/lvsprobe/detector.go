@@ -97,6 +97,7 @@ func (s *synProbe) observe(batch []synprobe.Signal) {
 	if det == nil {
 		return
 	}
+	det.SetProbesLate(s.p.BackedOff())
 	now := time.Now()
 	s.evs = s.evs[:0]
 	for _, sig := range batch {

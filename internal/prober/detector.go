@@ -207,9 +207,10 @@ var ErrDetectorAttached = errors.New("scheduler already has a detector")
 // of probes a timing-out check spans.
 //
 // Silence is not evidence while more than 2 endpoints and more than 1 in
-// 20 are silent at once: that is the director (a starved CPU reading the
-// answers late, its own link, a burst of probes its queue dropped), not
-// the real servers — except that an endpoint silent since before the
+// 20 are silent at once, nor while the SYN prober has backed its rate off
+// because it runs late ([Detector.SetProbesLate]): that is the director
+// (a starved CPU reading the answers late, its own link, a burst of
+// probes its queue dropped), not the real servers — except that an endpoint silent since before the
 // others fell silent still corroborates its failed check (a burst of loss
 // on the director's link during a black-holed server's confirming check
 // must not send it up the retry ladder). Entering SUSPECT or RECOVERING asks the scheduler to run the
@@ -259,6 +260,9 @@ type Detector struct {
 	reqs   []request // scratch, under mu
 	held   int       // recoveries held back now: release looks at the real servers only while there are some
 	silent int       // endpoints with SuspectMisses or more probes unanswered in a row
+	// probesLate is set while the SYN prober says its own timing is
+	// unreliable (SetProbesLate): silence is then not evidence.
+	probesLate bool
 }
 
 // NewDetector attaches a detector to s: from then on s asks it about
@@ -369,23 +373,44 @@ func (d *Detector) Observe(evs ...Evidence) {
 }
 
 // trustSilence decides whether silence is evidence now: not while more
-// than 2 endpoints and more than 1 in 20 are silent at once. The caller
-// holds d.mu.
+// than 2 endpoints and more than 1 in 20 are silent at once, nor while the
+// SYN prober runs late (SetProbesLate). The caller holds d.mu.
 func (d *Detector) trustSilence() {
 	n := len(d.s.index().units) // every endpoint checked, with a state or not
-	untrusted := d.silent > max(2, n/20)
-	if untrusted != d.p.silenceUntrusted {
-		d.p.silenceUntrusted = untrusted
-		if untrusted {
-			d.p.untrustedSince = d.now()
-		}
-		if untrusted {
-			d.log.Warn("many endpoints silent at once: the director or its links, not the real servers; silence is not evidence until they answer",
-				"silent", d.silent, "endpoints", n)
-		} else {
-			d.log.Info("silence is evidence again", "silent", d.silent, "endpoints", n)
-		}
+	many := d.silent > max(2, n/20)
+	untrusted := many || d.probesLate
+	if untrusted == d.p.silenceUntrusted {
+		return
 	}
+	d.p.silenceUntrusted = untrusted
+	switch {
+	case !untrusted:
+		d.log.Info("silence is evidence again", "silent", d.silent, "endpoints", n)
+		return
+	case many:
+		d.log.Warn("many endpoints silent at once: the director or its links, not the real servers; silence is not evidence until they answer",
+			"silent", d.silent, "endpoints", n)
+	default:
+		d.log.Warn("SYN probes run late (starved director?): silence is not evidence until they are on time; failed checks climb the retry ladder")
+	}
+	d.p.untrustedSince = d.now()
+}
+
+// SetProbesLate tells the detector whether the SYN prober's own timing is
+// unreliable (its send loop or its answers late: a starved CPU). While it
+// is, an unanswered probe says more about the director than about the
+// real server, so silence neither suspects an endpoint nor cuts a failed
+// check's retry ladder (keepalived's ladder decides, as in compatible
+// mode), except for an endpoint silent since before. RSTs and SYN-ACKs
+// are still evidence: a late answer is still an answer.
+func (d *Detector) SetProbesLate(late bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.probesLate == late {
+		return
+	}
+	d.probesLate = late
+	d.trustSilence()
 }
 
 // corroborates is asked by the scheduler, under its lock, whether a failed

@@ -99,9 +99,10 @@ type detectorParams struct {
 	holdBase        time.Duration
 	holdMax         time.Duration
 	// silenceUntrusted is set while too many endpoints are silent at
-	// once: then the silence is the director's (a starved CPU reading
-	// answers late, its own link), not the real servers', and it is
-	// neither a suspicion nor a corroboration.
+	// once or the SYN prober runs late: then the silence is the
+	// director's (a starved CPU reading answers late, its own link), not
+	// the real servers', and it is neither a suspicion nor a
+	// corroboration.
 	silenceUntrusted bool
 	// untrustedSince is when silence last became untrusted. An
 	// endpoint silent since before then fell silent while the others

@@ -124,6 +124,15 @@ func (p *Prober) paced(pc *pace, now uint64, sendLate, answerLate time.Duration)
 	}
 }
 
+// BackedOff reports whether the prober has slowed its probes down because
+// its send loop or the answers run late (a starved CPU): its silences are
+// then not evidence against the real servers.
+func (p *Prober) BackedOff() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rate > 0 && p.rate < 1
+}
+
 // stretch returns interval (ns) stretched by the backed-off rate. The
 // caller holds p.mu.
 func (p *Prober) stretch(interval uint64) uint64 {
