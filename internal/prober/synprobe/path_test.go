@@ -2,6 +2,7 @@ package synprobe
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 
 // TestPathsShared: targets on one route share one path (source address,
 // interface, next hop, frame), re-adding a target keeps it, and a path is
-// forgotten with its last target.
+// forgotten with its last target. Has, Len and Targets see what was added.
 func TestPathsShared(t *testing.T) {
 	n := testnet.New(t, testnet.Options{RealServers: 1, ExtraAddrs: 1})
 	rs := n.RealServers[0]
@@ -43,6 +44,18 @@ func TestPathsShared(t *testing.T) {
 		}
 		return len(p.paths), users, byAddr
 	}
+	if p.Len() != len(added) || len(p.Targets()) != len(added) {
+		t.Fatalf("Len %d, Targets %d, want %d", p.Len(), len(p.Targets()), len(added))
+	}
+	mapped := netip.AddrPortFrom(netip.AddrFrom16(added[0].Addr().As16()), added[0].Port())
+	if !p.Has(added[0]) || !p.Has(mapped) || p.Has(netip.AddrPortFrom(added[0].Addr(), 1)) {
+		t.Fatalf("Has: %v %v (v4-mapped) true, port 1 false: wrong", added[0], mapped)
+	}
+	for _, a := range p.Targets() {
+		if !slices.Contains(added, a) {
+			t.Errorf("Targets: %v not added", a)
+		}
+	}
 	np, users, byAddr := paths()
 	if users != len(added) || np == 0 || np > len(rs.Addrs) {
 		t.Fatalf("%d paths with %d users for %d targets on %d addresses", np, users, len(added), len(rs.Addrs))
@@ -55,7 +68,7 @@ func TestPathsShared(t *testing.T) {
 	for _, ap := range added {
 		p.Remove(ap)
 	}
-	if np, users, _ := paths(); np != 0 || users != 0 {
+	if np, users, _ := paths(); np != 0 || users != 0 || p.Len() != 0 {
 		t.Fatalf("after removing every target: %d paths, %d users", np, users)
 	}
 }

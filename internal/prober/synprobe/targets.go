@@ -182,6 +182,33 @@ func (p *Prober) Remove(addr netip.AddrPort) {
 	p.dropPath(t.path)
 }
 
+// Has reports whether addr is probed.
+func (p *Prober) Has(addr netip.AddrPort) bool {
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.targets[addr]
+	return ok
+}
+
+// Len returns how many targets are probed.
+func (p *Prober) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.targets)
+}
+
+// Targets returns the addresses probed, in no particular order.
+func (p *Prober) Targets() []netip.AddrPort {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]netip.AddrPort, 0, len(p.targets))
+	for a := range p.targets {
+		out = append(out, a)
+	}
+	return out
+}
+
 // Snapshot returns the state of one target.
 func (p *Prober) Snapshot(addr netip.AddrPort) (TargetState, bool) {
 	p.mu.Lock()
