@@ -24,7 +24,7 @@ type fastPath struct {
 // are those of its units (Scheduler.endpointsOf).
 type epIndex struct {
 	plan  *plan
-	units map[netip.AddrPort][]*unit
+	units map[netip.AddrPort]*unit // the first unit connecting to each endpoint; the others follow through unit.epNext
 }
 
 // endpointOf is where a checker block connects, or false when it has no
@@ -38,10 +38,12 @@ func endpointOf(c *config.Checker) (netip.AddrPort, bool) {
 
 // buildIndex indexes p.
 func buildIndex(p *plan) *epIndex {
-	ix := &epIndex{plan: p, units: make(map[netip.AddrPort][]*unit, len(p.units))}
+	ix := &epIndex{plan: p, units: make(map[netip.AddrPort]*unit, len(p.units))}
 	for _, u := range p.units {
+		u.epNext = nil
 		if a := u.endpoint(); a.IsValid() {
-			ix.units[a] = append(ix.units[a], u)
+			u.epNext = ix.units[a]
+			ix.units[a] = u
 		}
 	}
 	return ix
@@ -85,9 +87,12 @@ func (s *Scheduler) hasEndpoint(addr netip.AddrPort) bool {
 }
 
 // endpointsOf returns the endpoints the checks of a real server connect
-// to.
+// to. It takes the scheduler's lock: a unit's endpoint is read from its
+// block, which a reload replaces (with one of the same endpoint).
 func (s *Scheduler) endpointsOf(key config.RealServerKey) []netip.AddrPort {
-	srv := s.index().plan.byKey[key] // a plan's servers and their units never change once built
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	srv := s.plan.byKey[key]
 	if srv == nil {
 		return nil
 	}
@@ -125,7 +130,7 @@ func (s *Scheduler) Expedite(addr netip.AddrPort, reason string) int {
 	defer s.mu.Unlock()
 	now := time.Now()
 	n := 0
-	for _, u := range s.indexLocked().units[addr] {
+	for u := s.indexLocked().units[addr]; u != nil; u = u.epNext {
 		if u.removed {
 			continue
 		}
@@ -178,7 +183,7 @@ func (f *fastPath) after(u *unit, res Result, st step, now time.Time) time.Durat
 	ix := f.det.s.indexLocked()
 	if a := u.endpoint(); a.IsValid() {
 		up := true
-		for _, v := range ix.units[a] {
+		for v := ix.units[a]; v != nil; v = v.epNext {
 			if !v.removed && !v.state.up {
 				up = false
 				break

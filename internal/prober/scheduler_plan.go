@@ -21,6 +21,7 @@ type unit struct {
 	pol     *policy         // shared by the units with the same timing (plan.pols)
 	state   checkState
 	users   []*realServer
+	epNext  *unit // the next unit connecting to the same endpoint (epIndex); set under the lock when the index is built
 
 	due     time.Duration // when it is due, as an offset from the due queue's epoch (dueQueue.dueOf)
 	index   int32         // position in the due queue, -1 while an attempt runs (or once removed)
