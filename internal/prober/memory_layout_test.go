@@ -16,7 +16,7 @@ func TestMemoryLayout(t *testing.T) {
 	}{
 		{"unit", unsafe.Sizeof(unit{}), 288},
 		{"tcpChecker", unsafe.Sizeof(tcpChecker{}), 144},
-		{"realServer", unsafe.Sizeof(realServer{}), 112},
+		{"realServer", unsafe.Sizeof(realServer{}), 96},
 	} {
 		if tt.size > tt.max {
 			t.Errorf("%s is %d bytes, more than its budget of %d", tt.name, tt.size, tt.max)
