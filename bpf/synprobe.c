@@ -7,8 +7,14 @@
  * (CLOCK_MONOTONIC, the clock the Go sender stamps probes with) and hands
  * them up. The cookie (ack - 1 == keyed hash of the 4-tuple) is checked in
  * Go, which holds the rotating secret; this program only filters. Every
- * packet goes on (TC_ACT_OK): the kernel answers a SYN-ACK to a port with
- * no socket with its own RST, so no half-open state is left on the server.
+ * packet goes on: the kernel answers a SYN-ACK to a port with no socket
+ * with its own RST, so no half-open state is left on the server.
+ *
+ * "Goes on" is TC_ACT_UNSPEC (TCX_NEXT), not TC_ACT_OK: on a TCX hook (and
+ * among direct-action clsact filters) TC_ACT_OK is a verdict that ends the
+ * chain, so the programs attached after this one - the passive observer's
+ * ingress program on the same link, anyone else's - would never see the
+ * packet. With no program after it the packet passes as with TC_ACT_OK.
  *
  * Two ways up, selected by the program attached:
  *   synprobe_rb  - one ring-buffer record per answer (headers included);
@@ -27,6 +33,10 @@
 #include "synprobe.h"
 
 char __license[] SEC("license") = "Dual MIT/GPL";
+
+/* What every packet gets: no verdict, the next program decides (see the
+ * top of the file). */
+#define PASS_ON TC_ACT_UNSPEC
 
 /* The reserved source-port range, host order, set by the loader. */
 volatile const __u16 port_lo = 0;
@@ -143,12 +153,12 @@ int synprobe_rb(struct __sk_buff *skb)
 	__u64 n, pending;
 
 	if (!parse(skb, &p))
-		return TC_ACT_OK;
+		return PASS_ON;
 	count(SYNPROBE_STAT_MATCHED);
 	a = bpf_ringbuf_reserve(&answers, sizeof(*a), 0);
 	if (!a) {
 		count(SYNPROBE_STAT_RB_FULL);
-		return TC_ACT_OK;
+		return PASS_ON;
 	}
 	a->ktime_ns = bpf_ktime_get_ns();
 	n = skb->len > p.l3off ? skb->len - p.l3off : 0;
@@ -175,7 +185,7 @@ int synprobe_rb(struct __sk_buff *skb)
 				      (pending >= wakeup_bytes &&
 				       pending < wakeup_bytes + RECORD_SPAN) ?
 				      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
-	return TC_ACT_OK;
+	return PASS_ON;
 }
 
 SEC("tc")
@@ -187,7 +197,7 @@ int synprobe_map(struct __sk_buff *skb)
 	__u64 now;
 
 	if (!parse(skb, &p))
-		return TC_ACT_OK;
+		return PASS_ON;
 	count(SYNPROBE_STAT_MATCHED);
 	now = bpf_ktime_get_ns();
 	__builtin_memcpy(k.addr, p.addr, 16);
@@ -198,12 +208,12 @@ int synprobe_map(struct __sk_buff *skb)
 		if (bpf_map_update_elem(&last_answer, &k, &nv, BPF_NOEXIST) < 0 &&
 		    !(v = bpf_map_lookup_elem(&last_answer, &k))) {
 			count(SYNPROBE_STAT_MAP_FULL);
-			return TC_ACT_OK;
+			return PASS_ON;
 		}
 		v = bpf_map_lookup_elem(&last_answer, &k);
 		if (!v) {
 			count(SYNPROBE_STAT_MAP_FULL);
-			return TC_ACT_OK;
+			return PASS_ON;
 		}
 	}
 	if (p.flags & TCPF_RST) {
@@ -216,5 +226,5 @@ int synprobe_map(struct __sk_buff *skb)
 		v->synack_dport = p.dport;
 	}
 	__sync_fetch_and_add(&v->count, 1);
-	return TC_ACT_OK;
+	return PASS_ON;
 }
