@@ -1,6 +1,7 @@
 package synprobe
 
 import (
+	"math"
 	"net/netip"
 	"testing"
 )
@@ -27,7 +28,7 @@ func BenchmarkCollect(b *testing.B) {
 	for sent := 0; sent < b.N; {
 		now += tick
 		for {
-			p.collect(now, now+tick, &bs)
+			p.collect(now, now+tick, &bs, math.MaxInt)
 			if bs.len() == 0 {
 				break
 			}

@@ -20,6 +20,8 @@ type metrics struct {
 	targets    prometheus.GaugeFunc
 	rateFactor prometheus.Gauge   // fraction of the nominal probe rate (pace.go)
 	rateCuts   prometheus.Counter // times the rate was halved
+	wakeProbes prometheus.Histogram   // probes sent per wakeup of the send loop (tick.go)
+	paceRounds *prometheus.CounterVec // send-loop rounds by lateness: on_time, send_late, answer_late (pace.go)
 }
 
 func newMetrics(reg prometheus.Registerer, lost func() float64, targets func() float64) (*metrics, error) {
@@ -52,6 +54,11 @@ func newMetrics(reg prometheus.Registerer, lost func() float64, targets func() f
 			Name: "rate_factor", Help: "Fraction of the nominal probe rate the prober sends at: below 1 while it backs off because the send loop or the answers are late (a starved CPU)."}),
 		rateCuts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "rate_cuts_total", Help: "Times the probe rate was halved because the send loop or the answers were late."}),
+		wakeProbes: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "probes_per_wakeup", Help: "SYN probes sent per wakeup of the send loop (the burst one wakeup puts on the links).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+		paceRounds: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "pace_rounds_total", Help: "Rounds of the send loop, by lateness: on_time, send_late (it took the due probes late), answer_late (an answer waited long to be drained)."}, []string{"lateness"}),
 	}
 	m.rateFactor.Set(1)
 	m.synacks = m.answers.WithLabelValues("synack")
@@ -60,7 +67,7 @@ func newMetrics(reg prometheus.Registerer, lost func() float64, targets func() f
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.sent, m.sentFrames, m.sendErrors, m.answers, m.invalid, m.misses,
-		m.rtt, m.dropped, m.receiver, m.kernelLost, m.targets, m.rateFactor, m.rateCuts} {
+		m.rtt, m.dropped, m.receiver, m.kernelLost, m.targets, m.rateFactor, m.rateCuts, m.wakeProbes, m.paceRounds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

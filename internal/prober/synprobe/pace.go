@@ -20,13 +20,23 @@ import "time"
 // twenty gives back paceStep of the nominal rate, so a
 // starved prober returns to full rate in about 1/paceStep windows once the
 // CPU is free again (additive increase, multiplicative decrease, as the
-// full checks' adaptive in-flight limit).
+// full checks' adaptive in-flight limit). Within paceGrace of targets
+// added in bulk (start-up) the rate is not cut. Every window's rounds are
+// counted by lateness (pace_rounds_total{lateness}), and each change is
+// logged with the window's figures.
 const (
 	paceWindow     = time.Second
 	paceLateLimit  = 50 * time.Millisecond // the send loop's; the 10 ms send tick explains 10 ms (answers: twice this, over the 64 ms quiet-poll back-off)
 	paceLateRounds = 2                     // late rounds in a window that may cut the rate (one is a hiccup)
 	paceMaxStretch = 16                    // the rate never drops below 1/16 of the nominal (every 1.6 s at 100 ms)
 	paceStep       = 0.125                 // nominal rate given back per window with at most one late round in twenty
+	// paceGrace: after targets are added in bulk (at least paceBulk, and
+	// a tenth of those probed), no cut for this long. Start-up is late
+	// by nature (the eBPF programs load, every full check runs its
+	// first time, the new targets' first probes), and a cut then, to
+	// 1/16 in four windows, outlived it.
+	paceGrace = 5 * time.Second
+	paceBulk  = 100
 )
 
 // pace is the AIMD controller of the probe rate. It is pure logic: the
@@ -34,11 +44,22 @@ const (
 // saw; pace returns how far the targets' intervals are stretched. It is
 // not safe for concurrent use (the send loop owns it).
 type pace struct {
-	rate     float64 // fraction of the nominal rate, in [1/paceMaxStretch, 1]; 0 means 1 (the zero value is usable)
-	winStart uint64  // ktime the current window started
-	rounds   int     // rounds of the window
-	late     int     // of them, late
-	worst    time.Duration
+	rate       float64 // fraction of the nominal rate, in [1/paceMaxStretch, 1]; 0 means 1 (the zero value is usable)
+	winStart   uint64  // ktime the current window started
+	graceUntil uint64  // ktime before which the rate is not cut
+	added      int     // targets added in the current window
+	w          paceStats
+}
+
+// paceStats are one window's rounds and their lateness.
+type paceStats struct {
+	rounds      int           // rounds of the send loop
+	late        int           // of them, late (by either measure)
+	sendLate    int           // of them, the send loop took its first due probe more than paceLateLimit late
+	answerLate  int           // of them, an answer drained had waited more than 2*paceLateLimit
+	worstSend   time.Duration // the worst send lateness
+	worstAnswer time.Duration // the worst answer lateness
+	grace       bool          // the window ended within the start-up grace
 }
 
 // paceChange is what one window's end decided.
@@ -52,42 +73,58 @@ const (
 )
 
 // observe records one round of the send loop at now with the lateness it
-// saw: how late it took the first probe due (sendLate) and how long the
-// oldest answer it drained had waited (answerLate). When a window ends it
-// adjusts the rate. It returns what changed and the window's worst
-// lateness.
-func (c *pace) observe(now uint64, sendLate, answerLate time.Duration) (paceChange, time.Duration) {
+// saw: how late it took the first probe due (sendLate), how long the
+// oldest answer it drained had waited (answerLate), and how many targets
+// were added since the previous round out of how many are probed. When a
+// window ends it adjusts the rate. It returns what changed and, at a
+// window's end, the window's figures (rounds 0 otherwise).
+func (c *pace) observe(now uint64, sendLate, answerLate time.Duration, added, targets int) (paceChange, paceStats) {
 	if c.rate == 0 {
 		c.rate = 1
 	}
 	if c.winStart == 0 {
 		c.winStart = now
 	}
-	c.rounds++
-	if sendLate > paceLateLimit || answerLate > 2*paceLateLimit {
-		c.late++
+	if added > 0 {
+		c.added += added
+		if c.added >= max(paceBulk, targets/10) {
+			c.graceUntil = now + uint64(paceGrace)
+		}
 	}
-	c.worst = max(c.worst, sendLate, answerLate)
+	w := &c.w
+	w.rounds++
+	sl, al := sendLate > paceLateLimit, answerLate > 2*paceLateLimit
+	if sl {
+		w.sendLate++
+	}
+	if al {
+		w.answerLate++
+	}
+	if sl || al {
+		w.late++
+	}
+	w.worstSend, w.worstAnswer = max(w.worstSend, sendLate), max(w.worstAnswer, answerLate)
 	if now-c.winStart < uint64(paceWindow) {
-		return paceSame, 0
+		return paceSame, paceStats{}
 	}
-	lateRounds, rounds, worst := c.late, c.rounds, c.worst
-	c.winStart, c.late, c.rounds, c.worst = now, 0, 0, 0
+	st := *w
+	st.grace = now < c.graceUntil
+	c.winStart, c.w, c.added = now, paceStats{}, 0
 	switch {
-	case lateRounds >= paceLateRounds && 4*lateRounds >= rounds:
-		if c.rate <= 1.0/paceMaxStretch {
-			return paceSame, worst
+	case st.late >= paceLateRounds && 4*st.late >= st.rounds:
+		if st.grace || c.rate <= 1.0/paceMaxStretch {
+			return paceSame, st
 		}
 		c.rate = max(c.rate/2, 1.0/paceMaxStretch)
-		return paceCut, worst
-	case 20*lateRounds <= rounds && c.rate < 1:
+		return paceCut, st
+	case 20*st.late <= st.rounds && c.rate < 1:
 		c.rate = min(c.rate+paceStep, 1)
 		if c.rate == 1 {
-			return paceRestore, worst
+			return paceRestore, st
 		}
-		return paceRaised, worst
+		return paceRaised, st
 	}
-	return paceSame, worst
+	return paceSame, st
 }
 
 // factor returns the fraction of the nominal rate probes go at.
@@ -100,13 +137,34 @@ func (c *pace) factor() float64 {
 
 // paced feeds one round of the send loop to pc and applies what it
 // decides: the rate collect stretches the intervals by, the metrics and a
-// log line.
-func (p *Prober) paced(pc *pace, now uint64, sendLate, answerLate time.Duration) {
-	ch, worst := pc.observe(now, sendLate, answerLate)
-	if ch == paceSame {
+// log line. added is the targets added since the previous round.
+func (p *Prober) paced(pc *pace, now uint64, sendLate, answerLate time.Duration, added int) {
+	targets := 0
+	if added > 0 {
+		targets = p.Len()
+	}
+	ch, st := pc.observe(now, sendLate, answerLate, added, targets)
+	if st.rounds == 0 {
 		return
 	}
+	p.m.paceRounds.WithLabelValues("on_time").Add(float64(st.rounds - st.late))
+	if st.sendLate > 0 {
+		p.m.paceRounds.WithLabelValues("send_late").Add(float64(st.sendLate))
+	}
+	if st.answerLate > 0 {
+		p.m.paceRounds.WithLabelValues("answer_late").Add(float64(st.answerLate))
+	}
 	f := pc.factor()
+	window := []any{"rounds", st.rounds, "send_late", st.sendLate, "answer_late", st.answerLate,
+		"worst_send", st.worstSend.Round(time.Millisecond), "worst_answer", st.worstAnswer.Round(time.Millisecond)}
+	if ch == paceSame {
+		if st.late >= paceLateRounds && (f < 1 || st.grace) {
+			// Backed off and not given back, or late in the grace:
+			// what the window saw, for whoever wonders why.
+			p.log.Debug("SYN probe pacing: late rounds", append(window, "rate", f, "grace", st.grace)...)
+		}
+		return
+	}
 	p.mu.Lock()
 	p.rate = f
 	p.mu.Unlock()
@@ -116,11 +174,11 @@ func (p *Prober) paced(pc *pace, now uint64, sendLate, answerLate time.Duration)
 	case paceCut:
 		p.m.rateCuts.Inc()
 		p.log.Warn("SYN probes slowed down: the send loop or the answers are late (starved CPU?)",
-			"rate", f, "interval", iv, "worst_lateness", worst.Round(time.Millisecond))
+			append([]any{"rate", f, "interval", iv}, window...)...)
 	case paceRaised:
-		p.log.Debug("SYN probe rate raised", "rate", f, "interval", iv)
+		p.log.Info("SYN probe rate raised", append([]any{"rate", f, "interval", iv}, window...)...)
 	case paceRestore:
-		p.log.Info("SYN probes back at their full rate", "interval", iv)
+		p.log.Info("SYN probes back at their full rate", append([]any{"interval", iv}, window...)...)
 	}
 }
 

@@ -10,6 +10,7 @@ func TestPace(t *testing.T) {
 	type round struct {
 		at               int // ms since the start
 		sendLate, ansLat int // ms
+		added, targets   int // targets added before the round, of how many
 		want             paceChange
 		wantRate         float64
 	}
@@ -32,6 +33,11 @@ func TestPace(t *testing.T) {
 			out = append(out, w...)
 		}
 		return out
+	}
+	// bulk adds n targets (of n) before the first round of rs
+	bulk := func(n int, rs []round) []round {
+		rs[0].added, rs[0].targets = n, n
+		return rs
 	}
 	tests := []struct {
 		name   string
@@ -58,6 +64,21 @@ func TestPace(t *testing.T) {
 			window(4000, 0, 0, 0, paceRestore, 1),
 			window(5000, 0, 0, 0, paceSame, 1),
 		)},
+		{"start-up: no cut within the grace after a bulk add, then the guard again", cat(
+			bulk(10000, window(0, 300, 300, 10, paceSame, 1)),
+			window(1000, 300, 300, 10, paceSame, 1),
+			window(2000, 300, 300, 10, paceSame, 1),
+			window(3000, 300, 300, 10, paceSame, 1),
+			window(4000, 300, 300, 10, paceCut, 0.5), // ends at 5 s: the grace is over
+		)},
+		{"a few targets added are no bulk: no grace", cat(
+			window(0, 0, 0, 0, paceSame, 1),
+			bulk(50, window(1000, 300, 300, 10, paceCut, 0.5)),
+		)},
+		{"a tenth of many targets added is no bulk", cat(
+			window(0, 0, 0, 0, paceSame, 1),
+			func() []round { w := window(1000, 300, 300, 10, paceCut, 0.5); w[0].added, w[0].targets = 900, 10000; return w }(),
+		)},
 		{"a window with one late round neither cuts nor raises", cat(
 			window(0, 300, 0, 10, paceCut, 0.5),
 			window(1000, 300, 0, 1, paceSame, 0.5),
@@ -68,7 +89,7 @@ func TestPace(t *testing.T) {
 			var c pace
 			const base = uint64(5e9) // ktime is never 0
 			for i, r := range tc.rounds {
-				got, _ := c.observe(base+uint64(ms(r.at)), ms(r.sendLate), ms(r.ansLat))
+				got, _ := c.observe(base+uint64(ms(r.at)), ms(r.sendLate), ms(r.ansLat), r.added, r.targets)
 				if got != r.want {
 					t.Fatalf("round %d at %d ms: change %d, want %d", i, r.at, got, r.want)
 				}

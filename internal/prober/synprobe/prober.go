@@ -37,6 +37,8 @@ type Prober struct {
 	unsettled []settlement // in untilNs order
 	wake      chan struct{}
 	rate      float64 // fraction of the nominal probe rate while backed off (pace.go); 0 means 1
+	nominal   float64 // probes per second of all targets at their intervals (tick.go)
+	added     int     // targets added since the send loop last looked (pace.go's start-up grace)
 
 	sendMu sync.Mutex // guards snd
 	snd    *sender
@@ -50,6 +52,9 @@ type Prober struct {
 	// observe, when set (by tests, before Run), sees the outcome of every
 	// packet the receiver hands up: nil for a valid answer, else the reason.
 	observe func(error)
+	// onWakeup, when set (by tests, before Run), sees every wakeup of
+	// the send loop that sent probes: how many, at which tick.
+	onWakeup func(probes int, tick time.Duration)
 }
 
 // ErrRunning is returned by Run when the prober is already running.

@@ -37,6 +37,10 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 		defer p.wakeOnRST()()
 	}
 	pollWait, lastSend := pollMin, uint64(0)
+	// A wakeup is the rounds from one wait to the next: it sends at most
+	// limit probes, those due within tick (tick.go).
+	tick, limit := sendTick, wakeLimit
+	budget, woke := 0, true
 	for {
 		now = loader.Ktime()
 		answerLate = 0
@@ -67,10 +71,16 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 				frames = false
 			}
 		}
+		var added int
+		if woke {
+			woke = false
+			tick, limit, added = p.wakeup()
+			budget = limit
+		}
 		// Probes due within the next tick go now: one wakeup sends a
 		// batch instead of one probe every few microseconds.
-		sendLate := p.collect(now, now+uint64(sendTick), &bs)
-		p.paced(&pc, now, sendLate, answerLate)
+		sendLate := p.collect(now, now+uint64(tick), &bs, budget)
+		p.paced(&pc, now, sendLate, answerLate, added)
 		for _, b := range [][]probe{bs.frames, bs.v4, bs.v6} {
 			if len(b) == 0 {
 				continue
@@ -96,9 +106,21 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 				p.log.Debug("send probes", "err", err)
 			}
 		}
-		if bs.len() > 0 {
+		sent := bs.len()
+		budget -= sent
+		if sent > 0 {
 			pollWait, lastSend = pollMin, loader.Ktime()
-			continue // more may be due already
+			if budget > 0 && bs.full() {
+				continue // a socket's batch was full: more are due
+			}
+		}
+		// The wakeup ends.
+		woke = true
+		if n := limit - budget; n > 0 {
+			p.m.wakeProbes.Observe(float64(n))
+			if p.onWakeup != nil {
+				p.onWakeup(n, tick)
+			}
 		}
 		wait := time.Second
 		now = loader.Ktime()
@@ -107,6 +129,9 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 			wait = time.Duration(t.next - min(t.next, now))
 		}
 		p.mu.Unlock()
+		if budget <= 0 { // sent its limit: the rest of a backlog goes with the next wakeups
+			wait = max(wait, catchUpWait(tick))
+		}
 		if polled && now-lastSend < uint64(pollSpan) {
 			wait = min(wait, pollWait)
 		}
@@ -123,6 +148,21 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 		case <-timer.C:
 		}
 	}
+}
+
+// wakeup returns, for a new wakeup of the send loop, the tick and the
+// most probes it may send at the current rate (tick.go), and the targets
+// added since the last wakeup.
+func (p *Prober) wakeup() (tick time.Duration, limit, added int) {
+	p.mu.Lock()
+	r := p.nominal
+	if p.rate > 0 && p.rate < 1 {
+		r *= p.rate
+	}
+	added, p.added = p.added, 0
+	p.mu.Unlock()
+	tick, limit = tickFor(r)
+	return tick, limit, added
 }
 
 // batches are the probes of one round of the send loop, by the socket
@@ -158,8 +198,9 @@ func (bs *batches) add(pr probe) {
 	}
 }
 
-// sendTick is the granularity of the send loop: a probe may leave up to
-// this much before it is due. Its interval is kept (the next one is due an
+// sendTick is the granularity of the send loop (the longest tick: at
+// high rates it is shorter, tick.go): a probe may leave up to a tick
+// before it is due. Its interval is kept (the next one is due an
 // interval after this one was). 10 ms bounds the loop's wake-ups at 100 a
 // second however the targets' phases fall (1 ms woke it up to 1,000 times
 // a second at 100 targets, most of the prober's cost in an emulated
@@ -167,7 +208,8 @@ func (bs *batches) add(pr probe) {
 // early.
 const sendTick = 10 * time.Millisecond
 
-// collect takes the targets due by horizon (until a batch is full),
+// collect takes the targets due by horizon (until a batch is full or it
+// took limit),
 // settles their previous probe (a miss when unanswered) and prepares the
 // next one into bs. A target with a prebuilt frame and no miss in a row
 // is sent as a frame; one that missed goes through the raw socket, whose
@@ -175,14 +217,14 @@ const sendTick = 10 * time.Millisecond
 // before the send. Each target's next probe is due its interval later,
 // stretched while the rate is backed off (pace.go). collect returns how
 // late the first target it took was (0 if on time or none).
-func (p *Prober) collect(now, horizon uint64, bs *batches) (late time.Duration) {
+func (p *Prober) collect(now, horizon uint64, bs *batches, limit int) (late time.Duration) {
 	bs.reset()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	size := uint32(p.ports.size())
 	for first := true; ; first = false {
 		t := p.due.peek()
-		if t == nil || t.next > horizon || bs.full() {
+		if t == nil || t.next > horizon || bs.full() || bs.len() >= limit {
 			return late
 		}
 		if first && t.next < now {

@@ -2,6 +2,7 @@ package synprobe
 
 import (
 	"errors"
+	"math"
 	"net/netip"
 	"testing"
 
@@ -40,7 +41,7 @@ func TestSettleByKernelTime(t *testing.T) {
 		t.Helper()
 		var bs batches
 		bs.init(4, 4)
-		p.collect(now, now, &bs)
+		p.collect(now, now, &bs, math.MaxInt)
 		if len(bs.v4) != 1 {
 			t.Fatalf("at %d: %d probes due, want 1", now, len(bs.v4))
 		}

@@ -144,6 +144,7 @@ func (p *Prober) Add(addr netip.AddrPort, interval time.Duration) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if t, ok := p.targets[addr]; ok {
+		p.nominal += probeRate(uint64(interval)) - probeRate(t.interval)
 		t.interval = uint64(interval)
 		if pa := t.path; pa.local != local || pa.ifindex != ifindex || pa.hop != hop {
 			t.path = p.usePath(local, ifindex, hop) // its frame is built by the next refreshFrames
@@ -159,6 +160,8 @@ func (p *Prober) Add(addr netip.AddrPort, interval time.Duration) error {
 	// do not fire together.
 	t.next = loader.Ktime() + (h>>32)%uint64(interval)
 	p.targets[addr] = t
+	p.nominal += probeRate(t.interval)
+	p.added++
 	p.dueAdd(t)
 	select {
 	case p.wake <- struct{}{}:
@@ -178,6 +181,10 @@ func (p *Prober) Remove(addr netip.AddrPort) {
 		return
 	}
 	delete(p.targets, addr)
+	p.nominal = max(p.nominal-probeRate(t.interval), 0)
+	if len(p.targets) == 0 {
+		p.nominal = 0 // no rounding left over
+	}
 	p.due.remove(t)
 	p.dropPath(t.path)
 }

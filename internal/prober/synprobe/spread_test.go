@@ -1,0 +1,134 @@
+package synprobe
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lvsprobe/lvsprobe/internal/testnet"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// TestSendSpread: at a few thousand targets the send loop spreads its
+// probes over short ticks instead of one burst every 10 ms. 3,000 targets
+// at 100 ms are 30,000 probes/s: the old 10 ms tick sent 300 frames per
+// wakeup; now no wakeup sends more than wakeLimit, the tick is about
+// 3.3 ms, every target is probed, the closed ports' RSTs come back and
+// the wakeup histogram saw what the hook saw. Real packets to a real
+// server's kernel over veth; nothing is timed.
+func TestSendSpread(t *testing.T) {
+	n := testnet.New(t, testnet.Options{RealServers: 1})
+	rs := n.RealServers[0]
+	p, reg := newTestProber(t, n, Config{Interval: 100 * time.Millisecond, PortLo: 62000, PortHi: 62999})
+	const targets, wantProbes = 3000, 30000 // a second's worth
+	var (
+		mu              sync.Mutex
+		wakeups, probes int
+		most            int
+		ticks           = map[time.Duration]int{}
+		enough          = make(chan struct{})
+	)
+	p.onWakeup = func(n int, tick time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		wakeups++
+		probes += n
+		most = max(most, n)
+		ticks[tick]++
+		if probes >= wantProbes && probes-n < wantProbes {
+			close(enough)
+		}
+	}
+	for port := range uint16(targets) {
+		if err := p.Add(netip.AddrPortFrom(rs.Addr, 20000+port), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := start(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	select {
+	case <-enough:
+	case <-ctx.Done():
+		t.Fatalf("%d probes sent in %v, want %d", probes, waitTimeout, wantProbes)
+	}
+	stop()
+
+	mu.Lock()
+	defer mu.Unlock()
+	wantTick, wantLimit := tickFor(targets * probeRate(uint64(100*time.Millisecond)))
+	t.Logf("%d probes in %d wakeups (%.1f each, most %d), ticks %v", probes, wakeups, float64(probes)/float64(wakeups), most, ticks)
+	if wantLimit != wakeLimit || wantTick >= sendTick {
+		t.Fatalf("tickFor: tick %v limit %d at %d targets; the test wants a short tick", wantTick, wantLimit, targets)
+	}
+	if most > wakeLimit {
+		t.Errorf("a wakeup sent %d probes, over the limit %d", most, wakeLimit)
+	}
+	// Most wakeups ran at the short tick (the first ones may not: targets
+	// were being added), and carried about a tick's probes, not 10 ms'.
+	if ticks[wantTick] < wakeups/2 {
+		t.Errorf("%d of %d wakeups at the %v tick", ticks[wantTick], wakeups, wantTick)
+	}
+	if per, tenMs := float64(probes)/float64(wakeups), float64(targets)/10; per > tenMs/2 {
+		t.Errorf("%.0f probes per wakeup: not spread (a 10 ms tick sends %.0f)", per, tenMs)
+	}
+	var unprobed int
+	for _, s := range p.SnapshotAll(nil) {
+		if s.Sent == 0 {
+			unprobed++
+		}
+	}
+	if unprobed > 0 {
+		t.Errorf("%d of %d targets never probed", unprobed, targets)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, rst := histogram(mfs, "lvsprobe_synprobe_probes_per_wakeup"), counter(mfs, "lvsprobe_synprobe_answers_total", "rst")
+	if h == nil {
+		t.Fatal("no probes_per_wakeup histogram")
+	}
+	if got := h.GetSampleCount(); got != uint64(wakeups) {
+		t.Errorf("probes_per_wakeup counted %d wakeups, the hook %d", got, wakeups)
+	}
+	if got := h.GetSampleSum(); got != float64(probes) {
+		t.Errorf("probes_per_wakeup summed %v probes, the hook %d", got, probes)
+	}
+	for _, b := range h.GetBucket() {
+		if b.GetUpperBound() == wakeLimit && b.GetCumulativeCount() != h.GetSampleCount() {
+			t.Errorf("%d wakeups above %d probes", h.GetSampleCount()-b.GetCumulativeCount(), wakeLimit)
+		}
+	}
+	if rst < targets {
+		t.Errorf("%v RSTs from %d closed ports, want one per target at least", rst, targets)
+	}
+}
+
+// histogram returns the histogram of the family name, nil if absent.
+func histogram(mfs []*dto.MetricFamily, name string) *dto.Histogram {
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetHistogram()
+		}
+	}
+	return nil
+}
+
+// counter returns the counter of the family name whose one label has
+// value, 0 if absent.
+func counter(mfs []*dto.MetricFamily, name, value string) float64 {
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == value {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
