@@ -18,8 +18,8 @@ type metrics struct {
 	receiver   *prometheus.GaugeVec // 1 for the receiver in use: ebpf or packet
 	kernelLost prometheus.CounterFunc
 	targets    prometheus.GaugeFunc
-	rateFactor prometheus.Gauge   // fraction of the nominal probe rate (pace.go)
-	rateCuts   prometheus.Counter // times the rate was halved
+	rateFactor prometheus.Gauge       // fraction of the nominal probe rate (pace.go)
+	rateCuts   prometheus.Counter     // times the rate was halved
 	wakeProbes prometheus.Histogram   // probes sent per wakeup of the send loop (tick.go)
 	paceRounds *prometheus.CounterVec // send-loop rounds by lateness: on_time, send_late, answer_late (pace.go)
 }

@@ -77,7 +77,11 @@ func TestPace(t *testing.T) {
 		)},
 		{"a tenth of many targets added is no bulk", cat(
 			window(0, 0, 0, 0, paceSame, 1),
-			func() []round { w := window(1000, 300, 300, 10, paceCut, 0.5); w[0].added, w[0].targets = 900, 10000; return w }(),
+			func() []round {
+				w := window(1000, 300, 300, 10, paceCut, 0.5)
+				w[0].added, w[0].targets = 900, 10000
+				return w
+			}(),
 		)},
 		{"a window with one late round neither cuts nor raises", cat(
 			window(0, 300, 0, 10, paceCut, 0.5),
