@@ -35,8 +35,8 @@ type Transition struct {
 	Up     bool                 // its new health
 	Reason string               // the failing or passing check, for logs
 	At     time.Time            // when the deciding check completed
-	// Detection is the evidence behind the change, set by a [Detector]
-	// (nil from the scheduler itself).
+	// Detection is the evidence behind the change, taken when the change
+	// happened; nil when the scheduler has no [Detector].
 	Detection *Detection
 }
 

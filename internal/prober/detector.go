@@ -456,6 +456,33 @@ func (d *Detector) checked(addr netip.AddrPort, ok, up bool, start time.Time) {
 	d.settle(e, now)
 }
 
+// snapshot is the evidence of addrs' current episodes for a change at at,
+// taken by the scheduler under its lock when it emits the change: the
+// transition is delivered later (Run), when a SYN-ACK may already have
+// started an endpoint's next episode, and the change must carry the
+// evidence that made it.
+func (d *Detector) snapshot(addrs []netip.AddrPort, at time.Time) *Detection {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.detection(addrs, at)
+}
+
+// endEpisode ends the episode of addr once it is up again and its
+// recovery has been emitted with the episode's evidence: a later failure
+// starts an episode of its own, and a settled endpoint's state can go.
+// The scheduler calls it under its lock.
+func (d *Detector) endEpisode(addr netip.AddrPort) {
+	now := d.now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.eps[addr]
+	if e == nil || e.phase != phaseUp {
+		return
+	}
+	e.ep = episode{}
+	d.settle(e, now)
+}
+
 // settle drops e's state once it has nothing left to remember. The caller
 // holds d.mu.
 func (d *Detector) settle(e *epState, now time.Time) {
@@ -511,13 +538,20 @@ func (d *Detector) Run(ctx context.Context) error {
 }
 
 // transition damps one transition of the scheduler and attaches its
-// evidence.
+// evidence: the scheduler's snapshot of it (snapshot), or, for a
+// transition without one, the evidence as it is now.
 func (d *Detector) transition(t Transition) []Transition {
-	addrs := d.s.endpointsOf(t.Key)
+	var addrs []netip.AddrPort
+	if t.Detection == nil {
+		addrs = d.s.endpointsOf(t.Key)
+	}
 	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	det := d.detection(addrs, t.At)
+	det := t.Detection
+	if det == nil {
+		det = d.detection(addrs, t.At)
+	}
 	dm := d.damp.get(t.Key)
 	wasHeld := dm.held != nil
 	out, held := dm.onTransition(&d.p, t, now)

@@ -312,6 +312,7 @@ func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
 	u.last, u.lastAt, u.hasLast = res, s.queue.key(now), true
 	s.applyWeight(u, res, st) // scheduler_weight.go
 	s.logAttempt(u, res, wasUp, st)
+	s.fast.checked(u, res, now)
 	reason := "" // built only for a transition: most attempts change nothing
 	for _, srv := range u.users {
 		reported := false
@@ -332,11 +333,12 @@ func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
 				if reason == "" {
 					reason = attemptReason(u, res)
 				}
-				s.emit(Transition{Key: srv.key, Up: srv.up, Reason: "first verdict: " + reason, At: now})
+				s.emit(Transition{Key: srv.key, Up: srv.up, Reason: "first verdict: " + reason, At: now,
+					Detection: s.fast.detection(srv, now)})
 			}
 		}
 	}
-	s.queue.schedule(u, now.Add(s.fast.after(u, res, st, now)))
+	s.queue.schedule(u, now.Add(s.fast.after(u, res, st)))
 	if s.queue.next() == u {
 		s.poke()
 	}
@@ -360,7 +362,7 @@ func (s *Scheduler) settle(srv *realServer, reason string, at time.Time) bool {
 		return false
 	}
 	srv.up = up
-	s.emit(Transition{Key: srv.key, Up: up, Reason: reason, At: at})
+	s.emit(Transition{Key: srv.key, Up: up, Reason: reason, At: at, Detection: s.fast.detection(srv, at)})
 	return true
 }
 

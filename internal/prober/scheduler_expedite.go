@@ -173,23 +173,57 @@ func (f *fastPath) before(u *unit, res Result, now time.Time) {
 	u.state.retryIt = u.pol.retry
 }
 
-// after runs once a result is recorded: it tells the detector, and
-// returns when u is next due — at once when it was expedited while in
-// flight. The caller holds s.mu.
-func (f *fastPath) after(u *unit, res Result, st step, now time.Time) time.Duration {
+// checked runs once a result is recorded, before the transitions it
+// causes are emitted: it tells the detector, so that the evidence they
+// carry (detection) includes this attempt. The caller holds s.mu.
+func (f *fastPath) checked(u *unit, res Result, now time.Time) {
+	if f.det == nil {
+		return
+	}
+	if a := u.endpoint(); a.IsValid() {
+		f.det.checked(a, res.OK, f.endpointUp(a), now.Add(-res.Duration))
+	}
+}
+
+// endpointUp reports whether every check connecting to a is up. The
+// caller holds s.mu.
+func (f *fastPath) endpointUp(a netip.AddrPort) bool {
+	for v := f.det.s.indexLocked().units[a]; v != nil; v = v.epNext {
+		if !v.removed && !v.state.up {
+			return false
+		}
+	}
+	return true
+}
+
+// detection is the evidence for a transition of srv at at, taken when the
+// scheduler emits it: the episodes of srv's endpoints as they are now,
+// not as they are when the transition is delivered (by then a SYN-ACK may
+// have started the next episode of an endpoint that just went down). Nil
+// without a detector. The caller holds s.mu.
+func (f *fastPath) detection(srv *realServer, at time.Time) *Detection {
+	if f.det == nil {
+		return nil
+	}
+	var addrs []netip.AddrPort
+	for _, u := range srv.units {
+		if a := u.endpoint(); a.IsValid() && !containsAddr(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	return f.det.snapshot(addrs, at)
+}
+
+// after runs once the transitions of a result are emitted: an endpoint
+// that passed and is up again ends its episode (its evidence went with
+// the recovery), and it returns when u is next due — at once when it was
+// expedited while in flight. The caller holds s.mu.
+func (f *fastPath) after(u *unit, res Result, st step) time.Duration {
 	if f.det == nil {
 		return st.delay
 	}
-	ix := f.det.s.indexLocked()
-	if a := u.endpoint(); a.IsValid() {
-		up := true
-		for v := ix.units[a]; v != nil; v = v.epNext {
-			if !v.removed && !v.state.up {
-				up = false
-				break
-			}
-		}
-		f.det.checked(a, res.OK, up, now.Add(-res.Duration))
+	if a := u.endpoint(); a.IsValid() && res.OK && f.endpointUp(a) {
+		f.det.endEpisode(a)
 	}
 	if _, ok := f.pending[u]; ok {
 		delete(f.pending, u)
