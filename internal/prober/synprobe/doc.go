@@ -62,8 +62,21 @@
 // quarter or more of its rounds over a second (more than 50 ms, resp.
 // 100 ms), the CPU cannot carry the probe rate: every target's interval is
 // doubled, down to 1/16 of the nominal rate; each second with at most one
-// late round in twenty gives back 1/8 of it (AIMD, pace.go). Metrics
-// rate_factor and rate_cuts_total, one warning per cut.
+// late round in twenty gives back 1/8 of it, or half the current rate if
+// less (AIMD, pace.go). A change is judged once it has taken effect (an
+// interval at the old rate later); for 5 s after targets are added in
+// bulk (start-up) the rate is not cut. Metrics rate_factor,
+// rate_cuts_total and pace_rounds_total{lateness}, one warning per cut
+// with the window's late rounds by cause.
+//
+// # Spreading the probes
+//
+// The send loop wakes once a tick and sends the probes due within it: the
+// tick is 10 ms while that is 100 probes or fewer, and shrinks (in whole
+// milliseconds, to 1 ms) as the rate grows, so that each wakeup puts about
+// 100 frames on the links and never more than 128 (tick.go); a loop that
+// wakes late sends its backlog over the next wakeups, half a tick apart.
+// Metric probes_per_wakeup.
 //
 // RTT is the kernel's timestamp on the answer minus the send time, both
 // CLOCK_MONOTONIC. An answer counts for the probe it acknowledges when the

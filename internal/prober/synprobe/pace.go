@@ -17,13 +17,21 @@ import "time"
 // would not help, and does not happen. The rate is then halved (every
 // target's interval doubled), down to 1/paceMaxStretch of the nominal
 // rate, at most once a window; each window with at most one late round in
-// twenty gives back paceStep of the nominal rate, so a
-// starved prober returns to full rate in about 1/paceStep windows once the
-// CPU is free again (additive increase, multiplicative decrease, as the
-// full checks' adaptive in-flight limit). Within paceGrace of targets
-// added in bulk (start-up) the rate is not cut. Every window's rounds are
-// counted by lateness (pace_rounds_total{lateness}), and each change is
-// logged with the window's figures.
+// twenty gives back paceStep of the nominal rate (half the current rate
+// while that is less), so a starved prober returns to full rate in about
+// ten windows once the CPU is free again (additive increase,
+// multiplicative decrease, as the full checks' adaptive in-flight limit;
+// the increase is gentler near the floor, where +1/8 tripled the rate and
+// the next two windows halved it twice, §14).
+//
+// A change takes effect as each target's next probe is rescheduled: over
+// one interval at the old rate (1.6 s at the floor). The window after a
+// change therefore starts once it has taken effect: a cut is judged by
+// the load it left, not by the probes already scheduled before it.
+// Within paceGrace of targets added in bulk (start-up) the rate is not
+// cut. Every window's rounds are counted by lateness
+// (pace_rounds_total{lateness}), and each change is logged with the
+// window's figures.
 const (
 	paceWindow     = time.Second
 	paceLateLimit  = 50 * time.Millisecond // the send loop's; the 10 ms send tick explains 10 ms (answers: twice this, over the 64 ms quiet-poll back-off)
@@ -37,6 +45,9 @@ const (
 	// 1/16 in four windows, outlived it.
 	paceGrace = 5 * time.Second
 	paceBulk  = 100
+	// paceHeldLog: while backed off without a change, one line every
+	// this many windows with the window's figures.
+	paceHeldLog = 10
 )
 
 // pace is the AIMD controller of the probe rate. It is pure logic: the
@@ -44,10 +55,12 @@ const (
 // saw; pace returns how far the targets' intervals are stretched. It is
 // not safe for concurrent use (the send loop owns it).
 type pace struct {
-	rate       float64 // fraction of the nominal rate, in [1/paceMaxStretch, 1]; 0 means 1 (the zero value is usable)
-	winStart   uint64  // ktime the current window started
-	graceUntil uint64  // ktime before which the rate is not cut
-	added      int     // targets added in the current window
+	rate       float64       // fraction of the nominal rate, in [1/paceMaxStretch, 1]; 0 means 1 (the zero value is usable)
+	winStart   uint64        // ktime the current window started (rounds before it are not counted: the last change takes effect)
+	interval   time.Duration // the targets' nominal interval (0: paceWindow's length is the only wait after a change)
+	graceUntil uint64        // ktime before which the rate is not cut
+	added      int           // targets added in the current window
+	held       int           // windows in a row that ended below nominal without a change
 	w          paceStats
 }
 
@@ -60,6 +73,7 @@ type paceStats struct {
 	worstSend   time.Duration // the worst send lateness
 	worstAnswer time.Duration // the worst answer lateness
 	grace       bool          // the window ended within the start-up grace
+	held        int           // windows in a row, this one included, that ended below nominal without a change
 }
 
 // paceChange is what one window's end decided.
@@ -91,6 +105,9 @@ func (c *pace) observe(now uint64, sendLate, answerLate time.Duration, added, ta
 			c.graceUntil = now + uint64(paceGrace)
 		}
 	}
+	if now < c.winStart { // the last change is still taking effect
+		return paceSame, paceStats{}
+	}
 	w := &c.w
 	w.rounds++
 	sl, al := sendLate > paceLateLimit, answerLate > 2*paceLateLimit
@@ -109,22 +126,38 @@ func (c *pace) observe(now uint64, sendLate, answerLate time.Duration, added, ta
 	}
 	st := *w
 	st.grace = now < c.graceUntil
+	old := c.rate
 	c.winStart, c.w, c.added = now, paceStats{}, 0
+	ch := c.decide(st)
+	if ch != paceSame && c.interval > 0 {
+		c.winStart = now + uint64(float64(c.interval)/old)
+	}
+	if ch == paceSame && c.rate < 1 {
+		c.held++
+	} else {
+		c.held = 0
+	}
+	st.held = c.held
+	return ch, st
+}
+
+// decide adjusts the rate at the end of a window with figures st.
+func (c *pace) decide(st paceStats) paceChange {
 	switch {
 	case st.late >= paceLateRounds && 4*st.late >= st.rounds:
 		if st.grace || c.rate <= 1.0/paceMaxStretch {
-			return paceSame, st
+			return paceSame
 		}
 		c.rate = max(c.rate/2, 1.0/paceMaxStretch)
-		return paceCut, st
+		return paceCut
 	case 20*st.late <= st.rounds && c.rate < 1:
-		c.rate = min(c.rate+paceStep, 1)
+		c.rate = min(c.rate+min(paceStep, c.rate/2), 1)
 		if c.rate == 1 {
-			return paceRestore, st
+			return paceRestore
 		}
-		return paceRaised, st
+		return paceRaised
 	}
-	return paceSame, st
+	return paceSame
 }
 
 // factor returns the fraction of the nominal rate probes go at.
@@ -158,10 +191,12 @@ func (p *Prober) paced(pc *pace, now uint64, sendLate, answerLate time.Duration,
 	window := []any{"rounds", st.rounds, "send_late", st.sendLate, "answer_late", st.answerLate,
 		"worst_send", st.worstSend.Round(time.Millisecond), "worst_answer", st.worstAnswer.Round(time.Millisecond)}
 	if ch == paceSame {
-		if st.late >= paceLateRounds && (f < 1 || st.grace) {
-			// Backed off and not given back, or late in the grace:
-			// what the window saw, for whoever wonders why.
-			p.log.Debug("SYN probe pacing: late rounds", append(window, "rate", f, "grace", st.grace)...)
+		if f < 1 && st.held%paceHeldLog == 0 {
+			// Backed off and not given back for a while: what the
+			// window saw, for whoever wonders why.
+			p.log.Info("SYN probes still slowed down", append([]any{"rate", f, "windows", st.held}, window...)...)
+		} else if st.late >= paceLateRounds && st.grace {
+			p.log.Debug("SYN probes late within the start-up grace", window...)
 		}
 		return
 	}

@@ -22,7 +22,7 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 	frames, refreshAt := !p.cfg.RawSockets, uint64(0)
 	pl, polled := p.recv.(poller)
 	got := 0 // answers handed up by the last poll
-	var pc pace
+	pc := pace{interval: p.cfg.Interval}
 	var now uint64
 	var answerLate time.Duration // how long the oldest answer of the last poll waited for it
 	deliver := func(k uint64, pkt []byte, wireLen int) {
