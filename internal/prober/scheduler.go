@@ -96,12 +96,14 @@ type Scheduler struct {
 	doneUnits   []*unit
 	doneRecs    []doneRecord
 
-	mu      sync.Mutex
-	plan    *plan
-	queue   dueQueue
-	started bool
-	checks  uint64 // attempts completed
-	fails   uint64 // attempts failed
+	mu       sync.Mutex
+	plan     *plan
+	queue    dueQueue
+	started  bool
+	queuedAt time.Time // when the first attempts were queued (scheduler_start.go)
+	early    []*unit   // expedited before Run: due at once, not shifted
+	checks   uint64    // attempts completed
+	fails    uint64    // attempts failed
 
 	tmu   sync.Mutex
 	tq    []Transition // delivered in order by the forwarder
@@ -164,7 +166,9 @@ func NewScheduler(cfg *config.Config, opts SchedulerOptions) (*Scheduler, error)
 	}
 	p, fresh := assemble(entries, nil)
 	s.plan = p
-	s.queueFresh(fresh, time.Now())
+	now := time.Now()
+	s.queueFresh(fresh, now)
+	s.startQueue(now)
 	return s, nil
 }
 
@@ -195,6 +199,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		s.mu.Unlock()
 		return ErrRunning
 	}
+	s.anchorStart(time.Now()) // the first attempts count from now (scheduler_start.go)
 	s.started = true
 	s.mu.Unlock()
 

@@ -144,6 +144,7 @@ func (s *Scheduler) Expedite(addr netip.AddrPort, reason string) int {
 		}
 		if s.queue.dueOf(u).After(now) {
 			s.queue.schedule(u, now)
+			s.expeditedEarly(u)
 		}
 	}
 	if n > 0 {
