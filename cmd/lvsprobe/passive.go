@@ -288,7 +288,7 @@ func (o *passiveObserver) consume(ctx context.Context) {
 		case ds := <-o.p.Deltas():
 			for _, d := range ds {
 				if d.Clients.Resets > 0 {
-					evs = append(evs, prober.Evidence{Target: d.RealServer, Kind: prober.EvidencePassiveReset, Count: int(d.Clients.Resets)})
+					evs = append(evs, prober.Evidence{Target: d.RealServer, Kind: prober.EvidencePassiveReset, Count: passiveResetCount(d.Clients)})
 				}
 				if d.Clients.SYNRetransmits > 0 {
 					evs = append(evs, prober.Evidence{Target: d.RealServer, Kind: prober.EvidencePassiveUnanswered, Count: int(d.Clients.SYNRetransmits)})
@@ -302,6 +302,22 @@ func (o *passiveObserver) consume(ctx context.Context) {
 			det.Observe(evs...)
 		}
 	}
+}
+
+// passiveResetCount is the Count of the passive-reset evidence for c: its
+// resets, and at least the detector's threshold when one of them refused
+// a client's SYN. A refused connect says nothing listens on the real
+// server's port, what a SYN probe's RST says (a suspicion at once); a
+// reset of an established connection can be the application's own doing,
+// so those take DefaultPassiveResets in one report. Either way the
+// suspicion only runs the full checks now: a healthy server's stray
+// refusal costs one check.
+func passiveResetCount(c loader.ClientCounters) int {
+	n := int(c.Resets)
+	if c.Refused > 0 {
+		n = max(n, prober.DefaultPassiveResets)
+	}
+	return n
 }
 
 // stop stops the observer and detaches its programs.
