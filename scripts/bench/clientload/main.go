@@ -14,7 +14,7 @@
 //
 //	ok               a 200 answer
 //	refused          the connect got a RST (nothing listens)
-//	connect_timeout  the connect got no answer within -timeout
+//	connect_timeout  the connect got no answer within -connect-timeout
 //	connect_error    another connect failure
 //	reset            the connection was reset during the request
 //	timeout          no full answer within -timeout
@@ -25,7 +25,11 @@
 // The run ends after -d, after -max requests in all, or on SIGTERM or
 // SIGINT, whichever comes first; then it prints a summary line.
 //
-// usage: clientload -target ADDR:FIRST-LAST -d DURATION [-conns N] [-rate R] [-timeout T] [-max N] -out FILE
+// A connect waits -connect-timeout (default 3 s, so that the kernel
+// retransmits an unanswered SYN at 1 s as a real client's would: the
+// director's passive observer counts those), a request's answer -timeout.
+//
+// usage: clientload -target ADDR:FIRST-LAST -d DURATION [-conns N] [-rate R] [-timeout T] [-connect-timeout T] [-max N] -out FILE
 package main
 
 import (
@@ -82,7 +86,8 @@ type options struct {
 	target  target
 	conns   int           // connections per port
 	rate    float64       // requests a second per connection, at most
-	timeout time.Duration // for a connect, and for a request's answer
+	timeout time.Duration // for a request's answer
+	connect time.Duration // for a connect
 	max     int64         // requests in all, at most
 }
 
@@ -155,6 +160,7 @@ type slot struct {
 	addr    string
 	port    uint16
 	timeout time.Duration
+	connect time.Duration
 	conn    net.Conn
 	br      *bufio.Reader
 	req     []byte
@@ -175,7 +181,7 @@ func (s *slot) do(ctx context.Context) record {
 	}
 	if s.conn == nil {
 		rec.newConn = true
-		d := net.Dialer{Timeout: s.timeout}
+		d := net.Dialer{Timeout: s.connect}
 		c, err := d.DialContext(ctx, "tcp4", s.addr)
 		if err != nil {
 			return fail(err, true)
@@ -220,7 +226,7 @@ func run(ctx context.Context, o options, rec *recorder) {
 	for p := int(o.target.first); p <= int(o.target.last); p++ {
 		for range o.conns {
 			s := &slot{
-				addr: netip.AddrPortFrom(o.target.addr, uint16(p)).String(), port: uint16(p), timeout: o.timeout,
+				addr: netip.AddrPortFrom(o.target.addr, uint16(p)).String(), port: uint16(p), timeout: o.timeout, connect: o.connect,
 				req: []byte("GET / HTTP/1.1\r\nHost: " + o.target.addr.String() + "\r\nUser-Agent: lvsprobe-clientload\r\n\r\n"),
 			}
 			wg.Go(func() {
@@ -258,21 +264,22 @@ func main() {
 		tgt     = flag.String("target", "", "ADDR:FIRST-LAST: the ports to load")
 		conns   = flag.Int("conns", 2, "keep-alive connections per port")
 		rate    = flag.Float64("rate", 50, "requests a second per connection, at most")
-		timeout = flag.Duration("timeout", time.Second, "connect timeout, and the wait for each answer")
+		timeout = flag.Duration("timeout", time.Second, "the wait for each answer")
+		connect = flag.Duration("connect-timeout", 3*time.Second, "the wait for a connect")
 		dur     = flag.Duration("d", 0, "how long to run (required, at most 1h)")
 		max     = flag.Int64("max", 10_000_000, "requests in all, at most")
 		out     = flag.String("out", "", "file for the per-request lines (required)")
 	)
 	flag.Parse()
 	t, err := parseTarget(*tgt)
-	if err == nil && (*conns < 1 || *conns > 64 || *rate <= 0 || *rate > 10000 || *timeout <= 0 || *dur <= 0 || *dur > time.Hour || *max < 1 || *out == "") {
-		err = errors.New("want -conns 1..64, -rate in (0, 10000], -timeout > 0, -d in (0, 1h], -max >= 1 and -out")
+	if err == nil && (*conns < 1 || *conns > 64 || *rate <= 0 || *rate > 10000 || *timeout <= 0 || *connect <= 0 || *dur <= 0 || *dur > time.Hour || *max < 1 || *out == "") {
+		err = errors.New("want -conns 1..64, -rate in (0, 10000], -timeout and -connect-timeout > 0, -d in (0, 1h], -max >= 1 and -out")
 	}
 	if err != nil {
 		slog.Error("clientload: bad flags", "error", err)
 		os.Exit(2)
 	}
-	if err := load(options{target: t, conns: *conns, rate: *rate, timeout: *timeout, max: *max}, *dur, *out); err != nil {
+	if err := load(options{target: t, conns: *conns, rate: *rate, timeout: *timeout, connect: *connect, max: *max}, *dur, *out); err != nil {
 		slog.Error("clientload failed", "error", err)
 		os.Exit(1)
 	}

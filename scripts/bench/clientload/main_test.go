@@ -115,7 +115,7 @@ func TestLoad(t *testing.T) {
 
 	out := filepath.Join(t.TempDir(), "lines")
 	o := options{target: target{netip.MustParseAddr("127.0.0.1"), uint16(base), uint16(base + 3)}, conns: 2, rate: 50,
-		timeout: 200 * time.Millisecond, max: 400}
+		timeout: 200 * time.Millisecond, connect: 200 * time.Millisecond, max: 400}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	f, err := os.Create(out)
