@@ -41,6 +41,11 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 	// limit probes, those due within tick (tick.go).
 	tick, limit := sendTick, wakeLimit
 	budget, woke := 0, true
+	// draining: the last round left probes due (a full batch, or a
+	// wakeup that sent its limit), so this one takes a backlog that
+	// the spreading itself delays; prevLate is how late the last round
+	// took its first probe.
+	draining, prevLate := false, time.Duration(0)
 	for {
 		now = loader.Ktime()
 		answerLate = 0
@@ -80,7 +85,9 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 		// Probes due within the next tick go now: one wakeup sends a
 		// batch instead of one probe every few microseconds.
 		sendLate := p.collect(now, now+uint64(tick), &bs, budget)
-		p.paced(&pc, now, sendLate, answerLate, added)
+		late := newLateness(draining, sendLate, prevLate)
+		prevLate = sendLate
+		p.paced(&pc, now, late, answerLate, added)
 		for _, b := range [][]probe{bs.frames, bs.v4, bs.v6} {
 			if len(b) == 0 {
 				continue
@@ -111,11 +118,12 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 		if sent > 0 {
 			pollWait, lastSend = pollMin, loader.Ktime()
 			if budget > 0 && bs.full() {
+				draining = true
 				continue // a socket's batch was full: more are due
 			}
 		}
 		// The wakeup ends.
-		woke = true
+		woke, draining = true, budget <= 0
 		if n := limit - budget; n > 0 {
 			p.m.wakeProbes.Observe(float64(n))
 			if p.onWakeup != nil {

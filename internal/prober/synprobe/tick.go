@@ -52,3 +52,17 @@ func probeRate(interval uint64) float64 {
 	}
 	return float64(time.Second) / float64(interval)
 }
+
+// newLateness returns the lateness a round of the send loop reports to
+// the back-off (pace.go): how late it took its first due probe (late),
+// unless it drains a backlog (draining: the round before left probes due)
+// and is no later than that round (prev). A backlog that drains, spread
+// over wakeups, shrinks round by round; its lateness is counted once, in
+// the round it appeared, not in every wakeup that drains it. A backlog
+// that grows (the loop cannot keep up) is counted each round.
+func newLateness(draining bool, late, prev time.Duration) time.Duration {
+	if draining && late <= prev {
+		return 0
+	}
+	return late
+}

@@ -61,3 +61,27 @@ func TestProbeRateZero(t *testing.T) {
 		t.Fatalf("probeRate(0) = %v", r)
 	}
 }
+
+func TestNewLateness(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name       string
+		draining   bool
+		late, prev time.Duration
+		want       time.Duration
+	}{
+		{"on time", false, 0, 0, 0},
+		{"a late wakeup counts", false, 80 * ms, 0, 80 * ms},
+		{"a late wakeup after a late one counts", false, 80 * ms, 90 * ms, 80 * ms},
+		{"a backlog draining: shrinking lateness is not new", true, 70 * ms, 80 * ms, 0},
+		{"a backlog draining at the same lateness is not new", true, 80 * ms, 80 * ms, 0},
+		{"a growing backlog counts", true, 95 * ms, 80 * ms, 95 * ms},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := newLateness(tc.draining, tc.late, tc.prev); got != tc.want {
+				t.Fatalf("newLateness(%v, %v, %v) = %v, want %v", tc.draining, tc.late, tc.prev, got, tc.want)
+			}
+		})
+	}
+}
