@@ -217,11 +217,10 @@ func (bs *batches) add(pr probe) {
 const sendTick = 10 * time.Millisecond
 
 // collect takes the targets due by horizon (until a batch is full or it
-// took limit),
-// settles their previous probe (a miss when unanswered) and prepares the
-// next one into bs. A target with a prebuilt frame and no miss in a row
-// is sent as a frame; one that missed goes through the raw socket, whose
-// kernel path checks its neighbour again. The send time is stamped just
+// took limit), settles their previous probe (a miss when unanswered) and
+// prepares the next one into bs. A target with a prebuilt frame and no
+// miss in a row is sent as a frame; one that missed goes through the raw
+// socket, whose kernel path checks its neighbour again. The send time is stamped just
 // before the send. Each target's next probe is due its interval later,
 // stretched while the rate is backed off (pace.go). collect returns how
 // late the first target it took was (0 if on time or none).
