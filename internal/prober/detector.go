@@ -210,10 +210,12 @@ var ErrDetectorAttached = errors.New("scheduler already has a detector")
 // 20 are silent at once, nor while the SYN prober has backed its rate off
 // because it runs late ([Detector.SetProbesLate]): that is the director
 // (a starved CPU reading the answers late, its own link, a burst of
-// probes its queue dropped), not the real servers — except that an endpoint silent since before the
-// others fell silent still corroborates its failed check (a burst of loss
-// on the director's link during a black-holed server's confirming check
-// must not send it up the retry ladder). Entering SUSPECT or RECOVERING asks the scheduler to run the
+// probes its queue dropped), not the real servers — except that an
+// endpoint that had MissThreshold probes unanswered before the others fell
+// silent still corroborates its failed check (a burst of loss on the
+// director's link during a black-holed server's confirming check must not
+// send it up the retry ladder); one whose silence began only just before
+// theirs is one of them. Entering SUSPECT or RECOVERING asks the scheduler to run the
 // endpoint's full checks now ([Scheduler.Expedite]), pre-empting
 // delay_loop; nothing else happens on a signal's word. Only full checks
 // change health, through the scheduler's keepalived state machine:
@@ -401,7 +403,8 @@ func (d *Detector) trustSilence() {
 // is, an unanswered probe says more about the director than about the
 // real server, so silence neither suspects an endpoint nor cuts a failed
 // check's retry ladder (keepalived's ladder decides, as in compatible
-// mode), except for an endpoint silent since before. RSTs and SYN-ACKs
+// mode), except for an endpoint already silent (MissThreshold misses)
+// before. RSTs and SYN-ACKs
 // are still evidence: a late answer is still an answer.
 func (d *Detector) SetProbesLate(late bool) {
 	d.mu.Lock()

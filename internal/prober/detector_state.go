@@ -77,6 +77,7 @@ type epState struct {
 	lastNeg      time.Time // newest negative signal (RST, silence past the threshold, passive)
 	lastNegKind  EvidenceKind
 	silenceSince time.Time // first miss of the current run of unanswered probes; zero when answered
+	silentAt     time.Time // when the current run reached missThreshold misses; zero before
 	misses       int       // probes unanswered in a row
 	lastRTT      time.Duration
 	backoff      [evidenceKinds]time.Duration // by the kind of signal that started it: the wait after a request that found nothing
@@ -105,8 +106,9 @@ type detectorParams struct {
 	// corroboration.
 	silenceUntrusted bool
 	// untrustedSince is when silence last became untrusted. An
-	// endpoint silent since before then fell silent while the others
-	// answered: its silence is its own and still corroborates.
+	// endpoint that had missThreshold misses before then was silent
+	// while the others answered: its silence is its own and still
+	// corroborates.
 	untrustedSince time.Time
 }
 
@@ -140,17 +142,20 @@ func (e *epState) observe(p *detectorParams, ev Evidence, now time.Time) (reques
 	}
 	switch ev.Kind {
 	case EvidenceSynAck:
-		e.lastPos, e.misses, e.silenceSince = at, 0, time.Time{}
+		e.lastPos, e.misses, e.silenceSince, e.silentAt = at, 0, time.Time{}, time.Time{}
 		if ev.RTT > 0 {
 			e.lastRTT = ev.RTT
 		}
 	case EvidenceReset:
-		e.misses, e.silenceSince = 0, time.Time{}
+		e.misses, e.silenceSince, e.silentAt = 0, time.Time{}, time.Time{}
 	case EvidenceSilence:
 		if e.silenceSince.IsZero() || ev.Count <= 1 {
-			e.silenceSince = at
+			e.silenceSince, e.silentAt = at, time.Time{}
 		}
 		e.misses = ev.Count
+		if e.misses >= p.missThreshold && e.silentAt.IsZero() {
+			e.silentAt = at
+		}
 	case EvidenceLatency:
 		if ev.RTT > 0 {
 			e.lastRTT = ev.RTT
@@ -228,7 +233,11 @@ func (e *epState) corroborates(p *detectorParams, start, now time.Time) (string,
 		e.lastNegKind != EvidenceSilence {
 		return fmt.Sprintf("%s %v before", e.lastNegKind, now.Sub(e.lastNeg).Round(time.Millisecond)), true
 	}
-	ownSilence := !p.silenceUntrusted || (!e.silenceSince.IsZero() && e.silenceSince.Before(p.untrustedSince))
+	// While silence is untrusted, the endpoint's own silence is one that
+	// had already reached missThreshold misses when the crowd's began: a
+	// first miss a few milliseconds earlier is the crowd's (the first of
+	// a stalled director's misses handed over), not the endpoint's.
+	ownSilence := !p.silenceUntrusted || (!e.silentAt.IsZero() && e.silentAt.Before(p.untrustedSince))
 	if ownSilence && e.misses >= p.missThreshold && !e.silenceSince.IsZero() && !e.silenceSince.After(start) &&
 		e.lastPos.Before(e.silenceSince) {
 		return fmt.Sprintf("%d probes unanswered since %v before the check", e.misses,
@@ -305,7 +314,7 @@ func (e *epState) resetBackoff() {
 // negative signals that come later, and its last check time only with the
 // start of a suspicion that comes later.
 func (e *epState) settled(p *detectorParams, now time.Time) bool {
-	if e.phase != phaseUp || e.misses != 0 || !e.silenceSince.IsZero() || !e.ep.first.IsZero() || e.ep.cut != "" {
+	if e.phase != phaseUp || e.misses != 0 || !e.silenceSince.IsZero() || !e.silentAt.IsZero() || !e.ep.first.IsZero() || e.ep.cut != "" {
 		return false
 	}
 	if !e.lastNeg.IsZero() && now.Sub(e.lastNeg) <= p.rstWindow {
