@@ -47,9 +47,15 @@ func (s *SynProbe) Attach(ifindex int) (string, error) {
 		return "", ErrClosed
 	}
 	if !s.opts.ForceClsact {
+		// At the head of the chain, whatever is attached already: it
+		// passes every packet on (TC_ACT_UNSPEC), where a program before
+		// it returning TC_ACT_OK (the passive observer's, attached first
+		// to a link a reload added) would hide the answers from it. The
+		// clsact fallback gets the same order from its priority (1).
 		l, err := link.AttachTCX(link.TCXOptions{
 			Interface: ifindex,
 			Program:   s.program(),
+			Anchor:    link.Head(),
 			Attach:    ebpf.AttachTCXIngress,
 		})
 		if err == nil {
