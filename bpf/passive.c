@@ -26,9 +26,7 @@
  * Per handshake packet: one endpoint lookup (two for a DR SYN, two for an
  * untracked answer: the real server, then the director's own address),
  * one handshake slot (none for a RST whose sequence is not 0: it resets
- * a connection, it cannot answer a SYN; written, not read, by a SYN whose
- * slot hs_live says is free; not read by an answer hs_live says is
- * untracked), one clock read (the coarse clock
+ * a connection, it cannot answer a SYN), one clock read (the coarse clock
  * for a RST, the precise one only when an event may be due), two to five
  * atomic adds on the real server's counters. Data packets and ACKs are
  * parsed up to the TCP flags, counted as TCP, and pass.
@@ -107,24 +105,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct passive_hs);
 } handshakes SEC(".maps");
-
-/* One bit per handshake slot, set while the slot may hold an unanswered
- * handshake (a SYN sets it, its answer clears it): 16 KiB for 131,072
- * slots, which stays in the caches where the slots (2 MiB) do not. A SYN
- * whose bit is clear cannot be a retransmission, so it writes its slot
- * without reading it: a store, which the CPU completes in the background,
- * where a read of a random line of the table stalled the program for the
- * whole cache miss. An answer whose bit is clear is untracked without
- * reading its slot. A set bit only sends the packet on to the slot, which
- * decides. The bits are updated without atomics: two CPUs updating
- * the same word (64 slots) at the same instant may lose one update, which
- * costs at worst one retransmission or one latency not counted. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, (1 << 17) / 64); /* the loader sizes it: handshakes' / 64 */
-	__type(key, __u32);
-	__type(value, __u64);
-} hs_live SEC(".maps");
 
 /* handshakes' max_entries - 1, and the hash key; set by the loader. */
 volatile const __u32 hs_mask = (1 << 17) - 1;
@@ -469,23 +449,24 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	struct passive_rs_key rk __attribute__((aligned(8))) = {};
 	struct passive_rs_stats *v;
 	struct passive_hs *h;
-	__u64 now, hash, *live, bit;
-	__u32 idx, word, tag, htag, slot, syns;
-	int isnew;
+	__u64 now, hash;
+	__u32 idx, tag, htag, slot, syns;
+	int live;
 
 	/* parse let only a SYN without ACK or RST through. */
 	/* Sent by the director itself (no input link): a check or a SYN
 	 * probe, left to the tracepoints. */
 	if (skb->ingress_ifindex == 0)
 		return TC_ACT_OK;
+	/* The handshake slot first: its cache line (a random one of a large
+	 * table) then loads while the endpoint table is searched. */
 	hash = hs_hash(t, 1);
 	idx = (__u32)hash & hs_mask;
 	tag = (__u32)(hash >> 32) | 1; /* never 0: 0 is an empty slot */
-	word = idx / 64;
-	bit = 1ULL << (idx % 64);
-	live = bpf_map_lookup_elem(&hs_live, &word);
-	if (!live)
-		return TC_ACT_OK; /* cannot happen: word is within the array */
+	h = bpf_map_lookup_elem(&handshakes, &idx);
+	if (!h)
+		return TC_ACT_OK; /* cannot happen: idx is within the array */
+	htag = *(volatile __u32 *)&h->tag;
 	if (t->tunneled)
 		__builtin_memcpy(rk.addr, t->tunnel, 4);
 	else
@@ -509,26 +490,14 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	v = bpf_map_lookup_elem(&rs_stats, &slot);
 	if (!v)
 		return TC_ACT_OK;
-	h = bpf_map_lookup_elem(&handshakes, &idx);
-	if (!h)
-		return TC_ACT_OK; /* cannot happen: idx is within the array */
 	__sync_fetch_and_add(&v->syns, 1);
-	/* The clock before the slot: its ordering waits for loads in
-	 * flight, and the slot may be a cache miss. */
+
 	now = bpf_ktime_get_ns();
-	isnew = !(*live & bit);
-	if (!isnew) {
-		/* The slot may hold an unanswered handshake: read it. */
-		htag = *(volatile __u32 *)&h->tag;
-		syns = HS_SYNS(h);
-		isnew = htag != tag || !syns || now - h->syn_ns >= HS_WINDOW_NS;
-		if (isnew && syns && now - h->syn_ns < HS_WINDOW_NS)
+	syns = HS_SYNS(h);
+	live = syns && now - h->syn_ns < HS_WINDOW_NS; /* an unanswered handshake */
+	if (htag != tag || !live) {
+		if (live)
 			count(PASSIVE_STAT_HS_FULL); /* another in-flight handshake's slot */
-	} else {
-		*live |= bit;
-	}
-	if (isnew) {
-		/* Stores only: nothing here waits for the slot's line. */
 		h->tag = tag;
 		h->syn_ns = now;
 		h->slot_syns = slot << 8 | 1;
@@ -554,8 +523,8 @@ static __always_inline int ingress(struct tuple *t)
 {
 	struct passive_rs_stats *v;
 	struct passive_hs *h = 0;
-	__u64 now = 0, coarse = 0, hash, *live = 0, bit = 0;
-	__u32 idx, word, tag, slot;
+	__u64 now = 0, coarse = 0, hash;
+	__u32 idx, tag, slot;
 	int ours = 0;
 
 	/* parse let only a RST or a SYN-ACK through. A RST that cannot
@@ -565,15 +534,10 @@ static __always_inline int ingress(struct tuple *t)
 		hash = hs_hash(t, 0);
 		idx = (__u32)hash & hs_mask;
 		tag = (__u32)(hash >> 32) | 1;
-		word = idx / 64;
-		bit = 1ULL << (idx % 64);
-		live = bpf_map_lookup_elem(&hs_live, &word);
 		h = bpf_map_lookup_elem(&handshakes, &idx);
-		if (!h || !live)
+		if (!h)
 			return TC_ACT_OK; /* cannot happen: idx is within the array */
-		/* A clear bit: no handshake in flight in the slot, no need to
-		 * read it. */
-		if ((*live & bit) && h->tag == tag && HS_SYNS(h)) {
+		if (h->tag == tag && HS_SYNS(h)) {
 			/* In flight? A SYN-ACK's latency needs the precise
 			 * clock; a RST's 10 s window does with the coarse one
 			 * (see the gap test below), which lags by less than a
@@ -612,7 +576,6 @@ static __always_inline int ingress(struct tuple *t)
 		if (ours) {
 			__sync_fetch_and_add(&v->refused, 1);
 			h->slot_syns = 0; /* answered */
-			*live &= ~bit;
 		}
 		/* A RST tests the event gap with the coarse clock: a tick's
 		 * resolution, and no TSC read, whose ordering waits for every
@@ -646,7 +609,6 @@ static __always_inline int ingress(struct tuple *t)
 	if (HS_SYNS(h) == 1 && now > h->syn_ns)
 		record_latency(v->lat, &v->lat_count, &v->lat_sum_ns, now - h->syn_ns);
 	h->slot_syns = 0; /* answered */
-	*live &= ~bit;
 	return TC_ACT_OK;
 }
 

@@ -149,9 +149,6 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 		slots <<= 1
 	}
 	spec.Maps[passiveMapHandshakes].MaxEntries = slots
-	if m := spec.Maps[passiveMapHsLive]; m != nil { // an older object (a benchmark's ablation) has none
-		m.MaxEntries = max(1, slots/64) // a bit per slot
-	}
 	var seed [16]byte
 	if _, err := rand.Read(seed[:]); err != nil {
 		return nil, fmt.Errorf("hash seeds: %w", err)

@@ -78,7 +78,6 @@ const (
 	passiveMapEpKeys          = "ep_keys"
 	passiveMapEvents          = "events"
 	passiveMapHandshakes      = "handshakes"
-	passiveMapHsLive          = "hs_live"
 	passiveMapLocalFilter     = "local_filter"
 	passiveMapRsStats         = "rs_stats"
 	passiveMapStats           = "stats"
@@ -149,7 +148,6 @@ type passiveMapSpecs struct {
 	EpKeys      *ebpf.MapSpec `ebpf:"ep_keys"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Handshakes  *ebpf.MapSpec `ebpf:"handshakes"`
-	HsLive      *ebpf.MapSpec `ebpf:"hs_live"`
 	LocalFilter *ebpf.MapSpec `ebpf:"local_filter"`
 	RsStats     *ebpf.MapSpec `ebpf:"rs_stats"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
@@ -194,7 +192,6 @@ type passiveMaps struct {
 	EpKeys      *ebpf.Map `ebpf:"ep_keys"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Handshakes  *ebpf.Map `ebpf:"handshakes"`
-	HsLive      *ebpf.Map `ebpf:"hs_live"`
 	LocalFilter *ebpf.Map `ebpf:"local_filter"`
 	RsStats     *ebpf.Map `ebpf:"rs_stats"`
 	Stats       *ebpf.Map `ebpf:"stats"`
@@ -206,7 +203,6 @@ func (m *passiveMaps) Close() error {
 		m.EpKeys,
 		m.Events,
 		m.Handshakes,
-		m.HsLive,
 		m.LocalFilter,
 		m.RsStats,
 		m.Stats,

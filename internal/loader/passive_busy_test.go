@@ -323,7 +323,22 @@ func BenchmarkPassiveBusy(b *testing.B) {
 					b.Fatalf("LVSPROBE_BENCH_HS_CAPACITY=%q: %v", v, err)
 				}
 			}
-			p, modes := busyModes(b, opts, append(benchRealServers(10000), server))
+			// LVSPROBE_BENCH_BUSY_SPREAD=N: the new-flow loads go to N
+			// real servers (ports of the same address, all configured)
+			// instead of one, so each SYN finds its real server's
+			// endpoint bucket and counters cold, as on a director with
+			// many real servers. Not with the listen load (one listener).
+			spread := 0
+			if v := os.Getenv("LVSPROBE_BENCH_BUSY_SPREAD"); v != "" && load.newFlow && !load.listen {
+				if _, err := fmt.Sscan(v, &spread); err != nil || spread < 1 || spread > 60000 {
+					b.Fatalf("LVSPROBE_BENCH_BUSY_SPREAD=%q: want 1..60000", v)
+				}
+			}
+			targets := []netip.AddrPort{server}
+			for i := 1; i < spread; i++ {
+				targets = append(targets, netip.AddrPortFrom(rs.Addr, server.Port()+uint16(i)))
+			}
+			p, modes := busyModes(b, opts, append(benchRealServers(max(1, 10000-len(targets))), targets...))
 			from, sendVia, dirLink := client, client, client.Link
 			sink := rs
 			if load.ingress {
@@ -392,6 +407,12 @@ func BenchmarkPassiveBusy(b *testing.B) {
 			next := 0
 			frames := func() [][]byte {
 				f := floodFrames(min(flows, per), srcMAC, dstMAC, from.Addrs, server, load.flags, load.payload, next)
+				if len(targets) > 1 {
+					for i, fr := range f {
+						binary.BigEndian.PutUint16(fr[36:], targets[(next+i)%len(targets)].Port())
+						setTCPChecksum(fr)
+					}
+				}
 				if load.ingress {
 					reversed(f, srcMAC, dstMAC)
 				}
@@ -508,7 +529,19 @@ func BenchmarkPassiveBusy(b *testing.B) {
 				if split {
 					least = synsOn * 9 / 10
 				}
-				c := counters(b, p, server)
+				var c ClientCounters
+				all, _, err := p.Counters()
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, t := range targets {
+					v := all[t]
+					c.SYNs += v.SYNs
+					c.Refused += v.Refused
+					for i := range v.Latency {
+						c.Latency[i] += v.Latency[i]
+					}
+				}
 				if c.SYNs != synsOn {
 					st, _ := p.Stats()
 					b.Errorf("counted %d SYNs, sent %d while on (%+v)", c.SYNs, synsOn, st)
