@@ -13,13 +13,12 @@ import (
 // (docs/benchmarks.md §13). The tick therefore shrinks as the rate grows,
 // so that a wakeup carries about wakeFrames probes, down to minTick (in
 // whole milliseconds: the Go runtime's timers sleep in whole milliseconds
-// when the process is idle, so 3.3 ms would be 4); and
-// one wakeup never sends more than its limit, wakeLimit (or what the rate
-// needs per minTick, with the same headroom, above 128,000 probes/s): a
-// loop that wakes late sends the backlog over the next wakeups, spaced
-// half a tick apart, instead of all at once. Small probers keep the 10 ms
-// tick: each wakeup costs (34 % of a 100-target prober's CPU at 1 ms in
-// the emulated kernel lab, §11).
+// when the process is idle, so 3.3 ms would be 4), and one wakeup never
+// sends more than its limit, wakeLimit (above 100,000 probes/s, what a
+// minTick needs with the same headroom): a loop that wakes late sends the
+// backlog over the next wakeups, half a tick apart, instead of all at
+// once. Small probers keep the 10 ms tick: each wakeup costs (34 % of a
+// 100-target prober's CPU at 1 ms in the emulated kernel lab, §11).
 const (
 	minTick    = time.Millisecond
 	wakeFrames = 100 // probes a wakeup aims at when the rate needs ticks shorter than sendTick
@@ -41,7 +40,8 @@ func tickFor(rate float64) (tick time.Duration, limit int) {
 
 // catchUpWait is how long the send loop waits after a wakeup that sent
 // its limit while more probes were due: half a tick, so that a backlog
-// drains at twice the nominal rate or more, in wakeups of bounded size.
+// drains at up to 2.5 times the nominal rate, in wakeups of bounded size
+// (at the 1 ms tick, the runtime's 1 ms sleeps leave 1.28 times).
 func catchUpWait(tick time.Duration) time.Duration { return tick / 2 }
 
 // probeRate returns the nominal probes per second of targets probed every
