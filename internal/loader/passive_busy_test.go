@@ -128,6 +128,7 @@ func busyModes(b *testing.B, opts PassiveOptions, rs []netip.AddrPort) (*Passive
 		v := load()
 		passiveSpec = loadPassive
 		eg, in := v.Programs()
+		fillDenseKeys(b, v)
 		modes = append(modes, busyMode{name, in, eg})
 	}
 	return p, modes
@@ -696,5 +697,45 @@ func busySplit(b *testing.B, link string) {
 	out, err := exec.Command("unshare", "-m", "sh", "-c", sh).CombinedOutput()
 	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "2") {
 		b.Fatalf("RPS on %s: %v: %s", link, err, out)
+	}
+}
+
+// fillDenseKeys gives an ablation object with an rs_keys map (a dense
+// record by slot that starts with the real server's key: a layout
+// experiment, docs/benchmarks.md 14.1) the keys of its rs_stats, the
+// rest of each record zero.
+func fillDenseKeys(b *testing.B, p *Passive) {
+	eg, _ := p.Programs()
+	info, err := eg.Info()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids, _ := info.MapIDs()
+	for _, id := range ids {
+		m, err := ebpf.NewMapFromID(id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer m.Close()
+		mi, err := m.Info()
+		if err != nil || mi.Name != "rs_keys" {
+			continue
+		}
+		for slot := uint32(0); slot < p.tc.RsStats.MaxEntries(); slot++ {
+			var st passivePassiveRsStats
+			if err := p.tc.RsStats.Lookup(slot, &st); err != nil {
+				b.Fatal(err)
+			}
+			if st.Key.Family == 0 {
+				continue
+			}
+			v := make([]byte, mi.ValueSize)
+			copy(v, st.Key.Addr[:])
+			binary.NativeEndian.PutUint16(v[16:], st.Key.Port)
+			v[18], v[19] = st.Key.Proto, st.Key.Family
+			if err := m.Put(slot, v); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 }
