@@ -31,7 +31,12 @@
  * atomic adds on the real server's counters. Data packets and ACKs are
  * parsed up to the TCP flags, counted as TCP, and pass.
  *
- * Every packet goes on untouched (TC_ACT_OK). Packets that are not plain
+ * Every packet goes on untouched with TC_ACT_UNSPEC (TCX_NEXT), not
+ * TC_ACT_OK: on a TCX hook, and among direct-action clsact filters,
+ * TC_ACT_OK is a verdict that ends the chain, and the programs after this
+ * one (the SYN prober's receiver on a link attached in the other order,
+ * anyone else's) would never see the packet; with nothing after it the
+ * packet passes as with TC_ACT_OK. Packets that are not plain
  * TCP over IPv4/IPv6 - truncated headers, IPv4 fragments, IPv6 extension
  * headers, UDP, ICMP - are counted by reason in stats and nowhere else.
  * The director's own packets - sent with no input link, or answering one
@@ -52,6 +57,10 @@
 #include "passive_common.h"
 
 char __license[] SEC("license") = "Dual MIT/GPL";
+
+/* What every packet gets: no verdict, the next program decides (see the
+ * top of the file). */
+#define PASS_ON TC_ACT_UNSPEC
 
 /* The SYN prober's reserved source ports (host order): its answers are not
  * client traffic. 0-0 means none. */
@@ -457,7 +466,7 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	/* Sent by the director itself (no input link): a check or a SYN
 	 * probe, left to the tracepoints. */
 	if (skb->ingress_ifindex == 0)
-		return TC_ACT_OK;
+		return PASS_ON;
 	/* The handshake slot first: its cache line (a random one of a large
 	 * table) then loads while the endpoint table is searched. */
 	hash = hs_hash(t, 1);
@@ -465,7 +474,7 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	tag = (__u32)(hash >> 32) | 1; /* never 0: 0 is an empty slot */
 	h = bpf_map_lookup_elem(&handshakes, &idx);
 	if (!h)
-		return TC_ACT_OK; /* cannot happen: idx is within the array */
+		return PASS_ON; /* cannot happen: idx is within the array */
 	htag = *(volatile __u32 *)&h->tag;
 	if (t->tunneled)
 		__builtin_memcpy(rk.addr, t->tunnel, 4);
@@ -484,12 +493,12 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 		dk.proto = PASSIVE_EP_DR;
 		if (!ep_find(&dk, &slot)) {
 			count(PASSIVE_STAT_UNKNOWN_RS);
-			return TC_ACT_OK;
+			return PASS_ON;
 		}
 	}
 	v = bpf_map_lookup_elem(&rs_stats, &slot);
 	if (!v)
-		return TC_ACT_OK;
+		return PASS_ON;
 	__sync_fetch_and_add(&v->syns, 1);
 
 	now = bpf_ktime_get_ns();
@@ -501,7 +510,7 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 		h->tag = tag;
 		h->syn_ns = now;
 		h->slot_syns = slot << 8 | 1;
-		return TC_ACT_OK;
+		return PASS_ON;
 	}
 	/* The same 4-tuple's SYN again: the handshake went unanswered. */
 	if (syns < 0xff)
@@ -512,7 +521,7 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 		v->retrans_event_ns = now;
 		send_event(&v->key, PASSIVE_EV_SYN_RETRANS, now);
 	}
-	return TC_ACT_OK;
+	return PASS_ON;
 }
 
 /* ingress handles a real server's SYN-ACK or RST. An answer to a tracked
@@ -536,7 +545,7 @@ static __always_inline int ingress(struct tuple *t)
 		tag = (__u32)(hash >> 32) | 1;
 		h = bpf_map_lookup_elem(&handshakes, &idx);
 		if (!h)
-			return TC_ACT_OK; /* cannot happen: idx is within the array */
+			return PASS_ON; /* cannot happen: idx is within the array */
 		if (h->tag == tag && HS_SYNS(h)) {
 			/* In flight? A SYN-ACK's latency needs the precise
 			 * clock; a RST's 10 s window does with the coarse one
@@ -562,15 +571,15 @@ static __always_inline int ingress(struct tuple *t)
 		rk.family = t->family;
 		if (!ep_find(&rk, &slot)) {
 			count(PASSIVE_STAT_UNKNOWN_RS);
-			return TC_ACT_OK;
+			return PASS_ON;
 		}
 		/* An answer to the director itself: a SYN probe's or a check's. */
 		if (probe_port(bpf_ntohs(t->dport)) || local_addr(t->daddr, t->family))
-			return TC_ACT_OK;
+			return PASS_ON;
 	}
 	v = bpf_map_lookup_elem(&rs_stats, &slot);
 	if (!v)
-		return TC_ACT_OK;
+		return PASS_ON;
 	if (t->flags & TCPF_RST) {
 		__sync_fetch_and_add(&v->rsts, 1);
 		if (ours) {
@@ -585,12 +594,12 @@ static __always_inline int ingress(struct tuple *t)
 		 * only. The event's own time is precise. */
 		if (gap_jiffies) {
 			if (v->rst_event_ns && (__u32)bpf_jiffies64() - v->rst_event_j < gap_jiffies)
-				return TC_ACT_OK;
+				return PASS_ON;
 		} else if (event_gap_ns >= COARSE_GAP_NS) {
 			if (!coarse)
 				coarse = bpf_ktime_get_coarse_ns();
 			if ((__s64)(coarse - v->rst_event_ns) < (__s64)event_gap_ns)
-				return TC_ACT_OK;
+				return PASS_ON;
 		}
 		now = bpf_ktime_get_ns();
 		if (now - v->rst_event_ns >= event_gap_ns) {
@@ -598,18 +607,18 @@ static __always_inline int ingress(struct tuple *t)
 			v->rst_event_j = (__u32)bpf_jiffies64();
 			send_event(&v->key, PASSIVE_EV_RST, now);
 		}
-		return TC_ACT_OK;
+		return PASS_ON;
 	}
 	__sync_fetch_and_add(&v->synacks, 1);
 	if (!ours) {
 		count(PASSIVE_STAT_HS_MISS);
-		return TC_ACT_OK;
+		return PASS_ON;
 	}
 	/* Karn: a retransmitted handshake's latency is ambiguous. */
 	if (HS_SYNS(h) == 1 && now > h->syn_ns)
 		record_latency(v->lat, &v->lat_count, &v->lat_sum_ns, now - h->syn_ns);
 	h->slot_syns = 0; /* answered */
-	return TC_ACT_OK;
+	return PASS_ON;
 }
 
 SEC("tc")
@@ -618,7 +627,7 @@ int passive_egress(struct __sk_buff *skb)
 	struct tuple t;
 
 	if (!parse(skb, &t, 1))
-		return TC_ACT_OK;
+		return PASS_ON;
 	return egress(skb, &t);
 }
 
@@ -628,6 +637,6 @@ int passive_ingress(struct __sk_buff *skb)
 	struct tuple t;
 
 	if (!parse(skb, &t, 0))
-		return TC_ACT_OK;
+		return PASS_ON;
 	return ingress(&t);
 }
