@@ -74,8 +74,9 @@
 // The send loop wakes once a tick and sends the probes due within it: the
 // tick is 10 ms while that is 100 probes or fewer, and shrinks (in whole
 // milliseconds, to 1 ms) as the rate grows, so that each wakeup puts about
-// 100 frames on the links and never more than 128 (tick.go); a loop that
-// wakes late sends its backlog over the next wakeups, half a tick apart.
+// 100 frames on the links and never more than 128 not yet due (tick.go);
+// probes already late are never held back, so a loop that wakes late
+// sends its backlog at once.
 // Metric probes_per_wakeup.
 //
 // RTT is the kernel's timestamp on the answer minus the send time, both

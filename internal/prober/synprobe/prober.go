@@ -53,8 +53,9 @@ type Prober struct {
 	// packet the receiver hands up: nil for a valid answer, else the reason.
 	observe func(error)
 	// onWakeup, when set (by tests, before Run), sees every wakeup of
-	// the send loop that sent probes: how many, at which tick.
-	onWakeup func(probes int, tick time.Duration)
+	// the send loop that sent probes: how many, how many of them were
+	// already late (outside the wakeup's limit), at which tick.
+	onWakeup func(probes, overdue int, tick time.Duration)
 }
 
 // ErrRunning is returned by Run when the prober is already running.

@@ -41,6 +41,7 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 	// limit probes, those due within tick (tick.go).
 	tick, limit := sendTick, wakeLimit
 	budget, woke := 0, true
+	wakeSent, wakeOverdue := 0, 0 // probes sent in this wakeup, and of them overdue
 	// draining: the last round left probes due (a full batch, or a
 	// wakeup that sent its limit), so this one takes a backlog that
 	// the spreading itself delays; prevLate is how late the last round
@@ -114,22 +115,24 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 			}
 		}
 		sent := bs.len()
-		budget -= sent
+		budget -= sent - bs.overdue
+		wakeSent, wakeOverdue = wakeSent+sent, wakeOverdue+bs.overdue
 		if sent > 0 {
 			pollWait, lastSend = pollMin, loader.Ktime()
-			if budget > 0 && bs.full() {
+			if bs.full() && (budget > 0 || p.behind(loader.Ktime())) {
 				draining = true
 				continue // a socket's batch was full: more are due
 			}
 		}
 		// The wakeup ends.
 		woke, draining = true, budget <= 0
-		if n := limit - budget; n > 0 {
+		if n := wakeSent; n > 0 {
 			p.m.wakeProbes.Observe(float64(n))
 			if p.onWakeup != nil {
-				p.onWakeup(n, tick)
+				p.onWakeup(n, wakeOverdue, tick)
 			}
 		}
+		wakeSent, wakeOverdue = 0, 0
 		wait := time.Second
 		now = loader.Ktime()
 		p.mu.Lock()
@@ -177,6 +180,7 @@ func (p *Prober) wakeup() (tick time.Duration, limit, added int) {
 // they leave through.
 type batches struct {
 	frames, v4, v6 []probe
+	overdue        int // of them, probes already due when collected (outside a wakeup's limit)
 }
 
 // init sizes the batches: frames (sent through a TX ring with one
@@ -186,7 +190,9 @@ func (bs *batches) init(n, nFrames int) {
 	bs.frames, bs.v4, bs.v6 = make([]probe, 0, max(n, nFrames)), make([]probe, 0, n), make([]probe, 0, n)
 }
 
-func (bs *batches) reset() { bs.frames, bs.v4, bs.v6 = bs.frames[:0], bs.v4[:0], bs.v6[:0] }
+func (bs *batches) reset() {
+	bs.frames, bs.v4, bs.v6, bs.overdue = bs.frames[:0], bs.v4[:0], bs.v6[:0], 0
+}
 
 func (bs *batches) len() int { return len(bs.frames) + len(bs.v4) + len(bs.v6) }
 
@@ -231,8 +237,15 @@ func (p *Prober) collect(now, horizon uint64, bs *batches, limit int) (late time
 	size := uint32(p.ports.size())
 	for first := true; ; first = false {
 		t := p.due.peek()
-		if t == nil || t.next > horizon || bs.full() || bs.len() >= limit {
+		// The limit holds back probes not yet due, never late ones: a
+		// wakeup that comes late sends its backlog (as many as its
+		// batches hold), or the loop would fall further behind at each
+		// late wakeup and the back-off would take it for starvation.
+		if t == nil || t.next > horizon || bs.full() || (bs.len()-bs.overdue >= limit && t.next > now) {
 			return late
+		}
+		if t.next <= now {
+			bs.overdue++
 		}
 		if first && t.next < now {
 			late = time.Duration(now - t.next)
@@ -274,4 +287,12 @@ func (p *Prober) stamp(b []probe) {
 		}
 	}
 	p.mu.Unlock()
+}
+
+// behind reports whether a probe was due by now and is still queued.
+func (p *Prober) behind(now uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.due.peek()
+	return t != nil && t.next <= now
 }

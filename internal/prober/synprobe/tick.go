@@ -15,9 +15,13 @@ import (
 // whole milliseconds: the Go runtime's timers sleep in whole milliseconds
 // when the process is idle, so 3.3 ms would be 4), and one wakeup never
 // sends more than its limit, wakeLimit (above 100,000 probes/s, what a
-// minTick needs with the same headroom): a loop that wakes late sends the
-// backlog over the next wakeups, half a tick apart, instead of all at
-// once. Small probers keep the 10 ms tick: each wakeup costs (34 % of a
+// minTick needs with the same headroom), of probes not yet due. Probes
+// already late are never held back: a loop that wakes late sends its
+// backlog at once, as before the spreading (holding it back to the limit
+// capped the rate at the limit per actual wakeup, below the nominal rate
+// where the runtime's timers wake late, so the loop fell further behind
+// and the back-off held a quiet 10,000-target prober at 1/16: §14).
+// Small probers keep the 10 ms tick: each wakeup costs (34 % of a
 // 100-target prober's CPU at 1 ms in the emulated kernel lab, §11).
 const (
 	minTick    = time.Millisecond
