@@ -26,6 +26,7 @@ type PassiveOptions struct {
 	ProbePortHi       uint16                // (0-0: none)
 	EventGap          time.Duration         // shortest time between two events of one kind for one real server; 0 means 100ms
 	PollInterval      time.Duration         // how often Run reads the counters and sends deltas; 0 means 1s
+	EventTail         time.Duration         // after an event's early read, Run reads once more this much later (what the event gap kept quiet); 0 means half of EventGap
 	ClientDeltasOnly  bool                  // Run leaves the director's own connections out of the Deltas (Own stays zero) and reads no counters early on their events
 	ForceClsact       bool                  // attach with a clsact qdisc even where TCX exists
 	NoTracepoints     bool                  // load the TC programs only
@@ -45,6 +46,9 @@ func (o PassiveOptions) withDefaults() PassiveOptions {
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
+	}
+	if o.EventTail <= 0 {
+		o.EventTail = o.EventGap / 2
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -110,7 +114,8 @@ type Passive struct {
 	poller    passivePoller // the counters the last batch of deltas ran up to (Run's goroutine only)
 	dropped   uint64        // events the consumer did not take in time (under mu)
 	collector *passiveCollector
-	running   sync.Mutex // held by Run
+	running   sync.Mutex       // held by Run
+	onRead    func(why string) // tests: called after each of Run's reads ("start", "event", "tail", "tick")
 }
 
 // LoadPassive loads the passive observer into the kernel without

@@ -563,3 +563,77 @@ func TestPassiveEventTriggersRead(t *testing.T) {
 		}
 	}
 }
+
+// TestPassiveEventTail: the programs send one event of a kind per real
+// server per EventGap, so a second refusal inside the gap raises none;
+// the tail read EventTail after the event's read must still bring it
+// (before it did, the second refusal waited for the next event or
+// PollInterval: the 100-130 ms tail of a killed real server's removal
+// under client traffic, docs/benchmarks.md §14). Run's reads are
+// followed through a test hook, so the second refusal comes after the
+// event's read for certain.
+func TestPassiveEventTail(t *testing.T) {
+	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, PollInterval: time.Hour,
+		EventGap: time.Hour, EventTail: 2 * time.Second})
+	client, rs := routed(t, p)
+	target := netip.AddrPortFrom(rs.Addr, 8081) // nothing listens
+	if err := p.SetRealServers([]netip.AddrPort{target}); err != nil {
+		t.Fatal(err)
+	}
+	reads := make(chan string, 16)
+	p.onRead = func(why string) { reads <- why }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+	awaitRead := func(want string) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case why := <-reads:
+				if why == want {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %q read", want)
+			}
+		}
+	}
+	refusals := make(chan uint64, 16) // each delta's refusals of target
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ds := <-p.Deltas():
+				for _, d := range ds {
+					if d.RealServer == target && d.Clients.Refused > 0 {
+						refusals <- d.Clients.Refused
+					}
+				}
+			}
+		}
+	}()
+	refuse := func() {
+		t.Helper()
+		if _, err := dial(client, target, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("dial = %v, want refused", err)
+		}
+	}
+	awaitRead("start")
+	refuse()
+	awaitRead("event") // the first refusal's event
+	refuse()           // inside the gap: no event
+	awaitRead("tail")
+	// The deltas are sent before the hook is told.
+	var refused uint64
+	deadline := time.After(10 * time.Second)
+	for refused < 2 {
+		select {
+		case n := <-refusals:
+			refused += n
+		case <-deadline:
+			t.Fatalf("the deltas carried %d refusals, want 2", refused)
+		}
+	}
+}

@@ -98,7 +98,11 @@ func (p *Passive) Events() <-chan Event { return p.events }
 // done, and returns ctx's error then. An event makes it read the counters
 // early, eventPollDelay later (time for the rest of a burst of resets to
 // arrive), so a dying real server's Delta follows its first RST within
-// milliseconds, not PollInterval. Only one Run may be active.
+// milliseconds, not PollInterval; and once more EventTail after that
+// read, since the programs send no second event of a kind for a real
+// server within EventGap: a client's refused reconnect right after the
+// reset of its connection, or the third reset, would otherwise wait for
+// the next event or PollInterval. Only one Run may be active.
 func (p *Passive) Run(ctx context.Context) error {
 	if !p.running.TryLock() {
 		return errors.New("passive: Run already active")
@@ -118,6 +122,7 @@ func (p *Passive) Run(ctx context.Context) error {
 	if err := p.poll(); err != nil {
 		return err
 	}
+	p.read("start")
 	t := time.NewTicker(p.opts.PollInterval)
 	defer t.Stop()
 	refreshed := time.Now()
@@ -125,7 +130,8 @@ func (p *Passive) Run(ctx context.Context) error {
 	burst := time.NewTimer(time.Hour)
 	burst.Stop()
 	defer burst.Stop()
-	pending := false // an event's early read is due on burst
+	pending := false // an event's early read (or its tail) is due on burst
+	tail := false    // the read due on burst is an event's tail
 	for {
 		select {
 		case <-ctx.Done():
@@ -136,10 +142,21 @@ func (p *Passive) Run(ctx context.Context) error {
 				burst.Reset(max(eventPollDelay, eventPollGap-time.Since(lastRead)))
 			}
 		case <-burst.C:
-			pending = false
 			lastRead = time.Now()
 			if err := p.poll(); err != nil {
 				return err
+			}
+			if tail {
+				p.read("tail")
+			} else {
+				p.read("event")
+			}
+			// An event's read is followed by its tail; events during
+			// the tail's wait are read by it.
+			tail = !tail
+			pending = tail
+			if tail {
+				burst.Reset(p.opts.EventTail)
 			}
 		case err := <-evErr:
 			evErr <- err // for the deferred wait
@@ -152,6 +169,7 @@ func (p *Passive) Run(ctx context.Context) error {
 			if err := p.poll(); err != nil {
 				return err
 			}
+			p.read("tick")
 			if time.Since(refreshed) >= localAddrRefresh {
 				refreshed = time.Now()
 				if err := p.RefreshLocalAddrs(); err != nil {
@@ -159,6 +177,13 @@ func (p *Passive) Run(ctx context.Context) error {
 				}
 			}
 		}
+	}
+}
+
+// read tells the test hook, if any, that Run has read the counters.
+func (p *Passive) read(why string) {
+	if p.onRead != nil {
+		p.onRead(why)
 	}
 }
 
