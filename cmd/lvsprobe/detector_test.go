@@ -50,11 +50,11 @@ func TestRunDetector(t *testing.T) {
 	p := runInProcess(t, slog.LevelInfo, 60*time.Second, "-f", path, "--ipvs=dry-run", "--syn-probe-interval=20ms",
 		"--metrics-listen=", "--control-socket=")
 	must := p.must
+	must(`msg="failure detector on"`, "mode=fast") // before the SYN prober loads
 	on := must(`msg="SYN probes on"`)
 	if !strings.Contains(on, "receiver=ebpf") {
 		testenv.SkipOrFail(t, "eBPF receiver not available: "+on)
 	}
-	must(`msg="failure detector on"`, "mode=fast")
 	must(`msg="real server up"`)
 
 	killed := time.Now()

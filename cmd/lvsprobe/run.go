@@ -119,22 +119,26 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 	sched.OnWeight(rec.SetWeight) // MISC_CHECK misc_dynamic and FILE_CHECK weights
 	reg := newRegistry()
 	reg.MustRegister(prober.NewSchedulerCollector(sched), ipvs.NewCollector(rec))
-	syn := startSynProbe(ctx, e.log, f.syn, cfg, reg)
-	defer syn.stop()
 	det, err := startDetector(e.log, f.detector, sched, reg)
 	if err != nil {
 		return err
 	}
-	syn.feedDetector(det)
-	steady := latenessWindow(e.log, sched) // LVSPROBE_LATENESS_AFTER (benchfigures.go)
-	e.log.Info("lvsprobe running", "config", f.file, "ipvs", f.ipvs,
-		"virtual_servers", len(cfg.VirtualServers), "checks", sched.Stats().Checks)
 
 	var wg sync.WaitGroup
 	var recErr error
 	life := startLifecycle(ctx, e.log, cfg, sched, rec, reg, wg.Go) // before rec.Run: quorum at start
-	wg.Go(func() { _ = sched.Run(ctx) })
+	// The reconciler writes the table as the configuration and the
+	// lifecycle have it (every real server up unless alpha, as keepalived
+	// at start) before the SYN prober's eBPF loads: that load took 0.4-8 s
+	// in the emulated kernel lab, and the first write waited for it.
 	wg.Go(func() { recErr = rec.Run(ctx) })
+	syn := startSynProbe(ctx, e.log, f.syn, cfg, reg)
+	defer syn.stop()
+	syn.feedDetector(det)
+	steady := latenessWindow(e.log, sched) // LVSPROBE_LATENESS_AFTER (benchfigures.go)
+	e.log.Info("lvsprobe running", "config", f.file, "ipvs", f.ipvs,
+		"virtual_servers", len(cfg.VirtualServers), "checks", sched.Stats().Checks)
+	wg.Go(func() { _ = sched.Run(ctx) })
 	changes := healthChanges(ctx, det, sched, wg.Go)
 	changes = life.transitions(changes, wg.Go) // notify_up/notify_down
 	wg.Go(func() { forwardHealth(e.log, changes, rec) })
