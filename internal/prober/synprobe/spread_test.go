@@ -27,6 +27,7 @@ func TestSendSpread(t *testing.T) {
 	var (
 		mu              sync.Mutex
 		wakeups, probes int
+		onTime          int // probes not yet due when sent
 		most            int // the most probes not yet due one wakeup sent
 		over            int // wakeups that sent more than wakeLimit in all (late probes included)
 		ticks           = map[time.Duration]int{}
@@ -38,6 +39,7 @@ func TestSendSpread(t *testing.T) {
 		wakeups++
 		probes += n
 		most = max(most, n-overdue) // late probes are never held back
+		onTime += n - overdue
 		if n > wakeLimit {
 			over++
 		}
@@ -64,7 +66,7 @@ func TestSendSpread(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	wantTick, wantLimit := tickFor(targets * probeRate(uint64(100*time.Millisecond)))
-	t.Logf("%d probes in %d wakeups (%.1f each, most %d), ticks %v", probes, wakeups, float64(probes)/float64(wakeups), most, ticks)
+	t.Logf("%d probes (%d not yet due) in %d wakeups (%.1f each, most %d not yet due), ticks %v", probes, onTime, wakeups, float64(probes)/float64(wakeups), most, ticks)
 	if wantLimit != wakeLimit || wantTick >= sendTick {
 		t.Fatalf("tickFor: tick %v limit %d at %d targets; the test wants a short tick", wantTick, wantLimit, targets)
 	}
@@ -76,8 +78,10 @@ func TestSendSpread(t *testing.T) {
 	if ticks[wantTick] < wakeups/2 {
 		t.Errorf("%d of %d wakeups at the %v tick", ticks[wantTick], wakeups, wantTick)
 	}
-	if per, tenMs := float64(probes)/float64(wakeups), float64(targets)/10; per > tenMs/2 {
-		t.Errorf("%.0f probes per wakeup: not spread (a 10 ms tick sends %.0f)", per, tenMs)
+	// Probes not yet due are spread; late ones go at once (a starved
+	// loop, as in the emulated kernel lab, sends little else).
+	if per, tenMs := float64(onTime)/float64(wakeups), float64(targets)/10; per > tenMs/2 {
+		t.Errorf("%.0f probes not yet due per wakeup: not spread (a 10 ms tick sends %.0f)", per, tenMs)
 	}
 	var unprobed int
 	for _, s := range p.SnapshotAll(nil) {
