@@ -75,9 +75,17 @@ func TestPace(t *testing.T) {
 			window(3000, 300, 300, 10, paceSame, 1),
 			window(4000, 300, 300, 10, paceCut, 0.5), // ends at 5 s: the grace is over
 		), 0},
-		{"a few targets added are no bulk: no grace", cat(
+		{"a small prober's start is a start: grace", cat(
 			window(0, 0, 0, 0, paceSame, 1),
-			bulk(50, window(1000, 300, 300, 10, paceCut, 0.5)),
+			bulk(2, window(1000, 300, 300, 10, paceSame, 1)),
+		), 0},
+		{"one target added to ten is no bulk: no grace", cat(
+			window(0, 0, 0, 0, paceSame, 1),
+			func() []round {
+				w := window(1000, 300, 300, 10, paceCut, 0.5)
+				w[0].added, w[0].targets = 1, 20
+				return w
+			}(),
 		), 0},
 		{"a tenth of many targets added is no bulk", cat(
 			window(0, 0, 0, 0, paceSame, 1),
