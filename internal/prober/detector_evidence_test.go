@@ -73,22 +73,7 @@ func TestDetectionIsTheChangesOwn(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := forgetConf(t, 1) // one TCP_CHECK, retry 1 by default
-			cfg.VirtualServers[0].RealServers[0].Checkers[0].Retry = 2
-			s, err := NewScheduler(cfg, SchedulerOptions{FirstVerdict: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			clk := &fakeClock{now: time.Unix(1000, 0)}
-			d, err := NewDetector(s, DetectorOptions{Now: clk.Now})
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := netip.MustParseAddrPort("198.18.1.2:80")
-			var u *unit
-			for _, x := range s.plan.units {
-				u = x
-			}
+			s, clk, d, addr, u := evidenceLab(t, 2)
 			for i, st := range tc.steps {
 				clk.add(50 * time.Millisecond)
 				now := clk.Now()
@@ -138,21 +123,7 @@ func describeDetection(d *Detection) string {
 // recovery emitted, the detector keeps nothing of it (at 10,000 real
 // servers every endpoint that ever recovered used to keep its state).
 func TestRecoveredEndpointIsForgotten(t *testing.T) {
-	cfg := forgetConf(t, 1)
-	s, err := NewScheduler(cfg, SchedulerOptions{FirstVerdict: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := &fakeClock{now: time.Unix(1000, 0)}
-	d, err := NewDetector(s, DetectorOptions{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := netip.MustParseAddrPort("198.18.1.2:80")
-	var u *unit
-	for _, x := range s.plan.units {
-		u = x
-	}
+	s, clk, d, addr, u := evidenceLab(t, 0)
 	complete := func(ok bool) {
 		clk.add(50 * time.Millisecond)
 		s.mu.Lock()
@@ -172,4 +143,29 @@ func TestRecoveredEndpointIsForgotten(t *testing.T) {
 	if e := d.eps[addr]; e != nil {
 		t.Fatalf("recovered endpoint still kept: phase %s, episode first %q", e.phase, e.ep.firstWhat)
 	}
+}
+
+// evidenceLab is a scheduler with one TCP_CHECK on 198.18.1.2:80 (retry
+// as given, 0 for the default), a detector on a fake clock, and the
+// check's unit, for tests that drive results and signals by hand.
+func evidenceLab(t *testing.T, retry int) (*Scheduler, *fakeClock, *Detector, netip.AddrPort, *unit) {
+	t.Helper()
+	cfg := forgetConf(t, 1) // one TCP_CHECK, retry 1 by default
+	if retry > 0 {
+		cfg.VirtualServers[0].RealServers[0].Checkers[0].Retry = retry
+	}
+	s, err := NewScheduler(cfg, SchedulerOptions{FirstVerdict: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &fakeClock{now: time.Unix(1000, 0)}
+	d, err := NewDetector(s, DetectorOptions{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var u *unit
+	for _, x := range s.plan.units {
+		u = x
+	}
+	return s, clk, d, netip.MustParseAddrPort("198.18.1.2:80"), u
 }

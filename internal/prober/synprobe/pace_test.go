@@ -34,11 +34,13 @@ func TestPace(t *testing.T) {
 		}
 		return out
 	}
-	// bulk adds n targets (of n) before the first round of rs
-	bulk := func(n int, rs []round) []round {
-		rs[0].added, rs[0].targets = n, n
+	// addOf adds n targets (of targets probed) before the first round of rs
+	addOf := func(n, targets int, rs []round) []round {
+		rs[0].added, rs[0].targets = n, targets
 		return rs
 	}
+	// bulk adds n targets (of n) before the first round of rs
+	bulk := func(n int, rs []round) []round { return addOf(n, n, rs) }
 	// ignored is a round before the window starts: the last change is
 	// taking effect, nothing changes whatever its lateness
 	ignored := func(at int) round { return round{at: at, sendLate: 900, ansLat: 900, wantRate: -1} }
@@ -81,19 +83,11 @@ func TestPace(t *testing.T) {
 		), 0},
 		{"one target added to ten is no bulk: no grace", cat(
 			window(0, 0, 0, 0, paceSame, 1),
-			func() []round {
-				w := window(1000, 300, 300, 10, paceCut, 0.5)
-				w[0].added, w[0].targets = 1, 20
-				return w
-			}(),
+			addOf(1, 20, window(1000, 300, 300, 10, paceCut, 0.5)),
 		), 0},
 		{"a tenth of many targets added is no bulk", cat(
 			window(0, 0, 0, 0, paceSame, 1),
-			func() []round {
-				w := window(1000, 300, 300, 10, paceCut, 0.5)
-				w[0].added, w[0].targets = 900, 10000
-				return w
-			}(),
+			addOf(900, 10000, window(1000, 300, 300, 10, paceCut, 0.5)),
 		), 0},
 		{"near the floor the rate grows by half at most", cat(
 			window(0, 300, 0, 10, paceCut, 0.5),
