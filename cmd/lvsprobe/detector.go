@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
+	"github.com/lvsprobe/lvsprobe/internal/loader"
 	"github.com/lvsprobe/lvsprobe/internal/prober"
 	"github.com/lvsprobe/lvsprobe/internal/prober/synprobe"
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,9 +100,10 @@ func (s *synProbe) observe(batch []synprobe.Signal) {
 	}
 	det.SetProbesLate(s.p.BackedOff())
 	now := time.Now()
+	kn := loader.Ktime()
 	s.evs = s.evs[:0]
 	for _, sig := range batch {
-		ev := prober.Evidence{Target: sig.Target, RTT: sig.RTT, At: now}
+		ev := prober.Evidence{Target: sig.Target, RTT: sig.RTT, At: wallOf(sig.Stamp, now, kn)}
 		switch sig.Kind {
 		case synprobe.SynAck:
 			ev.Kind = prober.EvidenceSynAck
@@ -126,3 +128,14 @@ func (s *synProbe) observe(batch []synprobe.Signal) {
 // every target (10,000 of them: 1.7 MB kept for good at the largest
 // batch's size).
 const observeChunk = 256
+
+// wallOf turns k, a CLOCK_MONOTONIC stamp in ns (loader.Ktime's clock),
+// into wall-clock time, given now and kn, the same instant on both
+// clocks. A stamp of 0 or from the future (it cannot be) is now: the
+// evidence is then dated when it is handed over.
+func wallOf(k uint64, now time.Time, kn uint64) time.Time {
+	if k == 0 || k > kn {
+		return now
+	}
+	return now.Add(-time.Duration(kn - k))
+}

@@ -278,9 +278,9 @@ func (o *passiveObserver) consume(ctx context.Context) {
 		case e := <-o.p.Events():
 			switch e.Kind {
 			case loader.EventReset:
-				evs = append(evs, prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveReset, Count: 1})
+				evs = append(evs, prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveReset, Count: 1, At: wallOf(e.KtimeNs, time.Now(), loader.Ktime())})
 			case loader.EventSYNRetransmit:
-				evs = append(evs, prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveUnanswered, Count: 1})
+				evs = append(evs, prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveUnanswered, Count: 1, At: wallOf(e.KtimeNs, time.Now(), loader.Ktime())})
 			}
 			if o.log.Enabled(ctx, slog.LevelDebug) { // no strings built per event otherwise
 				o.log.Debug("passive event", "real_server", e.RealServer.String(), "kind", e.Kind.String())

@@ -149,6 +149,49 @@ type Detection struct {
 	Checks      int           // full check attempts in the episode
 	Held        time.Duration // how long flap damping held a recovery back
 	Penalty     float64       // the real server's flap penalty
+	Stages      Stages        // when each step of the episode happened
+}
+
+// Stages are the wall-clock times of one detection's steps, to find where
+// its time goes; a zero time is a step the episode did not have (a change
+// decided by a scheduled check has no suspicion). The steps come in this
+// order: the first signal (a SYN probe's answer as the kernel received
+// it, a miss at the moment its successor probe left, a client SYN or
+// reset as it crossed the passive hook; for other signals when they were
+// handed over), the suspicion (the detector asks for the confirming
+// checks), the deciding check attempt's start and end, the scheduler's
+// emission of the change, and the detector passing it on (after flap
+// damping) toward the reconciler.
+type Stages struct {
+	Signal     time.Time // the first signal of the episode (or the first failed check's start)
+	Suspect    time.Time // the detector acted on a signal: confirming checks asked for
+	CheckStart time.Time // the deciding check attempt started
+	CheckEnd   time.Time // and completed
+	Emitted    time.Time // the scheduler emitted the change
+	Passed     time.Time // the detector passed it on
+}
+
+// String renders the stages as ms after the first signal,
+// "suspect=1.2 check_start=1.5 check_end=2.0 emitted=2.1 passed=2.3";
+// steps the episode did not have are left out, and "" without a signal.
+func (st Stages) String() string {
+	if st.Signal.IsZero() {
+		return ""
+	}
+	var b []byte
+	for _, s := range [...]struct {
+		name string
+		at   time.Time
+	}{{"suspect", st.Suspect}, {"check_start", st.CheckStart}, {"check_end", st.CheckEnd}, {"emitted", st.Emitted}, {"passed", st.Passed}} {
+		if s.at.IsZero() {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, ' ')
+		}
+		b = fmt.Appendf(b, "%s=%.1f", s.name, float64(s.at.Sub(st.Signal))/float64(time.Millisecond))
+	}
+	return string(b)
 }
 
 // LogAttrs returns the detection as slog key/value pairs.
@@ -165,6 +208,9 @@ func (d *Detection) LogAttrs() []any {
 	}
 	if d.Penalty > 0 {
 		a = append(a, "flap_penalty", fmt.Sprintf("%.2f", d.Penalty))
+	}
+	if st := d.Stages.String(); st != "" {
+		a = append(a, "first_signal_at", d.Stages.Signal, "stages_ms", st)
 	}
 	return a
 }
@@ -465,9 +511,12 @@ func (d *Detector) checked(addr netip.AddrPort, ok, up bool, start time.Time) {
 // started an endpoint's next episode, and the change must carry the
 // evidence that made it.
 func (d *Detector) snapshot(addrs []netip.AddrPort, at time.Time) *Detection {
+	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.detection(addrs, at)
+	det := d.detection(addrs, at)
+	det.Stages.Emitted = now
+	return det
 }
 
 // endEpisode ends the episode of addr once it is up again and its
@@ -579,6 +628,7 @@ func (d *Detector) transition(t Transition) []Transition {
 			"flap_penalty", fmt.Sprintf("%.2f", dm.penalty))
 		return nil
 	}
+	det.Stages.Passed = now
 	for i := range out {
 		out[i].Detection = det
 		d.observeLatency(out[i])
@@ -621,6 +671,7 @@ func (d *Detector) release() []Transition {
 		det.Held = now.Sub(since)
 		det.Since += det.Held
 		det.Penalty = dm.penalty
+		det.Stages.Passed = now
 		t.Detection = det
 		d.observeLatency(t)
 		out = append(out, t)
@@ -641,6 +692,10 @@ func (d *Detector) detection(addrs []netip.AddrPort, at time.Time) *Detection {
 		}
 		if first.IsZero() || e.ep.first.Before(first) {
 			first, det.FirstSignal = e.ep.first, e.ep.firstWhat
+			det.Stages.Signal, det.Stages.Suspect = e.ep.first, e.ep.suspected
+		}
+		if e.ep.checkEnd.After(det.Stages.CheckEnd) {
+			det.Stages.CheckStart, det.Stages.CheckEnd = e.ep.checkStart, e.ep.checkEnd
 		}
 		for k, n := range e.ep.counts {
 			sum.counts[k] += n

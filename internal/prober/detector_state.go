@@ -45,9 +45,13 @@ type episode struct {
 	firstWhat string       // what it was
 	firstKind EvidenceKind // the kind of signal it was; 0 for a failed check
 	counts    [evidenceKinds]int
-	checks    int    // full check attempts that completed in the episode
-	failed    int    // of them failed
-	cut       string // the corroboration that cut the retry ladder, "" if none
+	checks    int       // full check attempts that completed in the episode
+	failed    int       // of them failed
+	cut       string    // the corroboration that cut the retry ladder, "" if none
+	suspected time.Time // when the detector acted on the first signal (asked for the checks); zero: it did not
+	// checkStart and checkEnd are the newest completed check attempt of
+	// the episode: for a change, the one that decided it.
+	checkStart, checkEnd time.Time
 }
 
 // summary renders the episode's evidence for logs: "rst×3 silence×0 ...".
@@ -180,7 +184,7 @@ func (e *epState) observe(p *detectorParams, ev Evidence, now time.Time) (reques
 			return request{}, false
 		}
 		e.enter(phaseSuspect, now)
-		e.ep = episode{first: at, firstWhat: ev.Kind.String(), firstKind: ev.Kind}
+		e.ep = episode{first: at, firstWhat: ev.Kind.String(), firstKind: ev.Kind, suspected: now}
 		e.ep.counts[ev.Kind]++
 		return request{e.addr, "suspect: " + ev.describe()}, true
 	case phaseDown:
@@ -191,7 +195,7 @@ func (e *epState) observe(p *detectorParams, ev Evidence, now time.Time) (reques
 			return request{}, false
 		}
 		e.enter(phaseRecovering, now)
-		e.ep = episode{first: at, firstWhat: ev.Kind.String(), firstKind: ev.Kind}
+		e.ep = episode{first: at, firstWhat: ev.Kind.String(), firstKind: ev.Kind, suspected: now}
 		e.ep.counts[ev.Kind]++
 		return request{e.addr, "recovering: " + ev.describe()}, true
 	default: // suspect, recovering: the check already asked for decides
@@ -255,6 +259,7 @@ func (e *epState) checked(p *detectorParams, ok, up bool, start, now time.Time) 
 		e.ep = episode{first: start, firstWhat: "failed check"}
 	}
 	if !e.ep.first.IsZero() {
+		e.ep.checkStart, e.ep.checkEnd = start, now
 		e.ep.checks++
 		if !ok {
 			e.ep.failed++

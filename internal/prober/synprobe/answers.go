@@ -55,7 +55,7 @@ func (p *Prober) settleMisses(upTo uint64) {
 		p.m.misses.Inc()
 		if st.gen > t.answeredGen {
 			t.state.ConsecutiveMisses++
-			p.emit(Signal{Target: t.addr, Kind: Miss, ConsecutiveMisses: t.state.ConsecutiveMisses})
+			p.emit(Signal{Target: t.addr, Kind: Miss, ConsecutiveMisses: t.state.ConsecutiveMisses, Stamp: st.untilNs})
 		}
 	}
 	p.unsettled = append(p.unsettled[:0], p.unsettled[n:]...)
@@ -124,6 +124,6 @@ func (p *Prober) settle(ktime uint64, a *answer) error {
 		p.m.resets.Inc()
 	}
 	p.m.rtt.Observe(rtt.Seconds())
-	p.emit(Signal{Target: key, Kind: kind, RTT: rtt})
+	p.emit(Signal{Target: key, Kind: kind, RTT: rtt, Stamp: ktime})
 	return nil
 }

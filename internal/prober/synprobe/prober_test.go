@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvsprobe/lvsprobe/internal/loader"
 	"github.com/lvsprobe/lvsprobe/internal/testnet"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -45,7 +46,13 @@ func waitSignals(tb testing.TB, p *Prober, wants map[netip.AddrPort]want) {
 	for !met() {
 		select {
 		case batch := <-p.Signals():
+			k := loader.Ktime()
 			for _, s := range batch {
+				// Every signal is dated on the kernel's clock: the
+				// detector's per-stage times start from it.
+				if s.Stamp == 0 || s.Stamp > k {
+					tb.Fatalf("%v: %v signal stamped %d, handed over at %d: want a time on the kernel's clock, not after its hand-over", s.Target, s.Kind, s.Stamp, k)
+				}
 				last[s.Target] = s
 			}
 		case <-ctx.Done():

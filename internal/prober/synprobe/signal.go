@@ -34,6 +34,10 @@ type Signal struct {
 	Kind              Kind           // what happened
 	RTT               time.Duration  // answer time - send time (0 for Miss)
 	ConsecutiveMisses int            // misses in a row, including this one (0 after an answer)
+	// Stamp is when it happened, in ns of CLOCK_MONOTONIC (loader.Ktime's
+	// clock): an answer's arrival at the receiver's hook, a miss's
+	// deadline (its successor's departure). 0: unknown.
+	Stamp uint64
 }
 
 // TargetState is the current view of one target.

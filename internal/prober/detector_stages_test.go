@@ -1,0 +1,95 @@
+package prober
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDetectionStages: a removal carries when each of its steps happened
+// (issue 7's tail: where the time between a kill and the IPVS write
+// goes): the signal as stamped by whoever saw it (a kernel timestamp for
+// SYN probe answers, earlier than its hand-over), the detector's
+// suspicion, the deciding check's start and end, the scheduler's emission
+// and the detector passing it on; and a change without a fast signal (the
+// ladder) carries no suspicion.
+func TestDetectionStages(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	tests := []struct {
+		name       string
+		sig        EvidenceKind // 0: none, the scheduled checks' ladder
+		stampAge   time.Duration
+		checkTook  time.Duration
+		deliverLag time.Duration
+		wantFirst  string
+		want       string // Stages.String()
+	}{
+		{"rst stamped in the kernel 5 ms before its hand-over", EvidenceReset, ms(5), ms(2), ms(3), "rst",
+			"suspect=5.0 check_start=15.0 check_end=17.0 emitted=17.0 passed=20.0"},
+		{"passive unanswered SYN, a slow check", EvidencePassiveUnanswered, ms(1), ms(1000), ms(0), "passive_unanswered",
+			"suspect=1.0 check_start=11.0 check_end=1011.0 emitted=1011.0 passed=1011.0"},
+		{"the ladder: no fast signal, the second failure decides", 0, 0, ms(10), ms(4), "failed check",
+			"check_start=10.0 check_end=20.0 emitted=20.0 passed=24.0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, clk, d, addr, u := evidenceLab(t, 1)
+			run := func(ok bool, took time.Duration) {
+				clk.add(took)
+				s.mu.Lock()
+				s.queue.remove(u)
+				s.complete(u, Result{OK: ok, Duration: took}, clk.Now())
+				s.mu.Unlock()
+			}
+			deliver := func() Transition {
+				t.Helper()
+				s.tmu.Lock()
+				defer s.tmu.Unlock()
+				if len(s.tq) == 0 {
+					t.Fatal("no transition emitted")
+				}
+				tr := s.tq[0]
+				s.tq = s.tq[1:]
+				return tr
+			}
+			run(true, ms(1))
+			d.transition(deliver()) // the first verdict
+			clk.add(time.Second)
+			seen := clk.Now()
+			if tc.sig != 0 {
+				clk.add(tc.stampAge)
+				d.Observe(Evidence{Target: addr, Kind: tc.sig, Count: 1, At: seen})
+				clk.add(ms(10)) // the expedited check waits for its turn
+			}
+			run(false, tc.checkTook)
+			if tc.sig == 0 {
+				run(false, tc.checkTook) // retry 1: the second failure decides
+				seen = clk.Now().Add(-2 * tc.checkTook) // the episode began with the first failed check's start
+			}
+			tr := deliver()
+			clk.add(tc.deliverLag)
+			out := d.transition(tr)
+			if len(out) != 1 || out[0].Up || out[0].Detection == nil {
+				t.Fatalf("passed on %d transitions (%+v), want one removal with its evidence", len(out), out)
+			}
+			det := out[0].Detection
+			if det.FirstSignal != tc.wantFirst {
+				t.Fatalf("first_signal %q, want %q", det.FirstSignal, tc.wantFirst)
+			}
+			if !det.Stages.Signal.Equal(seen) {
+				t.Fatalf("signal at %v, want the evidence's own time %v", det.Stages.Signal, seen)
+			}
+			if got := det.Stages.String(); got != tc.want {
+				t.Fatalf("stages %q, want %q", got, tc.want)
+			}
+			attrs := det.LogAttrs()
+			var line strings.Builder
+			for i := 0; i+1 < len(attrs); i += 2 {
+				line.WriteString(attrs[i].(string) + " ")
+			}
+			if !strings.Contains(line.String(), "first_signal_at ") || !strings.Contains(line.String(), "stages_ms ") {
+				t.Fatalf("log attributes %q lack first_signal_at and stages_ms", line.String())
+			}
+		})
+	}
+}
