@@ -14,17 +14,21 @@
  * other endpoint is not counted). A real server is the packet's IP
  * destination (LVS-NAT), the outer destination of an IPIP packet
  * (LVS-TUN), or, failing both, its link-layer destination (LVS-DR, where
- * the IP destination is the virtual address). Its slot is found in the
- * endpoint table (see passive.h), a hash table of arrays: no hash-map
- * helper runs per packet. In-flight handshakes live in a direct-mapped
+ * the IP destination is the virtual address). Its slot is found at its
+ * home slot (rs_home of its hash, where Go puts every real server whose
+ * home is free: one cache line, the one the packet then counts in) or
+ * else in the endpoint table (see passive.h), a hash table of arrays: no
+ * hash-map helper runs per packet. In-flight handshakes live in a direct-mapped
  * table (see handshakes) that also keeps the real server's slot, so an
  * answer to a tracked SYN needs no endpoint lookup at all. The first RST
  * (and the first SYN retransmission) of a real server after a quiet gap
  * also goes up a ring buffer at once, so Go sees a dying server without
  * polling.
  *
- * Per handshake packet: one endpoint lookup (two for a DR SYN, two for an
- * untracked answer: the real server, then the director's own address),
+ * Per handshake packet: one endpoint lookup (the home slot's line, plus
+ * the endpoint table for a real server away from home; two lookups for a
+ * DR SYN, two for an untracked answer: the real server, then the
+ * director's own address),
  * one handshake slot (none for a RST whose sequence is not 0: it resets
  * a connection, it cannot answer a SYN), one clock read (the coarse clock
  * for a RST, the precise one only when an event may be due), two to five
@@ -67,9 +71,18 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 volatile const __u16 probe_port_lo = 0;
 volatile const __u16 probe_port_hi = 0;
 
+/* The arrays the handshake path reads are BPF_F_MMAPABLE for their
+ * alignment, not to be mapped: an array's values start 312 bytes into
+ * struct bpf_array (6.18; 56 mod 64), so without the flag every 64-byte
+ * endpoint bucket, and the first 64 bytes of every rs_stats entry, lay
+ * across two cache lines, and one handshake slot in four did too. With
+ * it the kernel puts the values on a page boundary (array_map_alloc),
+ * so each of those is one line. Go reads and writes them as before. */
+
 /* Each real server's counters, by slot (see struct passive_rs_stats). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 16384); /* the loader sizes it */
 	__type(key, __u32);
 	__type(value, struct passive_rs_stats);
@@ -78,6 +91,7 @@ struct {
 /* The endpoint table's buckets (see passive.h); a power of two of them. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 8192); /* the loader sizes it */
 	__type(key, __u32);
 	__type(value, struct passive_ep_bucket);
@@ -86,6 +100,7 @@ struct {
 /* The endpoint table's DR and local keys. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 16384 + 4096); /* the loader sizes it */
 	__type(key, __u32);
 	__type(value, struct passive_ep);
@@ -94,6 +109,7 @@ struct {
 /* The filter of the director's own addresses (see PASSIVE_LOCAL_BITS). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64[PASSIVE_LOCAL_BITS / 64]);
@@ -103,6 +119,14 @@ struct {
 volatile const __u32 ep_mask = 8191;
 volatile const __u64 ep_seed = 0x2545f4914f6cdd1dULL;
 
+/* rs_stats' max_entries, set by the loader. A real server's home slot is
+ * a function of its endpoint hash (rs_home); Go gives a real server its
+ * home slot whenever that is free, so the lookup of most real servers
+ * reads one cache line, the first of their own counters, instead of an
+ * endpoint bucket and then that line (two dependent misses when the real
+ * servers are many). */
+volatile const __u32 rs_slots = 16384;
+
 /* In-flight handshakes: a direct-mapped table indexed by a keyed hash of
  * the 4-tuple, each slot holding a tag of the hash (a one-way cache with
  * replacement). An array needs no allocation, lock or eviction scan, so a
@@ -110,6 +134,7 @@ volatile const __u64 ep_seed = 0x2545f4914f6cdd1dULL;
  * handshake was still in flight is counted (PASSIVE_STAT_HS_FULL). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 1 << 17); /* the loader sizes it: a power of two */
 	__type(key, __u32);
 	__type(value, struct passive_hs);
@@ -369,20 +394,18 @@ static __always_inline int ep_match(__u32 id, __u64 a, __u64 b, __u32 c, __u32 *
 	return ea == a && eb == b && ec == c;
 }
 
-/* ep_find looks k up in the endpoint table: 1 and the real server's slot
- * (for a real-server or DR key) when it is there, 0 when not. A miss
- * reads one bucket (one cache line) unless that bucket overflowed.
- * Everything is inlined and unrolled: on this kind of machine every call
- * and return pays for the speculative-execution mitigations (a BPF
- * subprogram for ep_find cost 15-40 ns more per packet, measured). */
-static __always_inline int ep_find(const struct passive_rs_key *k, __u32 *slot)
+/* ep_find_h looks the key of words (a, b, c) and hash h up in the
+ * endpoint table: 1 and the real server's slot (for a real-server or DR
+ * key) when it is there, 0 when not. A miss reads one bucket (one cache
+ * line) unless that bucket overflowed. Everything is inlined and
+ * unrolled: on this kind of machine every call and return pays for the
+ * speculative-execution mitigations (a BPF subprogram for ep_find cost
+ * 15-40 ns more per packet, measured). */
+static __always_inline int ep_find_h(__u64 a, __u64 b, __u32 c, __u64 h, __u32 *slot)
 {
-	__u64 a, b, h;
-	__u32 c, fp, home, bk;
+	__u32 fp, home, bk;
 	int round, i;
 
-	key_words(k, &a, &b, &c);
-	h = ep_hash(a, b, c);
 	fp = (__u32)(h >> 32) | 1;
 	home = (__u32)h & ep_mask;
 	bk = home;
@@ -405,6 +428,62 @@ static __always_inline int ep_find(const struct passive_rs_key *k, __u32 *slot)
 			bk = (home + 1) & ep_mask;
 	}
 	return 0;
+}
+
+/* ep_find looks k up in the endpoint table (see ep_find_h). */
+static __always_inline int ep_find(const struct passive_rs_key *k, __u32 *slot)
+{
+	__u64 a, b;
+	__u32 c;
+
+	key_words(k, &a, &b, &c);
+	return ep_find_h(a, b, c, ep_hash(a, b, c), slot);
+}
+
+/* rs_home is the home slot (below rs_slots) of a real server's endpoint
+ * hash: multiply and shift, no division (internal/loader/passive_ep.go
+ * computes the same). */
+static __always_inline __u32 rs_home(__u64 h)
+{
+	return (__u32)(((h >> 32) * (__u64)rs_slots) >> 32);
+}
+
+/* rs_find returns the counters of the real server k (an IPPROTO_TCP key)
+ * and its slot, or 0 when k is no observed real server. Its home slot
+ * first: the key there is in the line the packet then counts in, so a
+ * real server at home costs one cache line; any other (its home taken by
+ * another, or k unknown) goes on to the endpoint table. */
+static __always_inline struct passive_rs_stats *rs_find(const struct passive_rs_key *k, __u32 *slot)
+{
+	struct passive_rs_stats *v;
+	__u64 a, b, h, ea, eb;
+	__u32 c, ec, home;
+
+	key_words(k, &a, &b, &c);
+	h = ep_hash(a, b, c);
+	home = rs_home(h);
+	v = bpf_map_lookup_elem(&rs_stats, &home);
+	if (!v)
+		return 0;
+#ifdef PASSIVE_BUCKET_EARLY
+	{
+		/* Ablation: the endpoint bucket's load issued before the home
+		 * line's key is compared, so the two misses overlap. */
+		__u32 bk = (__u32)h & ep_mask;
+		struct passive_ep_bucket *e = bpf_map_lookup_elem(&endpoints, &bk);
+
+		if (e)
+			(void)*(volatile __u32 *)&e->way[0].fp;
+	}
+#endif
+	key_words(&v->key, &ea, &eb, &ec);
+	if (ea == a && eb == b && ec == c) {
+		*slot = home;
+		return v;
+	}
+	if (!ep_find_h(a, b, c, h, slot))
+		return 0;
+	return bpf_map_lookup_elem(&rs_stats, slot);
 }
 
 /* local_addr reports whether addr is one of the director's own addresses
@@ -483,7 +562,8 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	rk.port = t->dport;
 	rk.proto = IPPROTO_TCP;
 	rk.family = t->family;
-	if (!ep_find(&rk, &slot)) {
+	v = rs_find(&rk, &slot);
+	if (!v) {
 		/* LVS-DR: the destination is the virtual address; the real
 		 * server is the link-layer destination. */
 		struct passive_rs_key dk __attribute__((aligned(8))) = {};
@@ -495,10 +575,10 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 			count(PASSIVE_STAT_UNKNOWN_RS);
 			return PASS_ON;
 		}
+		v = bpf_map_lookup_elem(&rs_stats, &slot);
+		if (!v)
+			return PASS_ON;
 	}
-	v = bpf_map_lookup_elem(&rs_stats, &slot);
-	if (!v)
-		return PASS_ON;
 	__sync_fetch_and_add(&v->syns, 1);
 
 	now = bpf_ktime_get_ns();
@@ -530,7 +610,7 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
  * director itself. */
 static __always_inline int ingress(struct tuple *t)
 {
-	struct passive_rs_stats *v;
+	struct passive_rs_stats *v = 0;
 	struct passive_hs *h = 0;
 	__u64 now = 0, coarse = 0, hash;
 	__u32 idx, tag, slot;
@@ -569,7 +649,8 @@ static __always_inline int ingress(struct tuple *t)
 		rk.port = t->sport;
 		rk.proto = IPPROTO_TCP;
 		rk.family = t->family;
-		if (!ep_find(&rk, &slot)) {
+		v = rs_find(&rk, &slot);
+		if (!v) {
 			count(PASSIVE_STAT_UNKNOWN_RS);
 			return PASS_ON;
 		}
@@ -577,7 +658,8 @@ static __always_inline int ingress(struct tuple *t)
 		if (probe_port(bpf_ntohs(t->dport)) || local_addr(t->daddr, t->family))
 			return PASS_ON;
 	}
-	v = bpf_map_lookup_elem(&rs_stats, &slot);
+	if (!v)
+		v = bpf_map_lookup_elem(&rs_stats, &slot);
 	if (!v)
 		return PASS_ON;
 	if (t->flags & TCPF_RST) {

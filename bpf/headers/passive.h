@@ -23,23 +23,27 @@ struct passive_rs_key {
 /* What the TC programs saw of one real server's traffic: the rs_stats
  * entry of its slot. Go writes key (and zero counters) when it gives the
  * real server the slot; the counters only grow after that, and Go takes
- * differences between reads. */
+ * differences between reads. The entry is five cache lines (rs_stats'
+ * values start on a page boundary, see bpf/passive.c), laid out by the
+ * packet that touches them. */
 struct passive_rs_stats {
-	/* The first cache line: all a SYN, an untracked SYN-ACK or a RST
-	 * touches. */
+	/* Line 1: all a SYN (new or retransmitted) or a RST touches, and
+	 * what an endpoint lookup checks. */
 	struct passive_rs_key key; /* the real server: events name it, lookups check it */
 	__u32 rst_event_j;         /* low 32 bits of jiffies at the last RST event */
 	__u64 syns;             /* client SYNs forwarded to the real server */
-	__u64 synacks;          /* SYN-ACKs from the real server */
 	__u64 rsts;             /* RSTs from the real server */
 	__u64 rst_event_ns;     /* ktime of the last RST event sent up */
 	__u64 refused;          /* of the RSTs, those answering an in-flight SYN */
-	/* The rest: a retransmitted SYN, a timed SYN-ACK. */
-	__u64 retrans_event_ns; /* ktime of the last retransmission event */
 	__u64 syn_retrans;      /* of the SYNs, those seen again for the same 4-tuple */
+	/* Line 2: a SYN-ACK (an untracked one: synacks only), with the
+	 * histogram's first five buckets (latencies below 32 us). */
+	__u64 synacks;          /* SYN-ACKs from the real server */
 	__u64 lat_count;        /* handshakes timed (first SYN to SYN-ACK) */
 	__u64 lat_sum_ns;       /* their total latency */
 	__u64 lat[PASSIVE_LAT_BUCKETS];
+	/* The rest of line 5. */
+	__u64 retrans_event_ns; /* ktime of the last retransmission event */
 };
 
 /* The endpoint table (passive.c's endpoints and ep_keys) maps three kinds
@@ -56,7 +60,9 @@ struct passive_rs_stats {
  * overflow flag says so) keys go to their second bucket. A way holds a
  * fingerprint of the hash and an entry id: a real server's slot in
  * rs_stats, whose key the lookup checks, or, with PASSIVE_EP_OTHER set,
- * an index in ep_keys (DR and local keys). */
+ * an index in ep_keys (DR and local keys). A real server's key is looked
+ * for at its home slot in rs_stats first (passive.c's rs_find): every
+ * real server is in the table, but those at home are found without it. */
 #define PASSIVE_EP_DR 0xfe
 #define PASSIVE_EP_LOCAL 0xff
 #define PASSIVE_EP_WAYS 7

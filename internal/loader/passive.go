@@ -168,10 +168,11 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 		passiveVarEpMask:      buckets - 1,
 		passiveVarEpSeed:      epSeed,
 		passiveVarGapJiffies:  gapJiffies(opts.EventGap, kernelHZ()),
+		passiveVarRsSlots:     uint32(opts.Capacity),
 	} {
 		vs := spec.Variables[name]
-		if vs == nil && name == passiveVarGapJiffies {
-			continue // an older object (a benchmark's ablation): the coarse clock
+		if vs == nil && (name == passiveVarGapJiffies || name == passiveVarRsSlots) {
+			continue // an older object (a benchmark's ablation): the coarse clock, no home slots
 		}
 		if vs == nil {
 			return nil, fmt.Errorf("object has no variable %s", name)
@@ -294,17 +295,33 @@ func (p *Passive) SetRealServers(targets []netip.AddrPort) error {
 		p.slots.remove(k)
 	}
 	full := 0
-	for t := range want {
-		k := encodeRSKey(t)
-		if _, ok := p.slots.byKey[k]; ok {
-			continue
+	// Two passes: every new real server whose home slot is free takes
+	// it first (rsHome), then the others take any free slot, so that a
+	// real server placed anywhere never takes another one's home.
+	p.slots.round++
+	var rest []netip.AddrPort
+	for _, atHome := range [2]bool{true, false} {
+		add := rest
+		if atHome {
+			add = make([]netip.AddrPort, 0, len(want))
+			for t := range want {
+				add = append(add, t)
+			}
 		}
-		switch err := p.addRealServer(k, t); {
-		case err == nil:
-		case errors.Is(err, errEPFull), errors.Is(err, unix.E2BIG):
-			full++
-		default:
-			errs = append(errs, fmt.Errorf("add %s: %w", t, err))
+		for _, t := range add {
+			k := encodeRSKey(t)
+			if _, ok := p.slots.byKey[k]; ok {
+				continue
+			}
+			switch placed, err := p.addRealServer(k, t, atHome); {
+			case err == nil && !placed:
+				rest = append(rest, t)
+			case err == nil:
+			case errors.Is(err, errEPFull), errors.Is(err, unix.E2BIG):
+				full++
+			default:
+				errs = append(errs, fmt.Errorf("add %s: %w", t, err))
+			}
 		}
 	}
 	if full > 0 {
@@ -317,15 +334,24 @@ func (p *Passive) SetRealServers(targets []netip.AddrPort) error {
 	return errors.Join(errs...)
 }
 
-// addRealServer gives the real server t (encoded as k) a slot, zero
-// counters there, and its place in the endpoint table and own_targets;
-// on failure it takes back what it did. Under p.mu.
-func (p *Passive) addRealServer(k [rsKeySize]byte, t netip.AddrPort) error {
-	slot, ok := p.slots.add(k, t, p.opts.Capacity)
-	if !ok {
-		return errEPFull
+// addRealServer gives the real server t (encoded as k) a slot (with
+// atHome, its home slot or none: placed is false when that is taken),
+// zero counters there, and its place in the endpoint table and
+// own_targets; on failure it takes back what it did. Under p.mu.
+func (p *Passive) addRealServer(k [rsKeySize]byte, t netip.AddrPort, atHome bool) (placed bool, err error) {
+	var slot int32
+	if atHome {
+		slot = rsHome(p.ep.hash(&k), uint32(p.opts.Capacity))
+		if !p.slots.addHome(k, t, slot, p.opts.Capacity) {
+			return false, nil
+		}
+	} else {
+		var ok bool
+		if slot, ok = p.slots.add(k, t, p.opts.Capacity); !ok {
+			return false, errEPFull
+		}
 	}
-	err := p.tc.RsStats.Put(uint32(slot), &passivePassiveRsStats{Key: rsKeyStruct(k)})
+	err = p.tc.RsStats.Put(uint32(slot), &passivePassiveRsStats{Key: rsKeyStruct(k)})
 	if err == nil {
 		err = p.ep.insert(k, uint32(slot))
 		if err == nil && p.trace != nil {
@@ -341,7 +367,7 @@ func (p *Passive) addRealServer(k [rsKeySize]byte, t netip.AddrPort) error {
 	if err != nil {
 		p.slots.remove(k)
 	}
-	return err
+	return true, err
 }
 
 // syncDR makes the endpoint table's DR keys those of p.dr whose real

@@ -59,15 +59,15 @@ type passivePassiveRsStats struct {
 	Key            passivePassiveRsKey
 	RstEventJ      uint32
 	Syns           uint64
-	Synacks        uint64
 	Rsts           uint64
 	RstEventNs     uint64
 	Refused        uint64
-	RetransEventNs uint64
 	SynRetrans     uint64
+	Synacks        uint64
 	LatCount       uint64
 	LatSumNs       uint64
 	Lat            [28]uint64
+	RetransEventNs uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -91,6 +91,7 @@ const (
 	passiveVarHsSeed          = "hs_seed"
 	passiveVarProbePortHi     = "probe_port_hi"
 	passiveVarProbePortLo     = "probe_port_lo"
+	passiveVarRsSlots         = "rs_slots"
 	passiveVarUnusedEvent     = "unused_event"
 )
 
@@ -165,6 +166,7 @@ type passiveVariableSpecs struct {
 	HsSeed      *ebpf.VariableSpec `ebpf:"hs_seed"`
 	ProbePortHi *ebpf.VariableSpec `ebpf:"probe_port_hi"`
 	ProbePortLo *ebpf.VariableSpec `ebpf:"probe_port_lo"`
+	RsSlots     *ebpf.VariableSpec `ebpf:"rs_slots"`
 	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
 }
 
@@ -221,6 +223,7 @@ type passiveVariables struct {
 	HsSeed      *ebpf.Variable `ebpf:"hs_seed"`
 	ProbePortHi *ebpf.Variable `ebpf:"probe_port_hi"`
 	ProbePortLo *ebpf.Variable `ebpf:"probe_port_lo"`
+	RsSlots     *ebpf.Variable `ebpf:"rs_slots"`
 	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
 }
 

@@ -20,7 +20,9 @@ type rsSlots struct {
 	ap    []netip.AddrPort          // by slot; the zero value when free
 	label []string                  // by slot: ap.String(), the metrics label
 	gen   []uint32                  // by slot: changes on every (re)assignment, never 0 while assigned
-	free  []int32
+	free  []int32                   // freed slots, oldest first; may hold a slot taken since (addHome), skipped then
+	freed []uint32                  // by slot: the round it was last freed in
+	round uint32                    // SetRealServers calls so far
 	gens  uint32
 }
 
@@ -36,22 +38,21 @@ func (s *rsSlots) add(k [rsKeySize]byte, ap netip.AddrPort, limit int) (int32, b
 	if i, ok := s.byKey[k]; ok {
 		return i, true
 	}
-	var i int32
-	switch {
-	case len(s.free) > 0:
-		i, s.free = s.free[0], s.free[1:]
-	case len(s.ap) < limit:
+	i := int32(-1)
+	for i < 0 && len(s.free) > 0 {
+		if f := s.free[0]; s.gen[f] == 0 {
+			i = f
+		}
+		s.free = s.free[1:]
+	}
+	if i < 0 {
+		if len(s.ap) >= limit {
+			return 0, false
+		}
 		i = int32(len(s.ap))
-		s.ap, s.label, s.gen = append(s.ap, netip.AddrPort{}), append(s.label, ""), append(s.gen, 0)
-	default:
-		return 0, false
+		s.grow()
 	}
-	s.gens++
-	if s.gens == 0 {
-		s.gens++
-	}
-	s.ap[i], s.label[i], s.gen[i] = ap, ap.String(), s.gens
-	s.byKey[k] = i
+	s.assign(k, ap, i)
 	return i, true
 }
 
@@ -63,6 +64,7 @@ func (s *rsSlots) remove(k [rsKeySize]byte) {
 	}
 	delete(s.byKey, k)
 	s.ap[i], s.label[i], s.gen[i] = netip.AddrPort{}, "", 0
+	s.freed[i] = s.round
 	s.free = append(s.free, i)
 }
 
