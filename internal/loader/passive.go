@@ -88,13 +88,27 @@ const maxPassiveCapacity = 1 << 24
 // localCapacity is the most director addresses the endpoint table holds.
 const localCapacity = 4096
 
+// passiveTC is what Passive keeps of the TC object: its programs and
+// maps. Its variables are set in the spec before loading and not kept,
+// so an object that lacks one the loader may skip (a benchmark's older
+// object) still loads.
+type passiveTC struct {
+	passivePrograms
+	passiveMaps
+}
+
+// Close closes the programs and maps.
+func (o *passiveTC) Close() error {
+	return errors.Join(o.passivePrograms.Close(), o.passiveMaps.Close())
+}
+
 // Passive is the loaded passive observer: TC programs for the
 // real-server-facing links and, where the kernel allows, tracepoints for
 // the director's own connections. Its methods are safe for concurrent use.
 type Passive struct {
 	opts     PassiveOptions
 	log      *slog.Logger
-	tc       passiveObjects
+	tc       passiveTC
 	trace    *passiveTraceObjects // nil when the tracepoints are unavailable
 	traceErr error
 	links    []link.Link // the tracepoint attachments
