@@ -166,6 +166,7 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 	st, l := sched.Stats(), sched.Lateness()
 	stopped := []any{"attempts", st.Attempts, "failed", st.Failures, "transitions", st.Transitions,
 		"lateness_p50", l.Quantile(0.5), "lateness_p99", l.Quantile(0.99), "lateness_max", l.Max}
+	stopped = append(stopped, sched.LimiterStats().LogAttrs()...)
 	e.log.Info("lvsprobe stopped", append(append(stopped, steady()...), memoryAttrs()...)...)
 	if recErr != nil {
 		return fmt.Errorf("stop ipvs: %w", recErr)

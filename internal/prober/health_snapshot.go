@@ -71,7 +71,7 @@ func (s *Scheduler) Stats() SchedulerStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := SchedulerStats{Checks: len(s.plan.units), RealServers: len(s.plan.servers),
-		Attempts: s.checks, Failures: s.fails, InFlight: len(s.sem), Transitions: s.transitions.Load()}
+		Attempts: s.checks, Failures: s.fails, InFlight: s.conc.inFlight(), Transitions: s.transitions.Load()}
 	for _, srv := range s.plan.servers {
 		if !srv.up {
 			st.Down++

@@ -53,7 +53,7 @@ func TestConcurrencyLimit(t *testing.T) {
 				}
 				l.inflight = busy
 				start := t0.Add(s.start)
-				l.done(start, start.Add(s.elapsed), timeout, s.healthy)
+				l.sample(start, start.Add(s.elapsed), timeout, s.healthy)
 			}
 			if got := l.current(); got != tt.want {
 				t.Errorf("limit %d, want %d", got, tt.want)
@@ -71,13 +71,17 @@ func repeat[T any](v T, n int) []T {
 }
 
 func TestConcurrencyLimitAcquire(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	l := newConcurrencyLimit(1, 10, 3)
+	var slots []int64
 	for i := range 3 {
-		if !l.tryAcquire() {
+		slot, ok := l.tryAcquire(now)
+		if !ok {
 			t.Fatalf("slot %d refused under a limit of 3", i+1)
 		}
+		slots = append(slots, slot)
 	}
-	if l.tryAcquire() {
+	if _, ok := l.tryAcquire(now); ok {
 		t.Fatal("a fourth slot granted under a limit of 3")
 	}
 	select {
@@ -85,13 +89,86 @@ func TestConcurrencyLimitAcquire(t *testing.T) {
 		t.Fatal("freed signalled before any slot was given back")
 	default:
 	}
-	l.cancel()
+	l.release(slots[0], 0, now)
 	select {
 	case <-l.freed:
 	default:
 		t.Fatal("no freed signal after a slot was given back")
 	}
-	if !l.tryAcquire() {
+	if _, ok := l.tryAcquire(now); !ok {
 		t.Fatal("the slot given back was not granted")
+	}
+	if got := l.inFlight(); got != 3 {
+		t.Errorf("in flight %d, want 3", got)
+	}
+}
+
+// TestConcurrencyLimitPark checks that attempts running past parkAfter
+// stop counting against the limit unless the director is starved, and
+// that slow attempts cut the limit only when it is.
+func TestConcurrencyLimitPark(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const timeout = time.Second
+	tests := []struct {
+		name       string
+		prompt     int           // attempts of healthy checks ending promptly in the second before t0
+		slow       int           // and slowly (parkAfter or more)
+		lateLaunch bool          // an attempt's goroutine waited launchStarved to run, just before t0
+		later      time.Duration // when a fourth attempt asks, after three filled the limit of 3 at t0
+		wantGrant  bool
+		wantParked int // in flight past parkAfter when the fourth asks
+		wantLimit  int // after a slow attempt of a healthy check started after t0 ends
+	}{
+		{"well fed: an attempt past parkAfter holds no slot", 64, 0, false, parkAfter, true, 3, 3},
+		{"well fed: an attempt younger than parkAfter still counts", 64, 0, false, parkAfter - 2*parkBucket, false, 0, 3},
+		{"nothing ended yet: not starved", 0, 0, false, parkAfter, true, 3, 2},
+		{"a few slow attempts among many are the network's", 95, 5, false, parkAfter, true, 3, 3},
+		{"starved: a fifth of attempts slow, every attempt counts however old", 80, 20, false, 5 * parkAfter, false, 3, 2},
+		{"starved: a goroutine waited to run", 64, 0, true, 5 * parkAfter, false, 3, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newConcurrencyLimit(1, 3, 3)
+			before := t0.Add(-time.Second + time.Millisecond)
+			for range tt.prompt {
+				l.sample(before, before.Add(time.Millisecond), timeout, true)
+			}
+			for range tt.slow {
+				l.sample(before, before.Add(parkAfter), timeout, true)
+			}
+			var slots []int64
+			if tt.lateLaunch {
+				slot, _ := l.tryAcquire(t0.Add(-launchStarved))
+				l.release(slot, launchStarved, t0)
+			}
+			for range 3 {
+				slot, ok := l.tryAcquire(t0)
+				if !ok {
+					t.Fatal("refused under the limit")
+				}
+				slots = append(slots, slot)
+			}
+			slot, ok := l.tryAcquire(t0.Add(tt.later))
+			if ok != tt.wantGrant {
+				t.Fatalf("fourth attempt granted %v, want %v", ok, tt.wantGrant)
+			}
+			if l.parked != tt.wantParked {
+				t.Errorf("parked %d, want %d", l.parked, tt.wantParked)
+			}
+			if ok {
+				slots = append(slots, slot)
+			}
+			for _, s := range slots {
+				l.release(s, 0, t0.Add(tt.later))
+			}
+			if l.inflight != 0 || l.parked != 0 {
+				t.Errorf("after every release: in flight %d, parked %d, want 0 and 0", l.inflight, l.parked)
+			}
+			end := t0.Add(tt.later)
+			l.sample(end.Add(-timeout), end, timeout, true)
+			if got := l.current(); got != tt.wantLimit {
+				t.Errorf("limit after a slow healthy attempt %d, want %d", got, tt.wantLimit)
+			}
+		})
 	}
 }

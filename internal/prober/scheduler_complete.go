@@ -81,7 +81,7 @@ func (s *Scheduler) recordFinished() {
 	}
 	s.mu.Unlock()
 	for _, r := range recs {
-		s.conc.done(r.start, r.end, r.timeout, r.healthy)
+		s.conc.sample(r.start, r.end, r.timeout, r.healthy)
 		s.metrics.observe(r.typ, r.ok, r.end.Sub(r.start))
 	}
 	clear(batch) // no unit kept alive by the scratch

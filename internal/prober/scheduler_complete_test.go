@@ -47,12 +47,14 @@ func TestFinishRecordsEveryResultOnce(t *testing.T) {
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		for i, u := range units {
-			if !s.conc.tryAcquire() {
+			slot, ok := s.conc.tryAcquire(time.Now())
+			if !ok {
 				t.Fatal("no slot")
 			}
 			wg.Go(func() {
 				<-start
 				t0 := time.Now()
+				s.conc.release(slot, 0, t0) // as attempt does
 				s.finish(u, Result{OK: (round+i)%3 != 0, Duration: time.Millisecond}, t0, t0.Add(time.Millisecond))
 			})
 		}

@@ -216,7 +216,7 @@ func netipPort(p uint16) string { return "198.18.0.1:" + strconv.Itoa(int(p)) }
 func TestSchedulerConcurrencyLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		env := newFakeEnv()
-		env.hold = 100 * time.Millisecond
+		env.hold = 50 * time.Millisecond // under parkAfter: every attempt counts
 		tm := timing{delayLoop: 10 * time.Second, delayBeforeRetry: time.Second}
 		var servers []*config.RealServer
 		for p := range uint16(10) {
@@ -233,11 +233,11 @@ func TestSchedulerConcurrencyLimit(t *testing.T) {
 		if m := env.maxInflight.Load(); m != 2 {
 			t.Errorf("at most %d checks in flight, want exactly the limit 2", m)
 		}
-		// Ten checks due at 1 s, two at a time, 100 ms each: the last pair
-		// starts 400 ms late.
+		// Ten checks due at 1 s, two at a time, 50 ms each: the last pair
+		// starts 200 ms late.
 		l := s.Lateness()
-		if l.Count != 10 || l.Max != 400*time.Millisecond {
-			t.Errorf("lateness count %d max %v, want 10 and 400ms", l.Count, l.Max)
+		if l.Count != 10 || l.Max != 200*time.Millisecond {
+			t.Errorf("lateness count %d max %v, want 10 and 200ms", l.Count, l.Max)
 		}
 		if q := l.Quantile(0.5); q < 100*time.Millisecond || q > 250*time.Millisecond {
 			t.Errorf("median lateness %v, want about 200ms", q)
