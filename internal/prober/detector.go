@@ -253,12 +253,18 @@ var ErrDetectorAttached = errors.New("scheduler already has a detector")
 // of probes a timing-out check spans.
 //
 // Silence is not evidence while more than 2 endpoints and more than 1 in
-// 20 are silent at once, nor while the SYN prober has backed its rate off
-// because it runs late ([Detector.SetProbesLate]): that is the director
-// (a starved CPU reading the answers late, its own link, a burst of
-// probes its queue dropped), not the real servers — except that an
-// endpoint that had MissThreshold probes unanswered before the others fell
-// silent still corroborates its failed check (a burst of loss on the
+// 20 have MissThreshold probes unanswered in a row, nor while the SYN
+// prober has backed its rate off because it runs late
+// ([Detector.SetProbesLate]): that is the director (a starved CPU, its
+// own link), not the real servers. While as many have missed one probe
+// or more (a crowd: a burst of answers or probes the director's queue
+// dropped, answered again at the next probe), silence suspects only at
+// MissThreshold misses in a row: the crowd answers its next probe, a
+// black-holed real server does not, and is suspected two intervals later
+// instead of never (a guard on the first miss tripped on every burst the
+// bench rig's veth dropped, §14.5). In both cases an endpoint that had
+// MissThreshold probes unanswered before the others fell silent still
+// corroborates its failed check (a burst of loss on the
 // director's link during a black-holed server's confirming check must not
 // send it up the retry ladder); one whose silence began only just before
 // theirs is one of them. Entering SUSPECT or RECOVERING asks the scheduler to run the
@@ -303,11 +309,12 @@ type Detector struct {
 	// are settled and quiet again (epState.settled). An endpoint without
 	// an entry is up with nothing pending, which is every endpoint of a
 	// healthy cluster: at 10,000 real servers a state for each cost 6 MB.
-	eps    map[netip.AddrPort]*epState
-	damp   rsDamping
-	reqs   []request // scratch, under mu
-	held   int       // recoveries held back now: release looks at the real servers only while there are some
-	silent int       // endpoints with SuspectMisses or more probes unanswered in a row
+	eps       map[netip.AddrPort]*epState
+	damp      rsDamping
+	reqs      []request // scratch, under mu
+	held      int       // recoveries held back now: release looks at the real servers only while there are some
+	silent    int       // endpoints with SuspectMisses or more probes unanswered in a row
+	silentRun int       // of them, those with MissThreshold or more
 	// probesLate is set while the SYN prober says its own timing is
 	// unreliable (SetProbesLate): silence is then not evidence.
 	probesLate bool
@@ -391,7 +398,7 @@ func (d *Detector) Observe(evs ...Evidence) {
 			}
 			e = d.endpoint(ev.Target)
 		}
-		was, wasSilent := e.phase, e.misses >= d.p.suspectMisses
+		was, wasSilent, wasRun := e.phase, e.misses >= d.p.suspectMisses, e.misses >= d.p.missThreshold
 		d.trustSilence()
 		r, ok := e.observe(&d.p, ev, now)
 		if isSilent := e.misses >= d.p.suspectMisses; isSilent != wasSilent {
@@ -399,6 +406,13 @@ func (d *Detector) Observe(evs ...Evidence) {
 				d.silent++
 			} else {
 				d.silent--
+			}
+		}
+		if isRun := e.misses >= d.p.missThreshold; isRun != wasRun {
+			if isRun {
+				d.silentRun++
+			} else {
+				d.silentRun--
 			}
 		}
 		if ok {
@@ -420,28 +434,41 @@ func (d *Detector) Observe(evs ...Evidence) {
 	}
 }
 
-// trustSilence decides whether silence is evidence now: not while more
-// than 2 endpoints and more than 1 in 20 are silent at once, nor while the
-// SYN prober runs late (SetProbesLate). The caller holds d.mu.
+// trustSilence decides how far silence is evidence now. Not at all while
+// more than 2 endpoints and more than 1 in 20 have MissThreshold probes
+// unanswered in a row, nor while the SYN prober runs late
+// (SetProbesLate). While as many have missed a probe or more (a crowd:
+// one burst of answers the director's link dropped, which they answer
+// again at their next probe), silence suspects only at MissThreshold
+// misses and corroborates only an endpoint silent since before the
+// crowd. The caller holds d.mu.
 func (d *Detector) trustSilence() {
 	n := len(d.s.index().units) // every endpoint checked, with a state or not
-	many := d.silent > max(2, n/20)
+	limit := max(2, n/20)
+	crowd := d.silent > limit
+	many := d.silentRun > limit
 	untrusted := many || d.probesLate
-	if untrusted == d.p.silenceUntrusted {
+	if untrusted == d.p.silenceUntrusted && crowd == d.p.crowd {
 		return
 	}
-	d.p.silenceUntrusted = untrusted
+	wasDoubted := d.p.silenceUntrusted || d.p.crowd
+	wasUntrusted := d.p.silenceUntrusted
+	d.p.silenceUntrusted, d.p.crowd = untrusted, crowd
+	if !wasDoubted && (untrusted || crowd) {
+		d.p.untrustedSince = d.now()
+	}
 	switch {
-	case !untrusted:
-		d.log.Info("silence is evidence again", "silent", d.silent, "endpoints", n)
-		return
-	case many:
+	case untrusted && !wasUntrusted && many:
 		d.log.Warn("many endpoints silent at once: the director or its links, not the real servers; silence is not evidence until they answer",
-			"silent", d.silent, "endpoints", n)
-	default:
+			"silent", d.silentRun, "endpoints", n)
+	case untrusted && !wasUntrusted:
 		d.log.Warn("SYN probes run late (starved director?): silence is not evidence until they are on time; failed checks climb the retry ladder")
+	case !untrusted && crowd:
+		d.log.Info("many endpoints missed a probe at once (the director's link?): silence suspects only after several misses in a row",
+			"missed", d.silent, "misses", d.p.missThreshold, "endpoints", n)
+	case !untrusted && !crowd:
+		d.log.Info("silence is evidence again", "silent", d.silent, "endpoints", n)
 	}
-	d.p.untrustedSince = d.now()
 }
 
 // SetProbesLate tells the detector whether the SYN prober's own timing is
@@ -800,6 +827,9 @@ func (d *Detector) forget(ix *epIndex) {
 		}
 		if e.misses >= d.p.suspectMisses {
 			d.silent--
+		}
+		if e.misses >= d.p.missThreshold {
+			d.silentRun--
 		}
 		delete(d.eps, addr)
 	}

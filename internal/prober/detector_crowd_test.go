@@ -53,3 +53,97 @@ func TestSilenceBeforeTheCrowd(t *testing.T) {
 		})
 	}
 }
+
+// TestCrowdOfSingleMisses: a burst of answers lost on the director's side
+// makes many endpoints miss one probe at once, and they answer the next.
+// That crowd must not blind the detector to a black-holed endpoint among
+// them (the bench rig's veth dropped such bursts every few seconds, and
+// black-holed real servers waited for their scheduled checks, §14.5):
+// during the crowd silence suspects at MissThreshold misses, and the
+// black-holed endpoint's silence, its own since before a later crowd,
+// corroborates its failed check. A stalled director link, where the whole
+// crowd keeps missing, still makes silence untrusted, and the few
+// endpoints that reached MissThreshold first do not have their checks cut.
+func TestCrowdOfSingleMisses(t *testing.T) {
+	const n = 60 // the crowd: more than 2 and more than 1 in 20, 3
+	cfg := forgetConf(t, n)
+	s, err := NewScheduler(cfg, SchedulerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	d, err := NewDetector(s, DetectorOptions{Mode: DetectFast, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 1, byte(i + 2)}), 80)
+	}
+	tick := func() { now = now.Add(100 * time.Millisecond) }
+	phaseOf := func(i int) phase {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if e := d.eps[ep(i)]; e != nil {
+			return e.phase
+		}
+		return phaseUp
+	}
+	miss := func(i, count int) { d.Observe(Evidence{Target: ep(i), Kind: EvidenceSilence, Count: count, At: now}) }
+	answer := func(i int) { d.Observe(Evidence{Target: ep(i), Kind: EvidenceSynAck, At: now}) }
+	crowd := func(from, to, count int) {
+		for i := from; i < to; i++ {
+			miss(i, count)
+		}
+	}
+
+	// Endpoint 0 is black-holed as a burst is lost: 10 endpoints miss at once.
+	tick()
+	crowd(1, 10, 1)
+	miss(0, 1)
+	if got := phaseOf(0); got != phaseUp {
+		t.Fatalf("first miss inside a crowd: %v, want up (no storm of checks on a lost burst)", got)
+	}
+	tick()
+	for i := 1; i < 10; i++ { // the crowd answers its next probe...
+
+		answer(i)
+	}
+	crowd(20, 30, 1) // ...as another burst is lost
+	miss(0, 2)
+	tick()
+	miss(0, 3)
+	if got := phaseOf(0); got != phaseSuspect {
+		t.Fatalf("third miss in a row during a crowd: %v, want suspect", got)
+	}
+	start := now
+	for k := 4; k < 34; k++ { // the confirming check times out; bursts keep being lost
+		tick()
+		miss(0, k)
+	}
+	for i := 20; i < 30; i++ {
+		answer(i)
+	}
+	crowd(30, 40, 1)
+	if why, ok := d.corroborates(ep(0), start); !ok {
+		t.Fatalf("black-holed since before the crowd: the failed check was not corroborated")
+	} else if !strings.Contains(why, "probes unanswered") {
+		t.Fatalf("corroboration %q, want the unanswered probes", why)
+	}
+	for i := 30; i < 40; i++ {
+		answer(i)
+	}
+
+	// The director's link stalls: every endpoint keeps missing.
+	for k := 1; k <= 4; k++ {
+		tick()
+		crowd(40, n, k)
+	}
+	if !d.p.silenceUntrusted {
+		t.Fatalf("every endpoint silent %d probes in a row: silence still trusted", 4)
+	}
+	start = now
+	tick()
+	if why, ok := d.corroborates(ep(40), start); ok {
+		t.Fatalf("stalled link: the first endpoint to reach %d misses had its failed check cut (%s)", d.p.missThreshold, why)
+	}
+}

@@ -109,10 +109,15 @@ type detectorParams struct {
 	// the real servers', and it is neither a suspicion nor a
 	// corroboration.
 	silenceUntrusted bool
-	// untrustedSince is when silence last became untrusted. An
-	// endpoint that had missThreshold misses before then was silent
-	// while the others answered: its silence is its own and still
-	// corroborates.
+	// crowd is set while many endpoints have missed a probe at once
+	// but few have missed missThreshold in a row: a burst of answers
+	// lost on the director's side, answered again at the next probe.
+	// Silence then suspects only at missThreshold misses.
+	crowd bool
+	// untrustedSince is when silence was last doubted (untrusted, or a
+	// crowd) after being trusted. An endpoint that had missThreshold
+	// misses before then was silent while the others answered: its
+	// silence is its own and still corroborates.
 	untrustedSince time.Time
 }
 
@@ -210,8 +215,12 @@ func (e *epState) observe(p *detectorParams, ev Evidence, now time.Time) (reques
 // endpoint at now: p.suspectMisses, or p.missThreshold while a wrong
 // silence suspicion is remembered (its backoff expired less than
 // backoffMax ago), so that a lossy path is not checked on every lost
-// probe.
+// probe, and while many endpoints missed a probe at once (p.crowd), so
+// that a burst lost on the director's side is not a storm of checks.
 func (e *epState) suspectMisses(p *detectorParams, now time.Time) int {
+	if p.crowd {
+		return p.missThreshold
+	}
 	if t := e.nextAllowed[EvidenceSilence]; e.backoff[EvidenceSilence] > 0 && !t.IsZero() && now.Sub(t) <= p.backoffMax {
 		return p.missThreshold
 	}
@@ -241,7 +250,7 @@ func (e *epState) corroborates(p *detectorParams, start, now time.Time) (string,
 	// had already reached missThreshold misses when the crowd's began: a
 	// first miss a few milliseconds earlier is the crowd's (the first of
 	// a stalled director's misses handed over), not the endpoint's.
-	ownSilence := !p.silenceUntrusted || (!e.silentAt.IsZero() && e.silentAt.Before(p.untrustedSince))
+	ownSilence := !p.silenceUntrusted && !p.crowd || (!e.silentAt.IsZero() && e.silentAt.Before(p.untrustedSince))
 	if ownSilence && e.misses >= p.missThreshold && !e.silenceSince.IsZero() && !e.silenceSince.After(start) &&
 		e.lastPos.Before(e.silenceSince) {
 		return fmt.Sprintf("%d probes unanswered since %v before the check", e.misses,
