@@ -111,6 +111,11 @@ func memoryAttrs() []any {
 		{Name: "/memory/classes/heap/stacks:bytes"},
 		{Name: "/gc/cycles/total:gc-cycles"},
 		{Name: "/cpu/classes/gc/total:cpu-seconds"},
+		{Name: "/gc/stack/starting-size:bytes"},
+		{Name: "/sched/goroutines:goroutines"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
 	}
 	metrics.Read(s)
 	mib := func(v metrics.Value) float64 {
@@ -130,5 +135,20 @@ func memoryAttrs() []any {
 	r := round1
 	return []any{"heap_live_mib", r(mib(s[0].Value)), "heap_goal_mib", r(mib(s[1].Value)),
 		"go_mapped_mib", r(mib(s[2].Value)), "stacks_mib", r(mib(s[3].Value)),
-		"gc_cycles", gcs, "gc_cpu_seconds", r(gcCPU)}
+		"gc_cycles", gcs, "gc_cpu_seconds", r(gcCPU),
+		// Where the arena goes besides live objects: the goroutines'
+		// starting stack size (adaptive: the average stack scanned at the
+		// last collection), how many there are, dead objects not yet
+		// swept plus span slack, and free pages the runtime still holds.
+		"stack_start_kib", u64(s[6].Value) / 1024, "goroutines", u64(s[7].Value),
+		"heap_objects_mib", r(mib(s[10].Value)), "heap_unused_mib", r(mib(s[8].Value)),
+		"heap_free_mib", r(mib(s[9].Value))}
+}
+
+// u64 is v as a uint64, 0 when it is not one.
+func u64(v metrics.Value) uint64 {
+	if v.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return v.Uint64()
 }

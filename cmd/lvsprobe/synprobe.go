@@ -227,7 +227,8 @@ func (s *synProbe) consume(ctx context.Context) {
 		}
 		s.observe(batch)
 		if !s.log.Enabled(ctx, slog.LevelDebug) {
-			continue // the map of every target's last answer is kept only for these debug lines
+			s.p.Recycle(batch) // observe keeps nothing of it
+			continue           // the map of every target's last answer is kept only for these debug lines
 		}
 		for _, sig := range batch {
 			if sig.Kind == synprobe.Miss {
@@ -243,6 +244,7 @@ func (s *synProbe) consume(ctx context.Context) {
 			s.log.Debug("SYN probe signal changed", "target", sig.Target.String(), "signal", sig.Kind.String(),
 				"consecutive_misses", sig.ConsecutiveMisses, "rtt", sig.RTT, "real_servers", s.realServers(sig.Target))
 		}
+		s.p.Recycle(batch)
 	}
 }
 

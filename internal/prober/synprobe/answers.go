@@ -18,8 +18,9 @@ func (p *Prober) flush() {
 		// The next batch is sized like this one, not like the largest
 		// ever (cap): one big drain must not make every later batch,
 		// however small, a large allocation (it was 84 % of the
-		// prober's allocations at 10,000 targets).
-		p.batch = make([]Signal, 0, len(p.batch)+len(p.batch)/4)
+		// prober's allocations at 10,000 targets). A batch the consumer
+		// gave back is reused (recycle.go).
+		p.batch = p.spare.get(len(p.batch) + len(p.batch)/4)
 	default:
 		p.m.dropped.Add(float64(len(p.batch)))
 		p.batch = p.batch[:0]

@@ -27,7 +27,8 @@ type Prober struct {
 	recv    receiver
 	m       *metrics
 	signals chan []Signal
-	batch   []Signal // signals of the current drain; receiver goroutine only
+	batch   []Signal  // signals of the current drain; receiver goroutine only
+	spare   batchPool // batches given back by the consumer (recycle.go)
 	seed    maphash.Seed
 
 	mu        sync.Mutex
@@ -142,7 +143,8 @@ func (p *Prober) targetCount() float64 {
 
 // Signals returns the channel of signals, in batches: one per drain of
 // the receiver (at least every few milliseconds while answers come), in
-// the order they happened; a batch is the receiver's to keep. A batch
+// the order they happened; a batch is the receiver's to keep (or to give
+// back with [Prober.Recycle] once done with it). A batch
 // that does not fit is dropped and its signals counted
 // (signals_dropped_total); [Prober.Snapshot] always has the current
 // state.
