@@ -14,10 +14,10 @@
  * other endpoint is not counted). A real server is the packet's IP
  * destination (LVS-NAT), the outer destination of an IPIP packet
  * (LVS-TUN), or, failing both, its link-layer destination (LVS-DR, where
- * the IP destination is the virtual address). Its slot is found at its
- * home slot (rs_home of its hash, where Go puts every real server whose
- * home is free: one cache line, the one the packet then counts in) or
- * else in the endpoint table (see passive.h), a hash table of arrays: no
+ * the IP destination is the virtual address). Its slot is found at one
+ * of its two home slots (rs_home, rs_home2 of its hash; Go puts every
+ * real server at a home that is free: one cache line, the one the packet
+ * then counts in) or else in the endpoint table (see passive.h), a hash table of arrays: no
  * hash-map helper runs per packet. In-flight handshakes live in a direct-mapped
  * table (see handshakes) that also keeps the real server's slot, so an
  * answer to a tracked SYN needs no endpoint lookup at all. The first RST
@@ -25,7 +25,7 @@
  * also goes up a ring buffer at once, so Go sees a dying server without
  * polling.
  *
- * Per handshake packet: one endpoint lookup (the home slot's line, plus
+ * Per handshake packet: one endpoint lookup (the home slots' lines, plus
  * the endpoint table for a real server away from home; two lookups for a
  * DR SYN, two for an untracked answer: the real server, then the
  * director's own address),
@@ -119,12 +119,12 @@ struct {
 volatile const __u32 ep_mask = 8191;
 volatile const __u64 ep_seed = 0x2545f4914f6cdd1dULL;
 
-/* rs_stats' max_entries, set by the loader. A real server's home slot is
- * a function of its endpoint hash (rs_home); Go gives a real server its
- * home slot whenever that is free, so the lookup of most real servers
- * reads one cache line, the first of their own counters, instead of an
- * endpoint bucket and then that line (two dependent misses when the real
- * servers are many). */
+/* rs_stats' max_entries, set by the loader. A real server's two home
+ * slots are functions of its endpoint hash (rs_home, rs_home2); Go gives
+ * a real server one of them whenever it is free, so the lookup of most
+ * real servers waits for one cache line, the first of their own
+ * counters, instead of an endpoint bucket and then that line (two
+ * dependent misses when the real servers are many). */
 volatile const __u32 rs_slots = 16384;
 
 /* In-flight handshakes: a direct-mapped table indexed by a keyed hash of
@@ -440,46 +440,59 @@ static __always_inline int ep_find(const struct passive_rs_key *k, __u32 *slot)
 	return ep_find_h(a, b, c, ep_hash(a, b, c), slot);
 }
 
-/* rs_home is the home slot (below rs_slots) of a real server's endpoint
- * hash: multiply and shift, no division (internal/loader/passive_ep.go
- * computes the same). */
+/* rs_home and rs_home2 are the two home slots (below rs_slots) of a real
+ * server's endpoint hash, from its two halves: multiply and shift, no
+ * division (internal/loader/passive_home.go computes the same). */
 static __always_inline __u32 rs_home(__u64 h)
 {
 	return (__u32)(((h >> 32) * (__u64)rs_slots) >> 32);
 }
 
+static __always_inline __u32 rs_home2(__u64 h)
+{
+	return (__u32)(((h & 0xffffffffULL) * (__u64)rs_slots) >> 32);
+}
+
 /* rs_find returns the counters of the real server k (an IPPROTO_TCP key)
- * and its slot, or 0 when k is no observed real server. Its home slot
- * first: the key there is in the line the packet then counts in, so a
- * real server at home costs one cache line; any other (its home taken by
- * another, or k unknown) goes on to the endpoint table. */
+ * and its slot, or 0 when k is no observed real server. Its two home
+ * slots first: the key there is in the line the packet then counts in,
+ * so a real server at home costs one cache line; any other (both homes
+ * taken by others, or k unknown) goes on to the endpoint table. The
+ * three lines (both homes' first lines, the endpoint bucket) are loaded
+ * before any key is compared, so their misses overlap: a real server at
+ * home waits for one miss, one away from home for two one after the
+ * other (bucket, then its counters), as every real server did before
+ * home slots (docs/benchmarks.md 15.x synline). */
 static __always_inline struct passive_rs_stats *rs_find(const struct passive_rs_key *k, __u32 *slot)
 {
-	struct passive_rs_stats *v;
+	struct passive_rs_stats *v, *v2;
+	struct passive_ep_bucket *e;
 	__u64 a, b, h, ea, eb;
-	__u32 c, ec, home;
+	__u32 c, ec, home, home2, bk;
 
 	key_words(k, &a, &b, &c);
 	h = ep_hash(a, b, c);
 	home = rs_home(h);
+	home2 = rs_home2(h);
+	bk = (__u32)h & ep_mask;
 	v = bpf_map_lookup_elem(&rs_stats, &home);
-	if (!v)
+	v2 = bpf_map_lookup_elem(&rs_stats, &home2);
+	if (!v || !v2)
 		return 0;
-#ifdef PASSIVE_BUCKET_EARLY
-	{
-		/* Ablation: the endpoint bucket's load issued before the home
-		 * line's key is compared, so the two misses overlap. */
-		__u32 bk = (__u32)h & ep_mask;
-		struct passive_ep_bucket *e = bpf_map_lookup_elem(&endpoints, &bk);
-
-		if (e)
-			(void)*(volatile __u32 *)&e->way[0].fp;
-	}
-#endif
+	/* Loads whose values wait: they only start the misses. */
+	(void)*(volatile __u32 *)&v2->key.addr[0];
+	e = bpf_map_lookup_elem(&endpoints, &bk);
+	if (e)
+		(void)*(volatile __u32 *)&e->way[0].fp;
 	key_words(&v->key, &ea, &eb, &ec);
 	if (ea == a && eb == b && ec == c) {
 		*slot = home;
 		return v;
+	}
+	key_words(&v2->key, &ea, &eb, &ec);
+	if (ea == a && eb == b && ec == c) {
+		*slot = home2;
+		return v2;
 	}
 	if (!ep_find_h(a, b, c, h, slot))
 		return 0;

@@ -61,8 +61,9 @@ struct passive_rs_stats {
  * fingerprint of the hash and an entry id: a real server's slot in
  * rs_stats, whose key the lookup checks, or, with PASSIVE_EP_OTHER set,
  * an index in ep_keys (DR and local keys). A real server's key is looked
- * for at its home slot in rs_stats first (passive.c's rs_find): every
- * real server is in the table, but those at home are found without it. */
+ * for at its two home slots in rs_stats first (passive.c's rs_find):
+ * every real server is in the table, but those at home are found
+ * without it. */
 #define PASSIVE_EP_DR 0xfe
 #define PASSIVE_EP_LOCAL 0xff
 #define PASSIVE_EP_WAYS 7

@@ -309,25 +309,24 @@ func (p *Passive) SetRealServers(targets []netip.AddrPort) error {
 		p.slots.remove(k)
 	}
 	full := 0
-	// Two passes: every new real server whose home slot is free takes
-	// it first (rsHome), then the others take any free slot, so that a
-	// real server placed anywhere never takes another one's home.
+	// In passes (placePass): every new real server whose home slot is
+	// free takes it first, then the others their second home, then any
+	// free slot, so that a real server placed anywhere never takes
+	// another one's home.
 	p.slots.round++
-	var rest []netip.AddrPort
-	for _, atHome := range [2]bool{true, false} {
+	rest := make([]netip.AddrPort, 0, len(want))
+	for t := range want {
+		rest = append(rest, t)
+	}
+	for _, pass := range placePasses {
 		add := rest
-		if atHome {
-			add = make([]netip.AddrPort, 0, len(want))
-			for t := range want {
-				add = append(add, t)
-			}
-		}
+		rest = nil
 		for _, t := range add {
 			k := encodeRSKey(t)
 			if _, ok := p.slots.byKey[k]; ok {
 				continue
 			}
-			switch placed, err := p.addRealServer(k, t, atHome); {
+			switch placed, err := p.addRealServer(k, t, pass); {
 			case err == nil && !placed:
 				rest = append(rest, t)
 			case err == nil:
@@ -348,14 +347,14 @@ func (p *Passive) SetRealServers(targets []netip.AddrPort) error {
 	return errors.Join(errs...)
 }
 
-// addRealServer gives the real server t (encoded as k) a slot (with
-// atHome, its home slot or none: placed is false when that is taken),
+// addRealServer gives the real server t (encoded as k) a slot as pass
+// says (a home slot or none: placed is false when that is taken; or any),
 // zero counters there, and its place in the endpoint table and
 // own_targets; on failure it takes back what it did. Under p.mu.
-func (p *Passive) addRealServer(k [rsKeySize]byte, t netip.AddrPort, atHome bool) (placed bool, err error) {
+func (p *Passive) addRealServer(k [rsKeySize]byte, t netip.AddrPort, pass placePass) (placed bool, err error) {
 	var slot int32
-	if atHome {
-		slot = rsHome(p.ep.hash(&k), uint32(p.opts.Capacity))
+	if pass != placeAny {
+		slot = pass.home(p.ep.hash(&k), uint32(p.opts.Capacity))
 		if !p.slots.addHome(k, t, slot, p.opts.Capacity) {
 			return false, nil
 		}

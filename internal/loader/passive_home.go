@@ -2,12 +2,40 @@ package loader
 
 import "net/netip"
 
-// rsHome is bpf/passive.c's rs_home: the home slot, below slots, of a
-// real server whose endpoint hash is h. The programs look a real server
-// up at its home slot first (one cache line, the first of its counters)
-// and only then in the endpoint table.
+// rsHome and rsHome2 are bpf/passive.c's rs_home and rs_home2: the two
+// home slots, below slots, of a real server whose endpoint hash is h.
+// The programs look a real server up at its home slots first (one cache
+// line, the first of its counters, whichever holds it) and only then in
+// the endpoint table.
 func rsHome(h uint64, slots uint32) int32 {
 	return int32((h >> 32) * uint64(slots) >> 32)
+}
+
+func rsHome2(h uint64, slots uint32) int32 {
+	return int32(h & 0xffffffff * uint64(slots) >> 32)
+}
+
+// placePass is a pass of SetRealServers over the real servers it adds:
+// every one takes its first home if free, then each left its second home
+// if free, then the rest any free slot. With 10,000 real servers in
+// 16,384 slots about 88 % end at home (70 % with one home).
+type placePass int
+
+const (
+	placeHome  placePass = iota // the first home slot or none
+	placeHome2                  // the second home slot or none
+	placeAny                    // any free slot
+)
+
+// placePasses are SetRealServers' passes, in order.
+var placePasses = [...]placePass{placeHome, placeHome2, placeAny}
+
+// home returns the slot the pass asks for.
+func (p placePass) home(h uint64, slots uint32) int32 {
+	if p == placeHome2 {
+		return rsHome2(h, slots)
+	}
+	return rsHome(h, slots)
 }
 
 // addHome gives ap (encoded as k) slot i, its home slot, when i is below
