@@ -134,7 +134,7 @@ func (l *concurrencyLimit) starved(now time.Time) bool {
 	l.roll(now)
 	// The share over the last promptWindow, the previous window weighted
 	// by how much of it that still covers.
-	w := 1 - float64(now.Sub(l.win))/float64(promptWindow)
+	w := min(max(1-float64(now.Sub(l.win))/float64(promptWindow), 0), 1) // an end read before the window moved on
 	prompt := float64(l.cur.prompt) + w*float64(l.prev.prompt)
 	all := float64(l.cur.all) + w*float64(l.prev.all)
 	return all > 0 && prompt < promptShare*all

@@ -172,3 +172,42 @@ func TestConcurrencyLimitPark(t *testing.T) {
 		})
 	}
 }
+
+// FuzzConcurrencyLimit drives a limit with acquires, releases and samples
+// at advancing times and checks its accounting: every slot given back
+// once, nothing counted twice, the parked never more than those in flight.
+func FuzzConcurrencyLimit(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 1, 2, 3, 200, 0, 1, 2})
+	f.Add([]byte{0, 10, 0, 10, 0, 10, 0, 250, 1, 1, 1, 1})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		l := newConcurrencyLimit(1, 8, 2)
+		var held []int64
+		for i, op := range ops {
+			now = now.Add(time.Duration(op>>2) * 5 * time.Millisecond)
+			switch op & 3 {
+			case 0, 3:
+				if slot, ok := l.tryAcquire(now); ok {
+					held = append(held, slot)
+				}
+			case 1:
+				if len(held) > 0 {
+					k := i % len(held)
+					l.release(held[k], time.Duration(op)*time.Millisecond, now)
+					held = append(held[:k], held[k+1:]...)
+				}
+			case 2:
+				l.sample(now.Add(-time.Duration(op)*time.Millisecond), now, time.Second, op&4 == 0)
+			}
+			l.mu.Lock()
+			inflight, parked, limit := l.inflight, l.parked, l.limit
+			l.mu.Unlock()
+			if inflight != len(held) || parked < 0 || parked > inflight {
+				t.Fatalf("op %d: in flight %d (held %d), parked %d", i, inflight, len(held), parked)
+			}
+			if limit < 1 || limit > 8 {
+				t.Fatalf("op %d: limit %v outside [1, 8]", i, limit)
+			}
+		}
+	})
+}

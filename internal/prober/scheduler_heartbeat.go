@@ -14,7 +14,8 @@ const heartbeatPeriod = time.Second
 // or the zero time before Run started it. A live loop goes round at least
 // every second, and whenever a check is due and a slot in flight frees; a
 // Heartbeat older than a few seconds means the loop is stalled — every
-// slot held by checks that never return, or the loop blocked — and no real
+// slot held by checks that never return (they keep their slots only on a
+// starved director or with StaticConcurrency), or the loop blocked — and no real
 // server is being checked any more (keepalived #2523: a checker process
 // that hangs while the director keeps serving a stale table).
 func (s *Scheduler) Heartbeat() time.Time {
