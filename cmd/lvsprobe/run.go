@@ -39,7 +39,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.file, "f", defaultConfigPath, "keepalived configuration `file`")
 	fs.StringVar(&f.configID, "config-id", "", "configuration `id` selecting @ID lines (keepalived -i)")
 	fs.StringVar(&f.ipvs, "ipvs", "kernel", "IPVS backend: kernel, or dry-run to print the ipvsadm commands instead")
-	fs.IntVar(&f.maxConcurrent, "max-concurrent", prober.DefaultMaxConcurrent, "checks in flight at once")
+	fs.IntVar(&f.maxConcurrent, "max-concurrent", prober.DefaultMaxConcurrent, "checks in flight at once (past its first 100 ms an attempt counts only on a starved director)")
 	fs.BoolVar(&f.staticConc, "static-concurrency", false, "keep max-concurrent checks in flight instead of adapting the limit when the CPU is starved")
 	fs.Float64Var(&f.rate, "rate", prober.DefaultRate, "check attempts started per second at most (negative: no cap)")
 	f.syn.register(fs)

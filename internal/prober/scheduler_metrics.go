@@ -33,7 +33,7 @@ func NewSchedulerCollector(s *Scheduler) *SchedulerCollector {
 		checks:      prometheus.NewDesc(name("checks"), "Distinct checks scheduled (checker blocks doing the same check count once).", nil, nil),
 		servers:     prometheus.NewDesc(name("real_servers"), "Real servers by health.", []string{"state"}, nil),
 		inFlight:    prometheus.NewDesc(name("attempts_in_flight"), "Check attempts running now.", nil, nil),
-		limit:       prometheus.NewDesc(name("concurrency_limit"), "Check attempts allowed in flight now (adaptive, at most --max-concurrent).", nil, nil),
+		limit:       prometheus.NewDesc(name("concurrency_limit"), "Check attempts allowed in flight now (adaptive, at most --max-concurrent); an attempt past its first 100 ms counts only while the director looks starved.", nil, nil),
 	}
 }
 
