@@ -169,9 +169,10 @@ func (c *connector) finish(token uint64, events uint32) {
 	w.done <- soError(w.fd)
 }
 
-// connectReset connects to the endpoint within its connect_timeout (and
-// ctx) and resets the connection: the whole of a TCP_CHECK.
-func (t *tcpChecker) connectReset(ctx context.Context) error {
+// connectReset connects to the endpoint (sa: its address in the kernel's
+// layout) within its connect_timeout (and ctx) and resets the connection:
+// the whole of a TCP_CHECK.
+func (t *tcpChecker) connectReset(ctx context.Context, sa *rawSockaddr) error {
 	c := &tcpConnector
 	if err := c.start(); err != nil {
 		return err
@@ -184,7 +185,7 @@ func (t *tcpChecker) connectReset(ctx context.Context) error {
 			return err
 		}
 	}
-	err := rawConnect(fd, &t.sa)
+	err := rawConnect(fd, sa)
 	switch err {
 	case nil: // completed at once (a local peer)
 	case unix.EINPROGRESS, unix.EINTR:
@@ -299,8 +300,7 @@ func (c *connector) takeBack(token uint64) bool {
 	return true
 }
 
-// rawSockaddr is a socket address in the kernel's layout, built once per
-// checker.
+// rawSockaddr is a socket address in the kernel's layout.
 type rawSockaddr struct {
 	buf [unix.SizeofSockaddrInet6]byte
 	len uint32
@@ -338,31 +338,43 @@ func soError(fd int) error {
 	return nil
 }
 
-// newRawSockaddr converts ap to the kernel's layout.
-func newRawSockaddr(ap netip.AddrPort) (rawSockaddr, error) {
+// rawSockaddrOf converts ap to the kernel's layout, its IPv6 zone (if
+// any) being the interface index zone. It allocates nothing: TCP_CHECK
+// builds it on the stack for every connect rather than keep 32 bytes per
+// checker.
+func rawSockaddrOf(ap netip.AddrPort, zone uint32) rawSockaddr {
 	var r rawSockaddr
-	sa, err := sockaddr(ap)
-	if err != nil {
-		return r, err
-	}
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
+	a, port := ap.Addr(), ap.Port()
+	if a.Is4() || a.Is4In6() {
 		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.buf[0]))
 		p.Family = unix.AF_INET
-		port := (*[2]byte)(unsafe.Pointer(&p.Port))
-		port[0], port[1] = byte(sa.Port>>8), byte(sa.Port)
-		p.Addr = sa.Addr
+		pb := (*[2]byte)(unsafe.Pointer(&p.Port))
+		pb[0], pb[1] = byte(port>>8), byte(port)
+		p.Addr = a.Unmap().As4()
 		r.len = unix.SizeofSockaddrInet4
-	case *unix.SockaddrInet6:
-		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.buf[0]))
-		p.Family = unix.AF_INET6
-		port := (*[2]byte)(unsafe.Pointer(&p.Port))
-		port[0], port[1] = byte(sa.Port>>8), byte(sa.Port)
-		p.Addr = sa.Addr
-		p.Scope_id = sa.ZoneId
-		r.len = unix.SizeofSockaddrInet6
+		return r
 	}
-	return r, nil
+	p := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.buf[0]))
+	p.Family = unix.AF_INET6
+	pb := (*[2]byte)(unsafe.Pointer(&p.Port))
+	pb[0], pb[1] = byte(port>>8), byte(port)
+	p.Addr = a.As16()
+	p.Scope_id = zone
+	r.len = unix.SizeofSockaddrInet6
+	return r
+}
+
+// zoneIndex is the interface index a's IPv6 zone names: 0 without a zone.
+func zoneIndex(a netip.Addr) (uint32, error) {
+	z := a.Zone()
+	if z == "" || a.Is4() || a.Is4In6() {
+		return 0, nil
+	}
+	ifi, err := net.InterfaceByName(z)
+	if err != nil {
+		return 0, fmt.Errorf("zone of %v: %w", a, err)
+	}
+	return uint32(ifi.Index), nil
 }
 
 // poolKey returns the reuse group of the endpoint's sockets.
@@ -437,13 +449,9 @@ func sockaddr(ap netip.AddrPort) (unix.Sockaddr, error) {
 	if a.Is4() || a.Is4In6() {
 		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.Unmap().As4()}, nil
 	}
-	sa := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
-	if z := a.Zone(); z != "" {
-		ifi, err := net.InterfaceByName(z)
-		if err != nil {
-			return nil, fmt.Errorf("zone of %v: %w", a, err)
-		}
-		sa.ZoneId = uint32(ifi.Index)
+	zone, err := zoneIndex(a)
+	if err != nil {
+		return nil, err
 	}
-	return sa, nil
+	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16(), ZoneId: zone}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,25 +20,55 @@ var errConfig = errors.New("invalid checker")
 
 // endpoint is where and how a checker connects: the connection options
 // every TCP-based checker shares (connect_ip, connect_port, bindto,
-// bind_port, bind_if, fwmark, connect_timeout).
+// bind_port, bind_if, fwmark, connect_timeout). The options most
+// checkers leave unset live behind a shared pointer (epOpts): an endpoint
+// is 48 bytes instead of 88, kept once per checker (10,000 of them at
+// 10,000 real servers).
 type endpoint struct {
 	addr    netip.AddrPort // connect_ip:connect_port
-	bind    netip.Addr     // bindto; invalid when unset
-	bindIf  string         // bind_if: SO_BINDTODEVICE
 	timeout time.Duration  // connect_timeout
-	fwmark  uint32         // fwmark: SO_MARK
-	port    uint16         // bind_port; 0 when unset (next to fwmark: 88 bytes, not 96)
+	*epOpts                // never nil: &noOpts when none is set; equal options share one (internOpts)
+}
+
+// epOpts are an endpoint's socket options.
+type epOpts struct {
+	bind   netip.Addr // bindto; invalid when unset
+	bindIf string     // bind_if: SO_BINDTODEVICE
+	fwmark uint32     // fwmark: SO_MARK
+	port   uint16     // bind_port; 0 when unset
+}
+
+// noOpts are the options of an endpoint that sets none.
+var noOpts epOpts
+
+// optsSeen interns the option sets in use: one copy of each, however many
+// checkers share it (a few distinct sets per configuration at most).
+var (
+	optsMu   sync.Mutex
+	optsSeen = map[epOpts]*epOpts{}
+)
+
+// internOpts returns the shared copy of o.
+func internOpts(o epOpts) *epOpts {
+	if o == (epOpts{}) {
+		return &noOpts
+	}
+	optsMu.Lock()
+	defer optsMu.Unlock()
+	if p := optsSeen[o]; p != nil {
+		return p
+	}
+	p := &o
+	optsSeen[o] = p
+	return p
 }
 
 // newEndpoint takes the connection options of c.
 func newEndpoint(c *config.Checker) (endpoint, error) {
 	e := endpoint{
 		addr:    netip.AddrPortFrom(c.ConnectIP, c.ConnectPort),
-		bind:    c.BindTo,
-		port:    c.BindPort,
-		bindIf:  c.BindIf,
-		fwmark:  c.FWMark,
 		timeout: c.ConnectTimeout,
+		epOpts:  internOpts(epOpts{bind: c.BindTo, port: c.BindPort, bindIf: c.BindIf, fwmark: c.FWMark}),
 	}
 	if !c.ConnectIP.IsValid() || c.ConnectPort == 0 {
 		return e, fmt.Errorf("%s %s: no address to connect to (connect_ip %v, connect_port %d): %w",

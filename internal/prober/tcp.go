@@ -14,10 +14,10 @@ import (
 // the director and a close can never block.
 type tcpChecker struct {
 	ep      endpoint
-	okMsg   string      // the message of a passed check, computed once: String() + okSuffix
-	sa      rawSockaddr // ep.addr in the kernel's layout; unset while saBad
-	nameLen int32       // String() is okMsg[:nameLen] (one string kept per checker, not two)
-	saBad   bool        // sa could not be made (an IPv6 zone naming no interface yet): retried per check
+	okMsg   string // the message of a passed check, computed once: String() + okSuffix
+	nameLen int32  // String() is okMsg[:nameLen] (one string kept per checker, not two)
+	zone    uint32 // the interface index ep.addr's IPv6 zone names; 0 without a zone
+	zoneBad bool   // the zone names no interface (yet): looked up again per check
 }
 
 // okSuffix ends the message of a passed TCP_CHECK.
@@ -30,8 +30,8 @@ func newTCPChecker(c *config.Checker, _ CheckerOptions) (Checker, error) {
 	}
 	name := string(config.TCPCheck) + " " + ep.String()
 	t := &tcpChecker{ep: ep, okMsg: name + okSuffix, nameLen: int32(len(name))}
-	t.sa, err = newRawSockaddr(ep.addr)
-	t.saBad = err != nil // the error is made again by the check's retry
+	t.zone, err = zoneIndex(ep.addr.Addr())
+	t.zoneBad = err != nil // the error is made again by the check's retry
 	return t, nil
 }
 
@@ -41,15 +41,16 @@ func (t *tcpChecker) Check(ctx context.Context) Result {
 	// connector (connect.go), closed with a RST. The passing path
 	// allocates nothing of its own: it runs 10,000 times a second.
 	start := time.Now()
-	if t.saBad {
-		sa, err := newRawSockaddr(t.ep.addr)
+	if t.zoneBad {
+		zone, err := zoneIndex(t.ep.addr.Addr())
 		if err != nil {
 			r := newReport(t.String())
 			return r.fail(fmt.Errorf("connect: %w", err))
 		}
-		t.sa, t.saBad = sa, false
+		t.zone, t.zoneBad = zone, false
 	}
-	if err := t.connectReset(ctx); err != nil {
+	sa := rawSockaddrOf(t.ep.addr, t.zone)
+	if err := t.connectReset(ctx, &sa); err != nil {
 		r := newReport(t.String())
 		r.start = start
 		return r.fail(fmt.Errorf("connect: %w", err))

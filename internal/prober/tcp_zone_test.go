@@ -19,7 +19,7 @@ func TestTCPCheckUnknownZone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !ck.(*tcpChecker).saBad {
+	if !ck.(*tcpChecker).zoneBad {
 		t.Fatal("unknown zone taken as an address")
 	}
 	for range 2 {
