@@ -270,33 +270,39 @@ func (o *passiveObserver) feedDetector(det *prober.Detector) {
 // (unanswered handshakes) and the handshake latency's median.
 func (o *passiveObserver) consume(ctx context.Context) {
 	var evs []prober.Evidence
+	var dates reportDates
 	for {
 		evs = evs[:0]
 		select {
 		case <-ctx.Done():
 			return
 		case e := <-o.p.Events():
+			at := wallOf(e.KtimeNs, time.Now(), loader.Ktime())
 			switch e.Kind {
 			case loader.EventReset:
-				evs = append(evs, prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveReset, Count: 1, At: wallOf(e.KtimeNs, time.Now(), loader.Ktime())})
+				evs = append(evs, prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveReset, Count: 1, At: at})
 			case loader.EventSYNRetransmit:
-				evs = append(evs, prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveUnanswered, Count: 1, At: wallOf(e.KtimeNs, time.Now(), loader.Ktime())})
+				evs = append(evs, prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveUnanswered, Count: 1, At: at})
 			}
+			dates.event(e.RealServer, at)
 			if o.log.Enabled(ctx, slog.LevelDebug) { // no strings built per event otherwise
 				o.log.Debug("passive event", "real_server", e.RealServer.String(), "kind", e.Kind.String())
 			}
 		case ds := <-o.p.Deltas():
+			dates.report(time.Now())
 			for _, d := range ds {
+				at := dates.of(d.RealServer) // zero: when handed over
 				if d.Clients.Resets > 0 {
-					evs = append(evs, prober.Evidence{Target: d.RealServer, Kind: prober.EvidencePassiveReset, Count: passiveResetCount(d.Clients)})
+					evs = append(evs, prober.Evidence{Target: d.RealServer, Kind: prober.EvidencePassiveReset, Count: passiveResetCount(d.Clients), At: at})
 				}
 				if d.Clients.SYNRetransmits > 0 {
-					evs = append(evs, prober.Evidence{Target: d.RealServer, Kind: prober.EvidencePassiveUnanswered, Count: int(d.Clients.SYNRetransmits)})
+					evs = append(evs, prober.Evidence{Target: d.RealServer, Kind: prober.EvidencePassiveUnanswered, Count: int(d.Clients.SYNRetransmits), At: at})
 				}
 				if d.Clients.Latency.Count() > 0 {
 					evs = append(evs, prober.Evidence{Target: d.RealServer, Kind: prober.EvidenceLatency, RTT: d.HandshakeQuantile(0.5)})
 				}
 			}
+			dates.done()
 		}
 		if det := o.det.Load(); det != nil && len(evs) > 0 {
 			det.Observe(evs...)
@@ -416,3 +422,38 @@ func (pl *passiveLater) wait() *passiveObserver {
 
 // stop waits for the loading to end and stops the observer.
 func (pl *passiveLater) stop() { pl.wait().stop() }
+
+// reportDates dates the passive reports' evidence. A report's counters
+// have no time of their own: its evidence for a real server is dated by
+// the real server's first event (the kernel's time of the packet) since
+// the previous report, so that a removal's stages start where the signal
+// did; without one, it is dated when it is handed over (zero). An event
+// from before the previous report was counted in that one. Not safe for
+// concurrent use (the consume goroutine owns it).
+type reportDates struct {
+	first map[netip.AddrPort]time.Time
+	last  time.Time // when the previous report was read
+}
+
+// event notes an event of rs at at.
+func (r *reportDates) event(rs netip.AddrPort, at time.Time) {
+	if !at.After(r.last) {
+		return
+	}
+	if r.first == nil {
+		r.first = map[netip.AddrPort]time.Time{}
+	}
+	if f, ok := r.first[rs]; !ok || at.Before(f) {
+		r.first[rs] = at
+	}
+}
+
+// report starts a report read at now; of dates its real servers, done
+// ends it.
+func (r *reportDates) report(now time.Time) { r.last = now }
+
+// of is the date of rs's evidence in the current report; zero: none.
+func (r *reportDates) of(rs netip.AddrPort) time.Time { return r.first[rs] }
+
+// done forgets the events the report covered.
+func (r *reportDates) done() { clear(r.first) }
