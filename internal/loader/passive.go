@@ -109,7 +109,6 @@ type Passive struct {
 	opts     PassiveOptions
 	log      *slog.Logger
 	tc       passiveTC
-	rsMem    *rsMemory            // rs_stats mapped (passive_mem.go); nil: read with batch lookups
 	trace    *passiveTraceObjects // nil when the tracepoints are unavailable
 	traceErr error
 	links    []link.Link // the tracepoint attachments
@@ -207,9 +206,6 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 			p.Close()
 		}
 	}()
-	if p.rsMem, err = mapRSStats(p.tc.RsStats); err != nil {
-		return nil, err
-	}
 	p.ep = newEPTable(buckets, epSeed, others)
 	p.ep.useMaps(p.tc.Endpoints, p.tc.EpKeys)
 	if err := p.RefreshLocalAddrs(); err != nil {
@@ -452,8 +448,6 @@ func (p *Passive) Close() error {
 	if p.trace != nil {
 		errs = append(errs, p.trace.Close())
 	}
-	errs = append(errs, p.rsMem.close())
-	p.rsMem = nil
 	errs = append(errs, p.tc.Close())
 	return errors.Join(errs...)
 }

@@ -87,7 +87,6 @@ type batchBuf[K, V any] struct {
 	gen   []uint32         // the slot's generation
 	ap    []netip.AddrPort // the real server
 	label []string         // its metrics label
-	next  int              // the next slot to read from a mapped rs_stats (fromMemory)
 }
 
 // slotOf resolves a map key to the real server's slot (-1: none, e.g.
@@ -128,7 +127,6 @@ func readBatches[K, V any](p *Passive, m *ebpf.Map, b *batchBuf[K, V], resolve s
 		b.slot, b.gen = make([]int32, readBatch), make([]uint32, readBatch)
 		b.ap, b.label = make([]netip.AddrPort, readBatch), make([]string, readBatch)
 	}
-	b.next = 0
 	var cur ebpf.MapBatchCursor
 	var it *ebpf.MapIterator // entry by entry, once batches are found unsupported
 	for {
@@ -153,10 +151,7 @@ func readBatch1[K, V any](p *Passive, m *ebpf.Map, b *batchBuf[K, V], resolve sl
 	if len(p.slots.ap) == 0 {
 		return 0, true, nil // nothing observed
 	}
-	mn, mdone, mapped := fromMemory(p, m, b)
-	if mapped {
-		n, done = mn, mdone
-	} else if *it == nil {
+	if *it == nil {
 		n, err = m.BatchLookup(cur, b.keys, b.vals, nil)
 		switch {
 		case errors.Is(err, ebpf.ErrKeyNotExist):
