@@ -253,10 +253,10 @@ var ErrDetectorAttached = errors.New("scheduler already has a detector")
 // of probes a timing-out check spans.
 //
 // Silence is not evidence while more than 2 endpoints and more than 1 in
-// 20 have MissThreshold probes unanswered in a row, nor while the SYN
-// prober has backed its rate off because it runs late
-// ([Detector.SetProbesLate]): that is the director (a starved CPU, its
-// own link), not the real servers. While as many have missed one probe
+// 20 have MissThreshold probes unanswered in a row: that is the director
+// (its own link, a stall), not the real servers. While the SYN prober has
+// backed its rate off because it runs late ([Detector.SetProbesLate]),
+// silence suspects but does not cut a retry ladder. While as many have missed one probe
 // or more (a crowd: a burst of answers or probes the director's queue
 // dropped, answered again at the next probe), silence suspects only at
 // MissThreshold misses in a row: the crowd answers its next probe, a
@@ -316,7 +316,7 @@ type Detector struct {
 	silent    int       // endpoints with SuspectMisses or more probes unanswered in a row
 	silentRun int       // of them, those with MissThreshold or more
 	// probesLate is set while the SYN prober says its own timing is
-	// unreliable (SetProbesLate): silence is then not evidence.
+	// unreliable (SetProbesLate): silence then does not cut a ladder.
 	probesLate bool
 }
 
@@ -436,49 +436,52 @@ func (d *Detector) Observe(evs ...Evidence) {
 
 // trustSilence decides how far silence is evidence now. Not at all while
 // more than 2 endpoints and more than 1 in 20 have MissThreshold probes
-// unanswered in a row, nor while the SYN prober runs late
-// (SetProbesLate). While as many have missed a probe or more (a crowd:
-// one burst of answers the director's link dropped, which they answer
-// again at their next probe), silence suspects only at MissThreshold
-// misses and corroborates only an endpoint silent since before the
-// crowd. The caller holds d.mu.
+// unanswered in a row (the director or its link). While as many have
+// missed a probe or more (a crowd: one burst of answers the director's
+// link dropped, which they answer again at their next probe), silence
+// suspects only at MissThreshold misses. While the SYN prober runs late
+// (SetProbesLate) it suspects as usual. In all three cases it
+// corroborates a failed check only for an endpoint silent since before
+// the doubt began. The caller holds d.mu.
 func (d *Detector) trustSilence() {
 	n := len(d.s.index().units) // every endpoint checked, with a state or not
 	limit := max(2, n/20)
 	crowd := d.silent > limit
 	many := d.silentRun > limit
-	untrusted := many || d.probesLate
-	if untrusted == d.p.silenceUntrusted && crowd == d.p.crowd {
+	late := d.probesLate
+	if many == d.p.silenceUntrusted && crowd == d.p.crowd && late == d.p.probesLate {
 		return
 	}
-	wasDoubted := d.p.silenceUntrusted || d.p.crowd
-	wasUntrusted := d.p.silenceUntrusted
-	d.p.silenceUntrusted, d.p.crowd = untrusted, crowd
-	if !wasDoubted && (untrusted || crowd) {
+	wasDoubted := d.p.doubted()
+	was := d.p
+	d.p.silenceUntrusted, d.p.crowd, d.p.probesLate = many, crowd, late
+	if !wasDoubted && d.p.doubted() {
 		d.p.untrustedSince = d.now()
 	}
 	switch {
-	case untrusted && !wasUntrusted && many:
+	case many && !was.silenceUntrusted:
 		d.log.Warn("many endpoints silent at once: the director or its links, not the real servers; silence is not evidence until they answer",
 			"silent", d.silentRun, "endpoints", n)
-	case untrusted && !wasUntrusted:
-		d.log.Warn("SYN probes run late (starved director?): silence is not evidence until they are on time; failed checks climb the retry ladder")
-	case !untrusted && crowd:
+	case late && !was.probesLate:
+		d.log.Warn("SYN probes run late (starved director?): silence still suspects, but a failed check it alone corroborates climbs the retry ladder until they are on time")
+	case crowd && !many && !was.crowd:
 		d.log.Info("many endpoints missed a probe at once (the director's link?): silence suspects only after several misses in a row",
 			"missed", d.silent, "misses", d.p.missThreshold, "endpoints", n)
-	case !untrusted && !crowd:
+	case !d.p.doubted():
 		d.log.Info("silence is evidence again", "silent", d.silent, "endpoints", n)
 	}
 }
 
 // SetProbesLate tells the detector whether the SYN prober's own timing is
-// unreliable (its send loop or its answers late: a starved CPU). While it
-// is, an unanswered probe says more about the director than about the
-// real server, so silence neither suspects an endpoint nor cuts a failed
-// check's retry ladder (keepalived's ladder decides, as in compatible
-// mode), except for an endpoint already silent (MissThreshold misses)
-// before. RSTs and SYN-ACKs
-// are still evidence: a late answer is still an answer.
+// unreliable (its send loop or its answers late: a starved CPU). A late
+// prober does not make misses up: a probe is missed only when no answer
+// reached the kernel, by the kernel's timestamps, before its successor
+// left, and a late loop sends the successor later. So silence still
+// suspects an endpoint (the cost of a wrong suspicion is one full check),
+// but while the prober is late it does not cut a failed check's retry
+// ladder (keepalived's ladder decides, as in compatible mode), except for
+// an endpoint already silent (MissThreshold misses) before. RSTs and
+// SYN-ACKs are still evidence: a late answer is still an answer.
 func (d *Detector) SetProbesLate(late bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -103,12 +103,14 @@ type detectorParams struct {
 	penaltyHalfLife time.Duration
 	holdBase        time.Duration
 	holdMax         time.Duration
-	// silenceUntrusted is set while too many endpoints are silent at
-	// once or the SYN prober runs late: then the silence is the
-	// director's (a starved CPU reading answers late, its own link), not
-	// the real servers', and it is neither a suspicion nor a
-	// corroboration.
+	// silenceUntrusted is set while too many endpoints have
+	// missThreshold probes unanswered at once: then the silence is the
+	// director's (its own link, a stall), not the real servers', and it
+	// is neither a suspicion nor a corroboration.
 	silenceUntrusted bool
+	// probesLate is set while the SYN prober runs late: silence still
+	// suspects, but corroborates only an endpoint silent since before.
+	probesLate bool
 	// crowd is set while many endpoints have missed a probe at once
 	// but few have missed missThreshold in a row: a burst of answers
 	// lost on the director's side, answered again at the next probe.
@@ -120,6 +122,11 @@ type detectorParams struct {
 	// silence is its own and still corroborates.
 	untrustedSince time.Time
 }
+
+// doubted reports whether silence is doubted now (untrusted, a crowd, or
+// the prober late): it then corroborates only an endpoint silent since
+// before untrustedSince.
+func (p *detectorParams) doubted() bool { return p.silenceUntrusted || p.crowd || p.probesLate }
 
 // negative reports whether ev says the endpoint does not serve: a RST, a
 // run of unanswered probes reaching the endpoint's threshold (misses),
@@ -250,7 +257,7 @@ func (e *epState) corroborates(p *detectorParams, start, now time.Time) (string,
 	// had already reached missThreshold misses when the crowd's began: a
 	// first miss a few milliseconds earlier is the crowd's (the first of
 	// a stalled director's misses handed over), not the endpoint's.
-	ownSilence := !p.silenceUntrusted && !p.crowd || (!e.silentAt.IsZero() && e.silentAt.Before(p.untrustedSince))
+	ownSilence := !p.doubted() || (!e.silentAt.IsZero() && e.silentAt.Before(p.untrustedSince))
 	if ownSilence && e.misses >= p.missThreshold && !e.silenceSince.IsZero() && !e.silenceSince.After(start) &&
 		e.lastPos.Before(e.silenceSince) {
 		return fmt.Sprintf("%d probes unanswered since %v before the check", e.misses,
