@@ -159,20 +159,22 @@ type Detection struct {
 // it, a miss at the moment its successor probe left, a client SYN or
 // reset as it crossed the passive hook; for other signals when they were
 // handed over), the suspicion (the detector asks for the confirming
-// checks), the deciding check attempt's start and end, the scheduler's
+// checks), the first check attempt's start, the deciding attempt's start
+// and end (the same attempt unless a retry ladder ran), the scheduler's
 // emission of the change, and the detector passing it on (after flap
 // damping) toward the reconciler.
 type Stages struct {
 	Signal     time.Time // the first signal of the episode (or the first failed check's start)
 	Suspect    time.Time // the detector acted on a signal: confirming checks asked for
-	CheckStart time.Time // the deciding check attempt started
+	Confirm    time.Time // the episode's first check attempt started (the confirming check)
+	CheckStart time.Time // the deciding check attempt started (the last of a retry ladder)
 	CheckEnd   time.Time // and completed
 	Emitted    time.Time // the scheduler emitted the change
 	Passed     time.Time // the detector passed it on
 }
 
 // String renders the stages as ms after the first signal,
-// "suspect=1.2 check_start=1.5 check_end=2.0 emitted=2.1 passed=2.3";
+// "suspect=1.2 confirm=1.5 check_start=1.5 check_end=2.0 emitted=2.1 passed=2.3";
 // steps the episode did not have are left out, and "" without a signal.
 func (st Stages) String() string {
 	if st.Signal.IsZero() {
@@ -182,7 +184,7 @@ func (st Stages) String() string {
 	for _, s := range [...]struct {
 		name string
 		at   time.Time
-	}{{"suspect", st.Suspect}, {"check_start", st.CheckStart}, {"check_end", st.CheckEnd}, {"emitted", st.Emitted}, {"passed", st.Passed}} {
+	}{{"suspect", st.Suspect}, {"confirm", st.Confirm}, {"check_start", st.CheckStart}, {"check_end", st.CheckEnd}, {"emitted", st.Emitted}, {"passed", st.Passed}} {
 		if s.at.IsZero() {
 			continue
 		}
@@ -726,6 +728,9 @@ func (d *Detector) detection(addrs []netip.AddrPort, at time.Time) *Detection {
 		}
 		if e.ep.checkEnd.After(det.Stages.CheckEnd) {
 			det.Stages.CheckStart, det.Stages.CheckEnd = e.ep.checkStart, e.ep.checkEnd
+		}
+		if f := e.ep.firstCheck; !f.IsZero() && (det.Stages.Confirm.IsZero() || f.Before(det.Stages.Confirm)) {
+			det.Stages.Confirm = f
 		}
 		for k, n := range e.ep.counts {
 			sum.counts[k] += n

@@ -25,11 +25,11 @@ func TestDetectionStages(t *testing.T) {
 		want       string // Stages.String()
 	}{
 		{"rst stamped in the kernel 5 ms before its hand-over", EvidenceReset, ms(5), ms(2), ms(3), "rst",
-			"suspect=5.0 check_start=15.0 check_end=17.0 emitted=17.0 passed=20.0"},
+			"suspect=5.0 confirm=15.0 check_start=15.0 check_end=17.0 emitted=17.0 passed=20.0"},
 		{"passive unanswered SYN, a slow check", EvidencePassiveUnanswered, ms(1), ms(1000), ms(0), "passive_unanswered",
-			"suspect=1.0 check_start=11.0 check_end=1011.0 emitted=1011.0 passed=1011.0"},
+			"suspect=1.0 confirm=11.0 check_start=11.0 check_end=1011.0 emitted=1011.0 passed=1011.0"},
 		{"the ladder: no fast signal, the second failure decides", 0, 0, ms(10), ms(4), "failed check",
-			"check_start=10.0 check_end=20.0 emitted=20.0 passed=24.0"},
+			"confirm=0.0 check_start=10.0 check_end=20.0 emitted=20.0 passed=24.0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,7 +63,7 @@ func TestDetectionStages(t *testing.T) {
 			}
 			run(false, tc.checkTook)
 			if tc.sig == 0 {
-				run(false, tc.checkTook) // retry 1: the second failure decides
+				run(false, tc.checkTook)                // retry 1: the second failure decides
 				seen = clk.Now().Add(-2 * tc.checkTook) // the episode began with the first failed check's start
 			}
 			tr := deliver()

@@ -52,6 +52,7 @@ type episode struct {
 	// checkStart and checkEnd are the newest completed check attempt of
 	// the episode: for a change, the one that decided it.
 	checkStart, checkEnd time.Time
+	firstCheck           time.Time // the start of the episode's first completed attempt (the confirming check)
 }
 
 // summary renders the episode's evidence for logs: "rst×3 silence×0 ...".
@@ -276,6 +277,9 @@ func (e *epState) checked(p *detectorParams, ok, up bool, start, now time.Time) 
 	}
 	if !e.ep.first.IsZero() {
 		e.ep.checkStart, e.ep.checkEnd = start, now
+		if e.ep.checks == 0 {
+			e.ep.firstCheck = start
+		}
 		e.ep.checks++
 		if !ok {
 			e.ep.failed++
