@@ -476,14 +476,16 @@ func (d *Detector) trustSilence() {
 
 // SetProbesLate tells the detector whether the SYN prober's own timing is
 // unreliable (its send loop or its answers late: a starved CPU). A late
-// prober does not make misses up: a probe is missed only when no answer
+// send loop does not make misses up (a probe is missed only when no answer
 // reached the kernel, by the kernel's timestamps, before its successor
-// left, and a late loop sends the successor later. So silence still
-// suspects an endpoint (the cost of a wrong suspicion is one full check),
-// but while the prober is late it does not cut a failed check's retry
-// ladder (keepalived's ladder decides, as in compatible mode), except for
-// an endpoint already silent (MissThreshold misses) before. RSTs and
-// SYN-ACKs are still evidence: a late answer is still an answer.
+// left, and a late loop sends the successor later), but a late drain can:
+// answers that overflow the receiver's ring (lvsprobe_synprobe_kernel_
+// lost_total) settle as misses. So silence still suspects an endpoint
+// (the cost of a wrong suspicion is one full check), but while the prober
+// is late it does not cut a failed check's retry ladder (keepalived's
+// ladder decides, as in compatible mode), except for an endpoint already
+// silent (MissThreshold misses) before. RSTs and SYN-ACKs are still
+// evidence: a late answer is still an answer.
 func (d *Detector) SetProbesLate(late bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -8,10 +8,9 @@ import (
 
 // TestDetectorProbesLate: while the SYN prober says its timing is
 // unreliable (a starved director), silence still suspects an endpoint (a
-// late prober does not make misses up: they are settled by the kernel's
-// timestamps; a wrong suspicion costs one check) but does not cut a
-// failed check's ladder, and a RST still does; once the probes are on
-// time again, silence cuts again.
+// wrong suspicion costs one check) but does not cut a failed check's
+// ladder (a late drain can lose answers that overflow the ring), and a
+// RST still does; once the probes are on time again, silence cuts again.
 func TestDetectorProbesLate(t *testing.T) {
 	cfg := forgetConf(t, 3)
 	s, err := NewScheduler(cfg, SchedulerOptions{})
