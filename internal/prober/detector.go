@@ -479,8 +479,8 @@ func (d *Detector) trustSilence() {
 // send loop does not make misses up (a probe is missed only when no answer
 // reached the kernel, by the kernel's timestamps, before its successor
 // left, and a late loop sends the successor later), but a late drain can:
-// answers that overflow the receiver's ring (lvsprobe_synprobe_kernel_
-// lost_total) settle as misses. So silence still suspects an endpoint
+// answers that overflow the receiver's ring settle as misses
+// (lvsprobe_synprobe_kernel_lost_total). So silence still suspects an endpoint
 // (the cost of a wrong suspicion is one full check), but while the prober
 // is late it does not cut a failed check's retry ladder (keepalived's
 // ladder decides, as in compatible mode), except for an endpoint already
