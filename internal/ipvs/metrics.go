@@ -20,6 +20,7 @@ type Collector struct {
 	pending  *prometheus.Desc
 	passes   *prometheus.Desc
 	quorum   *prometheus.Desc
+	direct   bool // the per-destination families are left to DirectGatherer's Gatherer
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -71,5 +72,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.quorum, prometheus.GaugeValue, v, id)
 	}
-	c.collectDestinations(ch)
+	if !c.direct {
+		c.collectDestinations(ch)
+	}
 }

@@ -33,17 +33,13 @@ func backendLabelValues(k config.ServiceKey, addr netip.Addr, port uint16) []str
 }
 
 var (
-	destWeightDesc = prometheus.NewDesc("lvsprobe_ipvs_destination_weight",
-		"Weight lvsprobe keeps the destination at in IPVS, for every destination of the services it owns (the desired table of the last reconcile pass; "+
-			"0 under inhibit_on_failure; absent when the real server is out of the table). Labels join node_exporter's node_ipvs_backend_*.",
-		BackendLabels, nil)
-	realServerUpDesc = prometheus.NewDesc("lvsprobe_real_server_up",
-		"1 when the real server's health checks pass (or, before its first verdict, when it is assumed alive), 0 when they fail; "+
-			"one series per IPVS service the real server is configured under. Labels join node_exporter's node_ipvs_backend_*.",
-		BackendLabels, nil)
+	destWeightDesc   = prometheus.NewDesc(destWeightName, destWeightHelp, BackendLabels, nil)
+	realServerUpDesc = prometheus.NewDesc(realServerUpName, realServerUpHelp, BackendLabels, nil)
 )
 
-// collectDestinations sends the per-destination metrics.
+// collectDestinations sends the per-destination metrics as const
+// metrics (the way before DirectGatherer; the reference its tests compare
+// the direct families with).
 func (c *Collector) collectDestinations(ch chan<- prometheus.Metric) {
 	type series struct {
 		desc *prometheus.Desc

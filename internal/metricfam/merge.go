@@ -1,0 +1,66 @@
+package metricfam
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// Merged is a prometheus.Gatherer that returns the families of a first
+// gatherer (the registry) and of direct gatherers added later, sorted by
+// name. Unlike prometheus.Gatherers it does not re-check and re-hash
+// every series: the direct gatherers own their families outright, and a
+// family name that two of them (or one and the registry) return is an
+// error, its second copy left out.
+type Merged struct {
+	first  prometheus.Gatherer
+	mu     sync.Mutex
+	direct []prometheus.Gatherer
+}
+
+// NewMerged returns a Merged gatherer of first and direct.
+func NewMerged(first prometheus.Gatherer, direct ...prometheus.Gatherer) *Merged {
+	return &Merged{first: first, direct: slices.Clone(direct)}
+}
+
+// Add adds a direct gatherer; it is safe while scrapes run.
+func (m *Merged) Add(g prometheus.Gatherer) {
+	m.mu.Lock()
+	m.direct = append(m.direct, g)
+	m.mu.Unlock()
+}
+
+// Gather implements prometheus.Gatherer.
+func (m *Merged) Gather() ([]*dto.MetricFamily, error) {
+	mfs, err := m.first.Gather()
+	var errs prometheus.MultiError
+	errs.Append(err)
+	m.mu.Lock()
+	direct := slices.Clone(m.direct)
+	m.mu.Unlock()
+	if len(direct) == 0 {
+		return mfs, errs.MaybeUnwrap()
+	}
+	seen := make(map[string]bool, len(mfs))
+	for _, mf := range mfs {
+		seen[mf.GetName()] = true
+	}
+	for _, g := range direct {
+		more, err := g.Gather()
+		errs.Append(err)
+		for _, mf := range more {
+			if seen[mf.GetName()] {
+				errs.Append(fmt.Errorf("metric family %s gathered twice: second copy left out", mf.GetName()))
+				continue
+			}
+			seen[mf.GetName()] = true
+			mfs = append(mfs, mf)
+		}
+	}
+	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return cmp.Compare(a.GetName(), b.GetName()) })
+	return mfs, errs.MaybeUnwrap()
+}
