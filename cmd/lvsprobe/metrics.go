@@ -86,14 +86,14 @@ func checkMetricsListen(addr string) error {
 // tries again every metricsRetry: the checks keep running without metrics
 // rather than the director losing its health checker. An empty addr
 // serves nothing.
-func serveMetrics(ctx context.Context, log *slog.Logger, addr string, reg *prometheus.Registry) {
+func serveMetrics(ctx context.Context, log *slog.Logger, addr string, reg *metricsRegistry) {
 	if addr == "" {
 		log.Info("metrics endpoint off (--metrics-listen=\"\")")
 		return
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(&onceAtATime{g: reg}, promhttp.HandlerOpts{
-		Registry: reg, ErrorLog: slogPrinter{log}, Timeout: 10 * time.Second,
+		Registry: reg.Registry, ErrorLog: slogPrinter{log}, Timeout: 10 * time.Second,
 	}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	var lc net.ListenConfig

@@ -117,7 +117,7 @@ func runProber(ctx context.Context, e *env, f runFlags) error {
 	}
 	rec := ipvs.NewReconciler(b, cfg, ipvs.ReconcilerOptions{Log: e.log})
 	sched.OnWeight(rec.SetWeight) // MISC_CHECK misc_dynamic and FILE_CHECK weights
-	reg := newRegistry()
+	reg := newMetricsRegistry()
 	reg.MustRegister(prober.NewSchedulerCollector(sched), ipvs.NewCollector(rec))
 	det, err := startDetector(e.log, f.detector, sched, reg)
 	if err != nil {

@@ -19,20 +19,35 @@ import (
 type Merged struct {
 	first  prometheus.Gatherer
 	mu     sync.Mutex
-	direct []prometheus.Gatherer
+	direct []*entry
 }
 
 // NewMerged returns a Merged gatherer of first and direct.
 func NewMerged(first prometheus.Gatherer, direct ...prometheus.Gatherer) *Merged {
-	return &Merged{first: first, direct: slices.Clone(direct)}
+	m := &Merged{first: first}
+	for _, g := range direct {
+		m.direct = append(m.direct, &entry{g})
+	}
+	return m
 }
 
-// Add adds a direct gatherer; it is safe while scrapes run.
-func (m *Merged) Add(g prometheus.Gatherer) {
+// Add adds a direct gatherer and returns the function that removes it
+// again; both are safe while scrapes run.
+func (m *Merged) Add(g prometheus.Gatherer) (remove func()) {
+	e := &entry{g}
 	m.mu.Lock()
-	m.direct = append(m.direct, g)
+	m.direct = append(m.direct, e)
 	m.mu.Unlock()
+	return func() {
+		m.mu.Lock()
+		m.direct = slices.DeleteFunc(m.direct, func(x *entry) bool { return x == e })
+		m.mu.Unlock()
+	}
 }
+
+// entry is one direct gatherer, by identity (a GathererFunc is not
+// comparable).
+type entry struct{ g prometheus.Gatherer }
 
 // Gather implements prometheus.Gatherer.
 func (m *Merged) Gather() ([]*dto.MetricFamily, error) {
@@ -49,8 +64,8 @@ func (m *Merged) Gather() ([]*dto.MetricFamily, error) {
 	for _, mf := range mfs {
 		seen[mf.GetName()] = true
 	}
-	for _, g := range direct {
-		more, err := g.Gather()
+	for _, e := range direct {
+		more, err := e.g.Gather()
 		errs.Append(err)
 		for _, mf := range more {
 			if seen[mf.GetName()] {
