@@ -1,6 +1,7 @@
 package prober
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,46 @@ func TestDetectionStages(t *testing.T) {
 			}
 			if !strings.Contains(line.String(), "first_signal_at ") || !strings.Contains(line.String(), "stages_ms ") {
 				t.Fatalf("log attributes %q lack first_signal_at and stages_ms", line.String())
+			}
+		})
+	}
+}
+
+// TestCorroborationDuringTheCheck: a negative signal seen while the
+// failed check ran corroborates it however long the check's timeout (a
+// black-holed server's clients retransmit their SYNs 1, 2, 4 s apart: the
+// one seen 2.2 s before a 3 s check failed was too old for the 2 s
+// window, and the server climbed the retry ladder); one as old from
+// before the check does not, and a SYN-ACK after it still wins.
+func TestCorroborationDuringTheCheck(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	tests := []struct {
+		name    string
+		signal  int // ms of the passive unanswered SYN
+		synack  int // ms of a SYN-ACK after it; 0: none
+		start   int // the check's start
+		fail    int // and failure
+		wantCut bool
+	}{
+		{"seen 2.2 s before the failure, during the check", 1000, 0, 200, 3200, true},
+		{"seen 0.5 s before the failure", 2700, 0, 200, 3200, true},
+		{"seen 2.2 s before the failure, before the check", 1000, 0, 1100, 3200, false},
+		{"seen during the check, a SYN-ACK since", 1000, 1500, 200, 3200, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testParams(DetectFast)
+			addr := netip.MustParseAddrPort("198.18.1.2:80")
+			e := &epState{addr: addr}
+			e.observe(&p, Evidence{Target: addr, Kind: EvidencePassiveUnanswered, Count: 1, At: ms(tc.signal)}, ms(tc.signal))
+			if tc.synack > 0 {
+				e.observe(&p, Evidence{Target: addr, Kind: EvidenceSynAck, At: ms(tc.synack)}, ms(tc.synack))
+			}
+			fail := tc.fail
+			why, cut := e.corroborates(&p, ms(tc.start), ms(fail))
+			if cut != tc.wantCut {
+				t.Fatalf("corroborates = %q, %t; want cut %t", why, cut, tc.wantCut)
 			}
 		})
 	}

@@ -243,15 +243,20 @@ func (e *epState) enter(ph phase, now time.Time) {
 // corroborates reports whether a full check of the endpoint that started
 // at start and failed at now is confirmed by an independent fast signal,
 // and by which: a RST (or resets and unanswered SYNs on live traffic) newer
-// than the newest SYN-ACK and at most rstWindow old, or probes unanswered
+// than the newest SYN-ACK and at most rstWindow old or seen since the
+// check started, or probes unanswered
 // since before the check started (a lossy path answers some of them; a
 // dead or black-holed one none).
 func (e *epState) corroborates(p *detectorParams, start, now time.Time) (string, bool) {
 	if p.mode != DetectFast {
 		return "", false
 	}
-	if !e.lastNeg.IsZero() && e.lastNeg.After(e.lastPos) && now.Sub(e.lastNeg) <= p.rstWindow &&
-		e.lastNegKind != EvidenceSilence {
+	// A negative signal seen while the check ran is as fresh as the
+	// check, however long its timeout: the clients' retransmitted SYNs
+	// of a black-holed server come every 1, 2, 4 s, and one seen 2.2 s
+	// before a 3 s check failed used to be too old to count.
+	fresh := now.Sub(e.lastNeg) <= p.rstWindow || !e.lastNeg.Before(start)
+	if !e.lastNeg.IsZero() && e.lastNeg.After(e.lastPos) && fresh && e.lastNegKind != EvidenceSilence {
 		return fmt.Sprintf("%s %v before", e.lastNegKind, now.Sub(e.lastNeg).Round(time.Millisecond)), true
 	}
 	// While silence is untrusted, the endpoint's own silence is one that
