@@ -38,7 +38,7 @@ lvsprobe_scheduler_attempts_total 4
 # HELP lvsprobe_scheduler_checks Distinct checks scheduled (checker blocks doing the same check count once).
 # TYPE lvsprobe_scheduler_checks gauge
 lvsprobe_scheduler_checks 2
-# HELP lvsprobe_scheduler_concurrency_limit Check attempts allowed in flight now (adaptive, at most --max-concurrent).
+# HELP lvsprobe_scheduler_concurrency_limit Check attempts allowed in flight now (adaptive, at most --max-concurrent); an attempt past its first 100 ms counts only while the director looks starved.
 # TYPE lvsprobe_scheduler_concurrency_limit gauge
 lvsprobe_scheduler_concurrency_limit 32
 # HELP lvsprobe_scheduler_real_servers Real servers by health.
