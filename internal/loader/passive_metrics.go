@@ -29,6 +29,9 @@ type passiveCollector struct {
 	up     *prometheus.Desc
 	links  *prometheus.Desc
 	errs   *prometheus.Desc
+
+	meta   map[*prometheus.Desc][2]string // name and help of each Desc, for the direct families
+	direct *directState                   // set by DirectGatherer: the per-real-server families are built there
 }
 
 var _ prometheus.Collector = (*passiveCollector)(nil)
@@ -40,12 +43,16 @@ var _ prometheus.Collector = (*passiveCollector)(nil)
 var metricBuckets = []int{2, 5, 8, 11, 14, 17, 20, 23}
 
 func newPassiveCollector(p *Passive) *passiveCollector {
+	meta := map[*prometheus.Desc][2]string{}
 	d := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName("lvsprobe", "passive", name), help, labels, nil)
+		fq := prometheus.BuildFQName("lvsprobe", "passive", name)
+		desc := prometheus.NewDesc(fq, help, labels, nil)
+		meta[desc] = [2]string{fq, help}
+		return desc
 	}
 	rs := "real_server"
 	return &passiveCollector{
-		p: p,
+		p: p, meta: meta,
 		client: map[string]*prometheus.Desc{
 			"syns":    d("client_syns_total", "Client SYNs forwarded to the real server (TC egress).", rs),
 			"retrans": d("client_syn_retransmits_total", "Client SYNs seen again for the same 4-tuple: unanswered handshakes.", rs),
@@ -113,6 +120,11 @@ func (c *passiveCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.links, float64(links))
 	c.mu.Lock()
+	if c.direct != nil {
+		c.mu.Unlock()
+		c.collectTotals(ch)
+		return
+	}
 	cd := [...]*prometheus.Desc{c.client["syns"], c.client["retrans"], c.client["synacks"], c.client["resets"], c.client["refused"]}
 	err := readBatches(p, p.tc.RsStats, &c.cbuf, bySlot, func(n int) {
 		for i := range n {
@@ -148,7 +160,15 @@ func (c *passiveCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	c.mu.Unlock()
-	st, err := p.Stats()
+	c.collectTotals(ch)
+}
+
+// collectTotals sends the observer's totals.
+func (c *passiveCollector) collectTotals(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	st, err := c.p.Stats()
 	if err != nil {
 		c.errors.Add(1)
 		return

@@ -49,32 +49,36 @@ func (m *Merged) Add(g prometheus.Gatherer) (remove func()) {
 // comparable).
 type entry struct{ g prometheus.Gatherer }
 
-// Gather implements prometheus.Gatherer.
+// Gather implements prometheus.Gatherer. The direct gatherers run
+// first, so that what they count while reading (errors) is in the
+// registry's families of the same scrape.
 func (m *Merged) Gather() ([]*dto.MetricFamily, error) {
-	mfs, err := m.first.Gather()
-	var errs prometheus.MultiError
-	errs.Append(err)
 	m.mu.Lock()
 	direct := slices.Clone(m.direct)
 	m.mu.Unlock()
-	if len(direct) == 0 {
-		return mfs, errs.MaybeUnwrap()
-	}
-	seen := make(map[string]bool, len(mfs))
-	for _, mf := range mfs {
-		seen[mf.GetName()] = true
-	}
+	var errs prometheus.MultiError
+	var own []*dto.MetricFamily
 	for _, e := range direct {
 		more, err := e.g.Gather()
 		errs.Append(err)
-		for _, mf := range more {
-			if seen[mf.GetName()] {
-				errs.Append(fmt.Errorf("metric family %s gathered twice: second copy left out", mf.GetName()))
-				continue
-			}
-			seen[mf.GetName()] = true
-			mfs = append(mfs, mf)
+		own = append(own, more...)
+	}
+	mfs, err := m.first.Gather()
+	errs.Append(err)
+	if len(own) == 0 {
+		return mfs, errs.MaybeUnwrap()
+	}
+	seen := make(map[string]bool, len(mfs)+len(own))
+	for _, mf := range mfs {
+		seen[mf.GetName()] = true
+	}
+	for _, mf := range own {
+		if seen[mf.GetName()] {
+			errs.Append(fmt.Errorf("metric family %s gathered twice: second copy left out", mf.GetName()))
+			continue
 		}
+		seen[mf.GetName()] = true
+		mfs = append(mfs, mf)
 	}
 	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return cmp.Compare(a.GetName(), b.GetName()) })
 	return mfs, errs.MaybeUnwrap()
