@@ -106,16 +106,18 @@ func TestCorroborationDuringTheCheck(t *testing.T) {
 	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
 	tests := []struct {
 		name    string
-		signal  int // ms of the passive unanswered SYN
-		synack  int // ms of a SYN-ACK after it; 0: none
-		start   int // the check's start
-		fail    int // and failure
+		signal  int  // ms of the passive unanswered SYN
+		synack  int  // ms of a SYN-ACK after it; 0: none
+		silence bool // unanswered probes (trusted) every 100 ms around it
+		start   int  // the check's start
+		fail    int  // and failure
 		wantCut bool
 	}{
-		{"seen 2.2 s before the failure, during the check", 1000, 0, 200, 3200, true},
-		{"seen 0.5 s before the failure", 2700, 0, 200, 3200, true},
-		{"seen 2.2 s before the failure, before the check", 1000, 0, 1100, 3200, false},
-		{"seen during the check, a SYN-ACK since", 1000, 1500, 200, 3200, false},
+		{"seen 2.2 s before the failure, during the check", 1000, 0, false, 200, 3200, true},
+		{"seen 0.5 s before the failure", 2700, 0, false, 200, 3200, true},
+		{"seen 2.2 s before the failure, before the check", 1000, 0, false, 1100, 3200, false},
+		{"seen during the check, a SYN-ACK since", 1000, 1500, false, 200, 3200, false},
+		{"seen during the check, unanswered probes after it", 1000, 0, true, 200, 3200, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,6 +127,12 @@ func TestCorroborationDuringTheCheck(t *testing.T) {
 			e.observe(&p, Evidence{Target: addr, Kind: EvidencePassiveUnanswered, Count: 1, At: ms(tc.signal)}, ms(tc.signal))
 			if tc.synack > 0 {
 				e.observe(&p, Evidence{Target: addr, Kind: EvidenceSynAck, At: ms(tc.synack)}, ms(tc.synack))
+			}
+			if tc.silence { // a later silence must not hide the passive signal (it became the newest negative)
+				for i, at := 0, tc.signal+100; at < tc.fail; i, at = i+1, at+100 {
+					e.observe(&p, Evidence{Target: addr, Kind: EvidenceSilence, Count: i + 1, At: ms(at)}, ms(at))
+				}
+				p.probesLate = true // silence itself may not corroborate: only the passive signal can
 			}
 			fail := tc.fail
 			why, cut := e.corroborates(&p, ms(tc.start), ms(fail))

@@ -80,7 +80,8 @@ type epState struct {
 	since        time.Time // when the phase was entered
 	lastPos      time.Time // newest SYN-ACK
 	lastNeg      time.Time // newest negative signal (RST, silence past the threshold, passive)
-	lastNegKind  EvidenceKind
+	lastHard     time.Time // newest negative signal other than silence (RST, passive): a later silence must not hide it
+	lastHardKind EvidenceKind
 	silenceSince time.Time // first miss of the current run of unanswered probes; zero when answered
 	silentAt     time.Time // when the current run reached missThreshold misses; zero before
 	misses       int       // probes unanswered in a row
@@ -181,7 +182,10 @@ func (e *epState) observe(p *detectorParams, ev Evidence, now time.Time) (reques
 	}
 	neg := p.negative(ev, e.suspectMisses(p, now))
 	if neg {
-		e.lastNeg, e.lastNegKind = at, ev.Kind
+		e.lastNeg = at
+		if ev.Kind != EvidenceSilence {
+			e.lastHard, e.lastHardKind = at, ev.Kind
+		}
 	}
 	if (e.phase == phaseSuspect || e.phase == phaseRecovering) && e.lastCheck.Before(e.since) && now.Sub(e.since) > p.backoffMax {
 		// the check asked for never reported (its block went away in a
@@ -255,9 +259,9 @@ func (e *epState) corroborates(p *detectorParams, start, now time.Time) (string,
 	// check, however long its timeout: the clients' retransmitted SYNs
 	// of a black-holed server come every 1, 2, 4 s, and one seen 2.2 s
 	// before a 3 s check failed used to be too old to count.
-	fresh := now.Sub(e.lastNeg) <= p.rstWindow || !e.lastNeg.Before(start)
-	if !e.lastNeg.IsZero() && e.lastNeg.After(e.lastPos) && fresh && e.lastNegKind != EvidenceSilence {
-		return fmt.Sprintf("%s %v before", e.lastNegKind, now.Sub(e.lastNeg).Round(time.Millisecond)), true
+	fresh := now.Sub(e.lastHard) <= p.rstWindow || !e.lastHard.Before(start)
+	if !e.lastHard.IsZero() && e.lastHard.After(e.lastPos) && fresh {
+		return fmt.Sprintf("%s %v before", e.lastHardKind, now.Sub(e.lastHard).Round(time.Millisecond)), true
 	}
 	// While silence is untrusted, the endpoint's own silence is one that
 	// had already reached missThreshold misses when the crowd's began: a
