@@ -2,10 +2,12 @@ package loader
 
 import (
 	"bytes"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/lvsprobe/lvsprobe/internal/metricfam"
@@ -130,8 +132,10 @@ func TestPassiveDirectSameExposition(t *testing.T) {
 // observer's collector with 10,000 real servers in its loaded maps
 // (filled with made-up values; root and eBPF needed): "const" with the
 // per-real-server families as const metrics through the registry
-// (before DirectGatherer), "direct" as the daemon serves them. It
-// reports the process's CPU time per scrape (cpu-ms/op).
+// (before DirectGatherer), "direct" as the daemon serves them; "gather"
+// is the Gather alone, "http" a whole scrape through promhttp (text
+// format, gzip). It reports the process's CPU time per scrape
+// (cpu-ms/op).
 func BenchmarkPassiveScrape10k(b *testing.B) {
 	p := mustLoadPassive(b, PassiveOptions{})
 	if err := p.SetRealServers(benchRealServers(10000)); err != nil {
@@ -139,26 +143,40 @@ func BenchmarkPassiveScrape10k(b *testing.B) {
 	}
 	fillPassiveStats(b, p, 1)
 	for _, direct := range []bool{false, true} {
-		b.Run(map[bool]string{false: "const", true: "direct"}[direct], func(b *testing.B) {
-			reg := prometheus.NewRegistry()
-			c := newPassiveCollector(p)
-			reg.MustRegister(c)
-			var g prometheus.Gatherer = reg
-			if direct {
-				g = metricfam.NewMerged(reg, c.DirectGatherer())
-			}
-			b.ReportAllocs()
-			cpu0 := cpuTime(b)
-			for b.Loop() {
-				mfs, err := g.Gather()
-				if err != nil {
-					b.Fatal(err)
+		for _, served := range []bool{false, true} {
+			name := map[bool]string{false: "const", true: "direct"}[direct] + "/" + map[bool]string{false: "gather", true: "http"}[served]
+			b.Run(name, func(b *testing.B) {
+				reg := prometheus.NewRegistry()
+				c := newPassiveCollector(p)
+				reg.MustRegister(c)
+				var g prometheus.Gatherer = reg
+				if direct {
+					g = metricfam.NewMerged(reg, c.DirectGatherer())
 				}
-				if len(mfs) < 14 {
-					b.Fatalf("%d families", len(mfs))
+				h := promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+				req := httptest.NewRequest("GET", "/metrics", nil)
+				req.Header.Set("Accept-Encoding", "gzip")
+				b.ReportAllocs()
+				cpu0 := cpuTime(b)
+				for b.Loop() {
+					if served {
+						w := httptest.NewRecorder()
+						h.ServeHTTP(w, req)
+						if w.Code != 200 || w.Body.Len() < 100000 {
+							b.Fatalf("scrape: %d, %d bytes", w.Code, w.Body.Len())
+						}
+						continue
+					}
+					mfs, err := g.Gather()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(mfs) < 14 {
+						b.Fatalf("%d families", len(mfs))
+					}
 				}
-			}
-			b.ReportMetric(float64(cpuTime(b)-cpu0)/1e6/float64(b.N), "cpu-ms/op")
-		})
+				b.ReportMetric(float64(cpuTime(b)-cpu0)/1e6/float64(b.N), "cpu-ms/op")
+			})
+		}
 	}
 }
