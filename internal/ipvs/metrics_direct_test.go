@@ -2,9 +2,12 @@ package ipvs
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
@@ -97,5 +100,58 @@ func TestDirectGathererSameExposition(t *testing.T) {
 				compare(i + 2) // a second scrape from the cache
 			}
 		})
+	}
+}
+
+// TestDirectGathererConcurrent gathers from several goroutines while the
+// reconciler's health and configuration change (run with -race): every
+// gather has both families, with series in label order.
+func TestDirectGathererConcurrent(t *testing.T) {
+	h := newHarness(t, benchConfig(4, 25, false))
+	h.pass()
+	c := NewCollector(h.r)
+	g := c.DirectGatherer()
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				mfs, err := g.Gather()
+				if err == nil && len(mfs) != 2 {
+					err = fmt.Errorf("gather %d: %d families", i, len(mfs))
+				}
+				for _, mf := range mfs {
+					if err == nil && !slices.IsSortedFunc(mf.Metric, func(a, b *dto.Metric) int { return metricfam.CompareLabels(a.Label, b.Label) }) {
+						err = fmt.Errorf("gather %d: %s not in label order", i, mf.GetName())
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	cfg := h.r.cfg
+	for i := range 20 {
+		vs := cfg.VirtualServers[i%len(cfg.VirtualServers)]
+		h.r.SetHealth(key(vs, i%len(vs.RealServers)), i%2 == 0)
+		if i%5 == 0 {
+			h.r.Update(benchConfig(3+i%2, 20+i, false))
+		}
+		h.pass()
+		cfg = h.r.cfg
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
