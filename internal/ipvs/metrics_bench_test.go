@@ -3,6 +3,7 @@ package ipvs
 import (
 	"context"
 	"io"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -20,7 +21,8 @@ import (
 // with them built by DirectGatherer's Gatherer beside the registry (what
 // the daemon serves). It reports the process's CPU time per scrape
 // (cpu-ms/op), which other work on the machine does not inflate the way
-// it does wall time.
+// it does wall time, and the heap the collector keeps between scrapes
+// (kept-MB: the direct gatherer's label cache).
 func BenchmarkScrape10k(b *testing.B) {
 	r := NewReconciler(NewDryRun(nil, io.Discard), benchConfig(100, 100, false), ReconcilerOptions{})
 	if err := r.Reconcile(context.Background()); err != nil {
@@ -32,6 +34,9 @@ func BenchmarkScrape10k(b *testing.B) {
 			name = "direct"
 		}
 		b.Run(name, func(b *testing.B) {
+			var m0, m1 runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&m0)
 			reg := prometheus.NewRegistry()
 			c := NewCollector(r)
 			reg.MustRegister(c)
@@ -51,6 +56,10 @@ func BenchmarkScrape10k(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/1e3/float64(b.N), "cpu-ms/op")
+			runtime.GC()
+			runtime.ReadMemStats(&m1)
+			runtime.KeepAlive(g)
+			b.ReportMetric(float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc))/1e6, "kept-MB")
 		})
 	}
 }

@@ -64,10 +64,16 @@ type destSample struct {
 // that last used them and their rank in the order the registry sorts
 // series in.
 type cachedLabels struct {
-	key   backendKey
 	pairs []*dto.LabelPair // nil until built, outside the reconciler's lock
 	used  uint64
 	rank  int
+}
+
+// addedLabels is a cache entry added under the reconciler's lock, its
+// pairs built after.
+type addedLabels struct {
+	cl  *cachedLabels
+	key backendKey
 }
 
 // destGatherer builds lvsprobe_ipvs_destination_weight and
@@ -77,9 +83,11 @@ type destGatherer struct {
 	mu      sync.Mutex // one build at a time; guards the fields below
 	gen     uint64
 	cache   map[backendKey]*cachedLabels
-	ordered []*cachedLabels // the cache sorted by label values, valid unless dirty
-	dirty   bool            // entries were added or removed since ordered was built
-	hint    [2]int          // series of the last scrape, to size the next one's buffers
+	added   []addedLabels      // entries of this scrape whose pairs are yet to build
+	pairs   metricfam.Interner // the cache's label pairs, shared between destinations
+	ordered []*cachedLabels    // the cache sorted by label values, valid unless dirty
+	dirty   bool               // entries were added or removed since ordered was built
+	hint    [2]int             // series of the last scrape, to size the next one's buffers
 }
 
 // DirectGatherer switches c to leave lvsprobe_ipvs_destination_weight
@@ -106,14 +114,22 @@ func (g *destGatherer) Gather() ([]*dto.MetricFamily, error) {
 			g.dirty = true
 		}
 	}
+	for _, a := range g.added {
+		a.cl.pairs = g.pairs.Labels(BackendLabels, a.key.values())
+	}
+	g.added = nil // not kept: as large as the table at the first scrape
 	if g.dirty {
 		g.ordered = g.ordered[:0]
 		for _, cl := range g.cache {
-			if cl.pairs == nil {
-				cl.pairs = metricfam.Labels(BackendLabels, cl.key.values())
-			}
 			g.ordered = append(g.ordered, cl)
 		}
+		g.pairs.Keep(func(yield func([]*dto.LabelPair) bool) {
+			for _, cl := range g.ordered {
+				if !yield(cl.pairs) {
+					return
+				}
+			}
+		})
 		slices.SortFunc(g.ordered, func(a, b *cachedLabels) int { return metricfam.CompareLabels(a.pairs, b.pairs) })
 		for i, cl := range g.ordered {
 			cl.rank = i
@@ -156,8 +172,9 @@ func (g *destGatherer) read(weights, ups []destSample) ([]destSample, []destSamp
 	entry := func(k backendKey) *cachedLabels {
 		cl := g.cache[k]
 		if cl == nil {
-			cl = &cachedLabels{key: k}
+			cl = &cachedLabels{}
 			g.cache[k] = cl
+			g.added = append(g.added, addedLabels{cl, k})
 			g.dirty = true
 		}
 		cl.used = g.gen

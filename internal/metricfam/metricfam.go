@@ -151,3 +151,41 @@ func CompareLabels(a, b []*dto.LabelPair) int {
 	}
 	return cmp.Compare(len(a), len(b))
 }
+
+// Interner hands out label pairs shared between the series that have
+// the same label name and value, so that a cache of many series' labels
+// (a service's address and port, the protocol) holds each pair once.
+// It is not safe for concurrent use.
+type Interner struct {
+	pairs map[[2]string]*dto.LabelPair
+}
+
+// Labels is [Labels] with the pairs shared through in.
+func (in *Interner) Labels(names, values []string) []*dto.LabelPair {
+	if in.pairs == nil {
+		in.pairs = map[[2]string]*dto.LabelPair{}
+	}
+	out := make([]*dto.LabelPair, len(names))
+	for i := range names {
+		k := [2]string{names[i], values[i]}
+		p := in.pairs[k]
+		if p == nil {
+			p = &dto.LabelPair{Name: &k[0], Value: &k[1]}
+			in.pairs[k] = p
+		}
+		out[i] = p
+	}
+	slices.SortFunc(out, func(a, b *dto.LabelPair) int { return cmp.Compare(a.GetName(), b.GetName()) })
+	return out
+}
+
+// Keep drops every pair that no label set of live holds, once the
+// series that used them are gone.
+func (in *Interner) Keep(live func(yield func([]*dto.LabelPair) bool)) {
+	in.pairs = map[[2]string]*dto.LabelPair{}
+	for pairs := range live {
+		for _, p := range pairs {
+			in.pairs[[2]string{p.GetName(), p.GetValue()}] = p
+		}
+	}
+}
