@@ -62,9 +62,25 @@ func (c *Collector) collectDestinations(ch chan<- prometheus.Metric) {
 	}
 	r := c.r
 	r.mu.Lock()
+	r.eachDestination(func(k config.ServiceKey, addr netip.Addr, port uint16, w float64) {
+		add(destWeightDesc, w, backendLabelValues(k, addr, port))
+	}, func(k config.ServiceKey, addr netip.Addr, port uint16, up float64) {
+		add(realServerUpDesc, up, backendLabelValues(k, addr, port))
+	})
+	r.mu.Unlock()
+	for _, s := range out {
+		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, s.v, s.lv...)
+	}
+}
+
+// eachDestination calls weight for every destination of the desired
+// table (its weight) and up for every real server the last pass has
+// seen, once per IPVS service it is configured under (1 up, 0 down), in
+// the table's and the config's order. The caller holds r.mu.
+func (r *Reconciler) eachDestination(weight, up func(k config.ServiceKey, addr netip.Addr, port uint16, v float64)) {
 	for _, ts := range r.desired {
 		for _, d := range ts.dests.all() {
-			add(destWeightDesc, float64(d.Weight), backendLabelValues(ts.svc.ServiceKey, d.Addr, d.Port))
+			weight(ts.svc.ServiceKey, d.Addr, d.Port, float64(d.Weight))
 		}
 	}
 	for _, vs := range r.cfg.VirtualServers {
@@ -83,12 +99,8 @@ func (c *Collector) collectDestinations(ch chan<- prometheus.Metric) {
 				m = vs.Method
 			}
 			for _, k := range serviceKeys(vs) {
-				add(realServerUpDesc, v, backendLabelValues(k, rs.Addr, destPort(k, m, rs.Port)))
+				up(k, rs.Addr, destPort(k, m, rs.Port), v)
 			}
 		}
-	}
-	r.mu.Unlock()
-	for _, s := range out {
-		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, s.v, s.lv...)
 	}
 }

@@ -183,30 +183,10 @@ func (g *destGatherer) read(weights, ups []destSample) ([]destSample, []destSamp
 	r := g.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, ts := range r.desired {
-		for _, d := range ts.dests.all() {
-			weights = append(weights, destSample{entry(backendKeyOf(ts.svc.ServiceKey, d.Addr, d.Port)), float64(d.Weight)})
-		}
-	}
-	for _, vs := range r.cfg.VirtualServers {
-		hv := r.health[vs.ID()]
-		for _, rs := range vs.RealServers {
-			h, ok := hv[rsAddrOf(rs.Addr, rs.Port)]
-			if !ok {
-				continue // not yet seen by a pass
-			}
-			v := 0.0
-			if h.up {
-				v = 1
-			}
-			m := rs.Method
-			if m == "" {
-				m = vs.Method
-			}
-			for _, k := range serviceKeys(vs) {
-				ups = append(ups, destSample{entry(backendKeyOf(k, rs.Addr, destPort(k, m, rs.Port))), v})
-			}
-		}
-	}
+	r.eachDestination(func(k config.ServiceKey, addr netip.Addr, port uint16, w float64) {
+		weights = append(weights, destSample{entry(backendKeyOf(k, addr, port)), w})
+	}, func(k config.ServiceKey, addr netip.Addr, port uint16, up float64) {
+		ups = append(ups, destSample{entry(backendKeyOf(k, addr, port)), up})
+	})
 	return weights, ups
 }
