@@ -66,19 +66,9 @@ func TestSilenceBeforeTheCrowd(t *testing.T) {
 // endpoints that reached MissThreshold first do not have their checks cut.
 func TestCrowdOfSingleMisses(t *testing.T) {
 	const n = 60 // the crowd: more than 2 and more than 1 in 20, 3
-	cfg := forgetConf(t, n)
-	s, err := NewScheduler(cfg, SchedulerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Unix(1000, 0)
-	d, err := NewDetector(s, DetectorOptions{Mode: DetectFast, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep := func(i int) netip.AddrPort {
-		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 1, byte(i + 2)}), 80)
-	}
+	d := fastDetectorAt(t, forgetConf(t, n), &now)
+	ep := forgetEP
 	tick := func() { now = now.Add(100 * time.Millisecond) }
 	phaseOf := func(i int) phase {
 		d.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
 )
@@ -22,6 +23,26 @@ func forgetConf(t *testing.T, n int) *config.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// forgetEP is the endpoint of forgetConf's real server i (from 0).
+func forgetEP(i int) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 1, byte(i + 2)}), 80)
+}
+
+// fastDetectorAt returns a fast-mode detector on a scheduler for cfg,
+// its clock reading *now.
+func fastDetectorAt(t *testing.T, cfg *config.Config, now *time.Time) *Detector {
+	t.Helper()
+	s, err := NewScheduler(cfg, SchedulerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDetector(s, DetectorOptions{Mode: DetectFast, Now: func() time.Time { return *now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // TestDetectorForgetsRemovedServers: a reload that removes a real server

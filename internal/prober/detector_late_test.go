@@ -1,7 +1,6 @@
 package prober
 
 import (
-	"net/netip"
 	"testing"
 	"time"
 )
@@ -12,19 +11,9 @@ import (
 // ladder (a late drain can lose answers that overflow the ring), and a
 // RST still does; once the probes are on time again, silence cuts again.
 func TestDetectorProbesLate(t *testing.T) {
-	cfg := forgetConf(t, 3)
-	s, err := NewScheduler(cfg, SchedulerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Unix(1000, 0)
-	d, err := NewDetector(s, DetectorOptions{Mode: DetectFast, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep := func(i int) netip.AddrPort {
-		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 1, byte(i + 2)}), 80)
-	}
+	d := fastDetectorAt(t, forgetConf(t, 3), &now)
+	ep := forgetEP
 	tick := func() time.Time { now = now.Add(100 * time.Millisecond); return now }
 
 	d.SetProbesLate(true)
