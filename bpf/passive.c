@@ -610,7 +610,9 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 		syns++;
 	h->slot_syns = slot << 8 | syns;
 	__sync_fetch_and_add(&v->syn_retrans, 1);
-	if (now - v->retrans_event_ns >= event_gap_ns) {
+	/* 0: no event yet, whatever the clock (it is below the gap for the
+	 * first event_gap_ns after boot). */
+	if (!v->retrans_event_ns || now - v->retrans_event_ns >= event_gap_ns) {
 		v->retrans_event_ns = now;
 		send_event(&v->key, PASSIVE_EV_SYN_RETRANS, now);
 	}
@@ -693,11 +695,11 @@ static __always_inline int ingress(struct tuple *t)
 		} else if (event_gap_ns >= COARSE_GAP_NS) {
 			if (!coarse)
 				coarse = bpf_ktime_get_coarse_ns();
-			if ((__s64)(coarse - v->rst_event_ns) < (__s64)event_gap_ns)
+			if (v->rst_event_ns && (__s64)(coarse - v->rst_event_ns) < (__s64)event_gap_ns)
 				return PASS_ON;
 		}
 		now = bpf_ktime_get_ns();
-		if (now - v->rst_event_ns >= event_gap_ns) {
+		if (!v->rst_event_ns || now - v->rst_event_ns >= event_gap_ns) {
 			v->rst_event_ns = now;
 			v->rst_event_j = (__u32)bpf_jiffies64();
 			send_event(&v->key, PASSIVE_EV_RST, now);

@@ -186,7 +186,7 @@ int BPF_PROG(passive_receive_reset, struct sock *sk)
 	else
 		__sync_fetch_and_add(&v->resets, 1);
 	now = bpf_ktime_get_ns();
-	if (now - v->rst_event_ns >= event_gap_ns) {
+	if (!v->rst_event_ns || now - v->rst_event_ns >= event_gap_ns) { /* 0: none yet */
 		v->rst_event_ns = now;
 		send_event(&k, PASSIVE_EV_OWN_RESET, now);
 	}
