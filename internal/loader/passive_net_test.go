@@ -573,9 +573,7 @@ func TestPassiveEventTriggersRead(t *testing.T) {
 // followed through a test hook, so the second refusal comes after the
 // event's read for certain.
 func TestPassiveEventTail(t *testing.T) {
-	// The gap is long enough that the second refusal comes inside it, and
-	// short against the kernel lab guest's uptime (the programs send the
-	// first event of a real server only once the clock is past the gap).
+	// The gap is long enough that the second refusal comes inside it.
 	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, PollInterval: time.Hour,
 		EventGap: 5 * time.Second, EventTail: time.Second})
 	client, rs := routed(t, p)
