@@ -2,9 +2,6 @@ package loader
 
 import (
 	"context"
-	"errors"
-	"net/netip"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -16,35 +13,10 @@ import (
 // first 100 ms after boot by default). An event gap longer than the
 // machine's uptime puts any machine in that state.
 func TestPassiveFirstEventEarly(t *testing.T) {
-	gap := time.Duration(Ktime()) + time.Hour
-	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, PollInterval: time.Hour, EventGap: gap, EventTail: time.Hour})
-	client, rs := routed(t, p)
-	target := netip.AddrPortFrom(rs.Addr, 8081) // nothing listens
-	if err := p.SetRealServers([]netip.AddrPort{target}); err != nil {
-		t.Fatal(err)
-	}
-	reads := make(chan string, 16)
-	p.onRead = func(why string) { reads <- why }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go p.Run(ctx)
-	await := func(want string) {
-		t.Helper()
-		timeout := time.After(10 * time.Second)
-		for {
-			select {
-			case why := <-reads:
-				if why == want {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("no %q read: the first event was held back", want)
-			}
-		}
-	}
-	await("start")
-	if _, err := dial(client, target, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Fatalf("dial = %v, want refused", err)
-	}
-	await("event")
+	lab := newRefusalLab(ctx, t, time.Duration(Ktime())+time.Hour, time.Hour)
+	lab.awaitRead("start")
+	lab.refuse()
+	lab.awaitRead("event") // held back before the fix
 }

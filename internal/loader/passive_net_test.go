@@ -574,32 +574,10 @@ func TestPassiveEventTriggersRead(t *testing.T) {
 // event's read for certain.
 func TestPassiveEventTail(t *testing.T) {
 	// The gap is long enough that the second refusal comes inside it.
-	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, PollInterval: time.Hour,
-		EventGap: 5 * time.Second, EventTail: time.Second})
-	client, rs := routed(t, p)
-	target := netip.AddrPortFrom(rs.Addr, 8081) // nothing listens
-	if err := p.SetRealServers([]netip.AddrPort{target}); err != nil {
-		t.Fatal(err)
-	}
-	reads := make(chan string, 16)
-	p.onRead = func(why string) { reads <- why }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go p.Run(ctx)
-	awaitRead := func(want string) {
-		t.Helper()
-		timeout := time.After(10 * time.Second)
-		for {
-			select {
-			case why := <-reads:
-				if why == want {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("no %q read", want)
-			}
-		}
-	}
+	lab := newRefusalLab(ctx, t, 5*time.Second, time.Second)
+	p, target, awaitRead, refuse := lab.p, lab.target, lab.awaitRead, lab.refuse
 	refusals := make(chan uint64, 16) // each delta's refusals of target
 	go func() {
 		for {
@@ -615,12 +593,6 @@ func TestPassiveEventTail(t *testing.T) {
 			}
 		}
 	}()
-	refuse := func() {
-		t.Helper()
-		if _, err := dial(client, target, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
-			t.Fatalf("dial = %v, want refused", err)
-		}
-	}
 	awaitRead("start")
 	refuse()
 	awaitRead("event") // the first refusal's event
@@ -636,5 +608,53 @@ func TestPassiveEventTail(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("the deltas carried %d refusals, want 2", refused)
 		}
+	}
+}
+
+// refusalLab is a passive observer without tracepoints watching one real
+// server that refuses connections (nothing listens on target), running
+// until ctx is done, its reads followed through the onRead hook.
+type refusalLab struct {
+	p         *Passive
+	target    netip.AddrPort
+	awaitRead func(why string) // fails the test unless a read for why comes within 10 s
+	refuse    func()           // a client connect to target, refused
+}
+
+// newRefusalLab builds a refusalLab with the given event gap and tail.
+func newRefusalLab(ctx context.Context, t *testing.T, gap, tail time.Duration) refusalLab {
+	t.Helper()
+	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, PollInterval: time.Hour, EventGap: gap, EventTail: tail})
+	client, rs := routed(t, p)
+	target := netip.AddrPortFrom(rs.Addr, 8081) // nothing listens
+	if err := p.SetRealServers([]netip.AddrPort{target}); err != nil {
+		t.Fatal(err)
+	}
+	reads := make(chan string, 16)
+	p.onRead = func(why string) { reads <- why }
+	go p.Run(ctx)
+	return refusalLab{
+		p:      p,
+		target: target,
+		awaitRead: func(want string) {
+			t.Helper()
+			timeout := time.After(10 * time.Second)
+			for {
+				select {
+				case why := <-reads:
+					if why == want {
+						return
+					}
+				case <-timeout:
+					t.Fatalf("no %q read", want)
+				}
+			}
+		},
+		refuse: func() {
+			t.Helper()
+			if _, err := dial(client, target, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Fatalf("dial = %v, want refused", err)
+			}
+		},
 	}
 }
