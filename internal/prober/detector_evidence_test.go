@@ -154,15 +154,8 @@ func evidenceLab(t *testing.T, retry int) (*Scheduler, *fakeClock, *Detector, ne
 	if retry > 0 {
 		cfg.VirtualServers[0].RealServers[0].Checkers[0].Retry = retry
 	}
-	s, err := NewScheduler(cfg, SchedulerOptions{FirstVerdict: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	clk := &fakeClock{now: time.Unix(1000, 0)}
-	d, err := NewDetector(s, DetectorOptions{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, d := newTestDetector(t, cfg, SchedulerOptions{FirstVerdict: true}, DetectorOptions{Now: clk.Now})
 	var u *unit
 	for _, x := range s.plan.units {
 		u = x

@@ -34,14 +34,7 @@ func forgetEP(i int) netip.AddrPort {
 // its clock reading *now.
 func fastDetectorAt(t *testing.T, cfg *config.Config, now *time.Time) *Detector {
 	t.Helper()
-	s, err := NewScheduler(cfg, SchedulerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := NewDetector(s, DetectorOptions{Mode: DetectFast, Now: func() time.Time { return *now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, d := newTestDetector(t, cfg, SchedulerOptions{}, DetectorOptions{Mode: DetectFast, Now: func() time.Time { return *now }})
 	return d
 }
 

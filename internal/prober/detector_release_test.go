@@ -31,16 +31,23 @@ func (c *fakeClock) add(d time.Duration) {
 // fake clock.
 func newReleaseDetector(t testing.TB) (*Detector, *fakeClock) {
 	t.Helper()
-	s, err := NewScheduler(&config.Config{}, SchedulerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	clk := &fakeClock{now: time.Unix(1000, 0)}
-	d, err := NewDetector(s, DetectorOptions{Now: clk.Now})
+	_, d := newTestDetector(t, &config.Config{}, SchedulerOptions{}, DetectorOptions{Now: clk.Now})
+	return d, clk
+}
+
+// newTestDetector returns a scheduler for cfg and a detector on it.
+func newTestDetector(t testing.TB, cfg *config.Config, so SchedulerOptions, do DetectorOptions) (*Scheduler, *Detector) {
+	t.Helper()
+	s, err := NewScheduler(cfg, so)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d, clk
+	d, err := NewDetector(s, do)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, d
 }
 
 // TestDetectorHeldCount: the count of held recoveries that lets release
