@@ -41,7 +41,11 @@ enum synprobe_stat {
 	SYNPROBE_STAT_MATCHED = 0,  /* answers in our port range */
 	SYNPROBE_STAT_RB_FULL = 1,  /* answers lost: ring buffer full */
 	SYNPROBE_STAT_MAP_FULL = 2, /* answers lost: target map full */
-	SYNPROBE_STAT_MAX = 3,
+	SYNPROBE_STAT_RST_SENT = 3, /* SYN-ACKs turned into our RST and sent back */
+	SYNPROBE_STAT_RST_DROPPED = 4, /* the servers' RSTs to us, dropped after the record */
+	SYNPROBE_STAT_RST_KERNEL = 5, /* SYN-ACKs to us left to the stack's RST (IP options, payload, a helper failed) */
+	SYNPROBE_STAT_RST_BROKEN = 6, /* SYN-ACKs dropped half rewritten (a helper failed mid-way) */
+	SYNPROBE_STAT_MAX = 7,
 };
 
 #endif

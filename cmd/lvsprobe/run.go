@@ -49,7 +49,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.controlSocket, "control-socket", defaultControlSocket, "unix socket `path` for lvsprobe status and lvsprobe reload (\"\" disables)")
 	fs.StringVar(&f.keepCaps, "keep-capabilities", "", "capabilities to keep after start-up besides those lvsprobe needs (`list` such as cap_setuid,cap_kill; \"all\": drop none)")
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--static-concurrency] [--rate N] [--syn-probe=false] [--syn-probe-interval D] [--syn-probe-pps N] [--syn-probe-ports LO-HI] [--detector=fast|compatible|off] [--passive=auto|off] [--passive-links IF,...] [--metrics-listen ADDR] [--control-socket PATH] [--keep-capabilities LIST|all]")
+		fmt.Fprintln(e.stderr, "usage: lvsprobe run [-f FILE] [--config-id ID] [--ipvs=kernel|dry-run] [--max-concurrent N] [--static-concurrency] [--rate N] [--syn-probe=false] [--syn-probe-interval D] [--syn-probe-pps N] [--syn-probe-ports LO-HI] [--syn-probe-rst=false] [--detector=fast|compatible|off] [--passive=auto|off] [--passive-links IF,...] [--metrics-listen ADDR] [--control-socket PATH] [--keep-capabilities LIST|all]")
 		fs.PrintDefaults()
 	}
 	if stop, err := parseArgs(fs, args); stop {

@@ -28,6 +28,7 @@ type synFlags struct {
 	pps      int
 	ports    string
 	frames   bool
+	rst      bool
 }
 
 // register adds the flags to fs with their defaults.
@@ -40,6 +41,8 @@ func (f *synFlags) register(fs *flag.FlagSet) {
 		"source `range` reserved for SYN probes (ip_local_reserved_ports)")
 	fs.BoolVar(&f.frames, "syn-probe-frames", true, "send SYN probes as prebuilt Ethernet frames where the neighbour is resolved "+
 		"(false: through raw sockets only, which conntrack sees; needed where the firewall drops conntrack-invalid packets)")
+	fs.BoolVar(&f.rst, "syn-probe-rst", true, "the eBPF receiver answers each SYN-ACK with the RST itself and drops RSTs to probes, "+
+		"so the director's stack never sees a probe answer (false: the stack receives them and sends the RST)")
 }
 
 // check reports what is wrong with the flags' values.
@@ -112,6 +115,7 @@ func startSynProbe(ctx context.Context, log *slog.Logger, f synFlags, cfg *confi
 		Interval:   f.interval,
 		PPS:        f.pps,
 		RawSockets: !f.frames,
+		KernelRST:  !f.rst,
 		Logger:     log,
 		Registerer: reg,
 	})

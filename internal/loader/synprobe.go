@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,7 +44,14 @@ type SynProbeOptions struct {
 	ForceClsact    bool          // attach with a clsact qdisc even where TCX exists
 	PollInterval   time.Duration // longest delay of an answer in the ring buffer; 0 means 2ms
 	RingRecords    int           // answers the ring buffer holds at least (sized by [RingBytesFor]); 0 keeps the program's 4 MiB
-	Logger         *slog.Logger  // nil discards
+	// KernelRST leaves the answers to the director's stack, which resets
+	// every SYN-ACK itself (the old path, kept as a fallback and for
+	// measurements). By default the program answers a SYN-ACK to this
+	// host with the RST itself, out of the device it came in on, and
+	// drops a RST to this host once recorded, so the stack never sees
+	// a probe answer.
+	KernelRST bool
+	Logger    *slog.Logger // nil discards
 }
 
 // SynProbe is the loaded SYN-probe receiver. Its methods are safe for
@@ -80,6 +90,21 @@ func LoadSynProbe(opts SynProbeOptions) (*SynProbe, error) {
 	}
 	if err := spec.Variables[synprobeVarPortHi].Set(opts.PortHi); err != nil {
 		return nil, fmt.Errorf("set port_hi: %w", err)
+	}
+	if opts.KernelRST {
+		if err := spec.Variables[synprobeVarAnswerRst].Set(uint8(0)); err != nil {
+			return nil, fmt.Errorf("set answer_rst: %w", err)
+		}
+	}
+	for _, v := range []struct{ name, sysctl string }{
+		{synprobeVarRstTtl, "/proc/sys/net/ipv4/ip_default_ttl"},
+		{synprobeVarRstHopLimit, "/proc/sys/net/ipv6/conf/all/hop_limit"},
+	} {
+		if ttl, ok := readTTL(v.sysctl); ok {
+			if err := spec.Variables[v.name].Set(ttl); err != nil {
+				return nil, fmt.Errorf("set %s: %w", v.name, err)
+			}
+		}
 	}
 	if opts.RingRecords > 0 {
 		spec.Maps[synprobeMapAnswers].MaxEntries = uint32(RingBytesFor(opts.RingRecords))
@@ -139,15 +164,19 @@ func (s *SynProbe) Close() error {
 
 // Stats are the receiver's kernel-side counters, summed over CPUs.
 type Stats struct {
-	Matched  uint64 // packets that looked like answers to our probes
-	RingFull uint64 // answers lost because the ring buffer was full
-	MapFull  uint64 // answers lost because the target map was full
+	Matched    uint64 // packets that looked like answers to our probes
+	RingFull   uint64 // answers lost because the ring buffer was full
+	MapFull    uint64 // answers lost because the target map was full
+	RSTSent    uint64 // SYN-ACKs the program turned into its RST and sent back
+	RSTDropped uint64 // RSTs to this host the program dropped once recorded
+	RSTKernel  uint64 // SYN-ACKs to this host left to the stack's RST (IP options, payload, a failed helper)
+	RSTBroken  uint64 // SYN-ACKs dropped half rewritten (a helper failed mid-way)
 }
 
 // Stats reads the kernel-side counters.
 func (s *SynProbe) Stats() (Stats, error) {
 	var st Stats
-	for i, dst := range []*uint64{&st.Matched, &st.RingFull, &st.MapFull} {
+	for i, dst := range []*uint64{&st.Matched, &st.RingFull, &st.MapFull, &st.RSTSent, &st.RSTDropped, &st.RSTKernel, &st.RSTBroken} {
 		var per []uint64
 		if err := s.objs.Stats.Lookup(uint32(i), &per); err != nil {
 			return st, fmt.Errorf("read synprobe stats: %w", err)
@@ -205,4 +234,18 @@ func lastAnswer(k *synprobeSynprobeTarget, v *synprobeSynprobeLast) LastAnswer {
 		RstNs: v.RstNs, RstAck: v.RstAck, RstDport: v.RstDport,
 		Count: v.Count,
 	}
+}
+
+// readTTL reads a TTL sysctl of the caller's network namespace; ok is
+// false where it is missing or out of range (the program keeps 64).
+func readTTL(path string) (uint8, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || v < 1 || v > 255 {
+		return 0, false
+	}
+	return uint8(v), true
 }

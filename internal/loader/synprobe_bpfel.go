@@ -49,8 +49,11 @@ const (
 	synprobeMapStats        = "stats"
 	synprobeProgSynprobeMap = "synprobe_map"
 	synprobeProgSynprobeRb  = "synprobe_rb"
+	synprobeVarAnswerRst    = "answer_rst"
 	synprobeVarPortHi       = "port_hi"
 	synprobeVarPortLo       = "port_lo"
+	synprobeVarRstHopLimit  = "rst_hop_limit"
+	synprobeVarRstTtl       = "rst_ttl"
 	synprobeVarUnusedAnswer = "unused_answer"
 	synprobeVarWakeupBytes  = "wakeup_bytes"
 )
@@ -114,8 +117,11 @@ type synprobeMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type synprobeVariableSpecs struct {
+	AnswerRst    *ebpf.VariableSpec `ebpf:"answer_rst"`
 	PortHi       *ebpf.VariableSpec `ebpf:"port_hi"`
 	PortLo       *ebpf.VariableSpec `ebpf:"port_lo"`
+	RstHopLimit  *ebpf.VariableSpec `ebpf:"rst_hop_limit"`
+	RstTtl       *ebpf.VariableSpec `ebpf:"rst_ttl"`
 	UnusedAnswer *ebpf.VariableSpec `ebpf:"unused_answer"`
 	WakeupBytes  *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -157,8 +163,11 @@ func (m *synprobeMaps) Close() error {
 //
 // It can be passed to loadSynprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type synprobeVariables struct {
+	AnswerRst    *ebpf.Variable `ebpf:"answer_rst"`
 	PortHi       *ebpf.Variable `ebpf:"port_hi"`
 	PortLo       *ebpf.Variable `ebpf:"port_lo"`
+	RstHopLimit  *ebpf.Variable `ebpf:"rst_hop_limit"`
+	RstTtl       *ebpf.Variable `ebpf:"rst_ttl"`
 	UnusedAnswer *ebpf.Variable `ebpf:"unused_answer"`
 	WakeupBytes  *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

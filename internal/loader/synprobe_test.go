@@ -19,8 +19,15 @@ import (
 // mustLoad loads the receiver or skips where BPF is unavailable.
 func mustLoad(tb testing.TB, d Delivery) *SynProbe {
 	tb.Helper()
+	return mustLoadOpts(tb, SynProbeOptions{PortLo: 40000, PortHi: 40999, Delivery: d})
+}
+
+// mustLoadOpts loads the receiver with opts or skips where BPF is
+// unavailable.
+func mustLoadOpts(tb testing.TB, opts SynProbeOptions) *SynProbe {
+	tb.Helper()
 	testenv.RequireRoot(tb)
-	s, err := LoadSynProbe(SynProbeOptions{PortLo: 40000, PortHi: 40999, Delivery: d})
+	s, err := LoadSynProbe(opts)
 	if errors.Is(err, ErrNotSupported) {
 		testenv.SkipOrFail(tb, "eBPF not available: "+err.Error())
 	}
@@ -52,77 +59,101 @@ func frame(dport uint16, flags byte, ack uint32) []byte {
 	return b
 }
 
+// TC verdicts as BPF_PROG_TEST_RUN returns them.
+const (
+	tcActShot     = 2
+	tcActRedirect = 7
+)
+
+// TestFilterByPortAndFlags: only SYN-ACKs and RSTs to the reserved ports
+// are handed up; by default the program answers such a SYN-ACK with its
+// RST (TC_ACT_REDIRECT) and drops such a RST (TC_ACT_SHOT), since the
+// test's netns delivers 198.18.0.1 locally (no forwarding); with
+// KernelRST every packet goes on (TC_ACT_UNSPEC).
 func TestFilterByPortAndFlags(t *testing.T) {
 	tests := []struct {
-		name  string
-		dport uint16
-		flags byte
-		want  bool
+		name    string
+		dport   uint16
+		flags   byte
+		want    bool
+		verdict uint32 // with the program's RST; TC_ACT_UNSPEC with KernelRST
 	}{
-		{"synack in range", 40000, 0x12, true},
-		{"rst in range", 40999, 0x14, true},
-		{"bare rst in range", 40500, 0x04, true},
-		{"synack below range", 39999, 0x12, false},
-		{"synack above range", 41000, 0x12, false},
-		{"plain ack", 40001, 0x10, false},
-		{"syn only", 40001, 0x02, false},
+		{"synack in range", 40000, 0x12, true, tcActRedirect},
+		{"rst in range", 40999, 0x14, true, tcActShot},
+		{"bare rst in range", 40500, 0x04, true, tcActShot},
+		{"synack below range", 39999, 0x12, false, tcActUnspec},
+		{"synack above range", 41000, 0x12, false, tcActUnspec},
+		{"plain ack", 40001, 0x10, false, tcActUnspec},
+		{"syn only", 40001, 0x02, false, tcActUnspec},
 	}
-	s := mustLoad(t, RingBuffer)
-	got := make(chan Answer, len(tests))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- s.ReadAnswers(ctx, func(a *Answer) {
-			c := *a
-			c.Packet = append([]byte(nil), a.Packet...)
-			got <- c
-		}, func(upTo uint64) {
-			if upTo > Ktime() {
-				t.Errorf("drained up to %d, after now", upTo)
+	for _, kernel := range []bool{false, true} {
+		t.Run(fmt.Sprintf("kernel_rst=%v", kernel), func(t *testing.T) {
+			s := mustLoadOpts(t, SynProbeOptions{PortLo: 40000, PortHi: 40999, KernelRST: kernel})
+			got := make(chan Answer, len(tests))
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				done <- s.ReadAnswers(ctx, func(a *Answer) {
+					c := *a
+					c.Packet = append([]byte(nil), a.Packet...)
+					got <- c
+				}, func(upTo uint64) {
+					if upTo > Ktime() {
+						t.Errorf("drained up to %d, after now", upTo)
+					}
+				})
+			}()
+			want := 0
+			for _, tt := range tests {
+				ret, err := s.Program().Run(&ebpf.RunOptions{Data: frame(tt.dport, tt.flags, 7), DataOut: make([]byte, 128)})
+				if err != nil {
+					t.Fatalf("%s: run: %v", tt.name, err)
+				}
+				wantRet := tt.verdict
+				if kernel {
+					wantRet = tcActUnspec
+				}
+				if ret != wantRet {
+					t.Errorf("%s: returned %d, want %d", tt.name, int32(ret), int32(wantRet))
+				}
+				if tt.want {
+					want++
+				}
+			}
+			for range want {
+				select {
+				case a := <-got:
+					if a.Family != 4 || a.WireLen != 40 || len(a.Packet) != 40 || a.KtimeNs == 0 {
+						t.Errorf("answer = family %d wire %d cap %d ktime %d", a.Family, a.WireLen, len(a.Packet), a.KtimeNs)
+					}
+					if dp := binary.BigEndian.Uint16(a.Packet[22:]); dp < 40000 || dp > 40999 {
+						t.Errorf("answer to port %d passed the filter", dp)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("got fewer than %d answers", want)
+				}
+			}
+			st, err := s.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantStats := Stats{Matched: uint64(want), RSTSent: 1, RSTDropped: 2}
+			if kernel {
+				wantStats = Stats{Matched: uint64(want)}
+			}
+			if st != wantStats {
+				t.Errorf("stats = %+v, want %+v", st, wantStats)
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Errorf("ReadAnswers = %v, want context.Canceled", err)
+			}
+			select {
+			case a := <-got:
+				t.Errorf("unexpected extra answer %+v", a)
+			default:
 			}
 		})
-	}()
-	want := 0
-	for _, tt := range tests {
-		ret, err := s.Program().Run(&ebpf.RunOptions{Data: frame(tt.dport, tt.flags, 7)})
-		if err != nil {
-			t.Fatalf("%s: run: %v", tt.name, err)
-		}
-		if ret != tcActUnspec {
-			t.Errorf("%s: returned %d, want TC_ACT_UNSPEC (the next program decides)", tt.name, int32(ret))
-		}
-		if tt.want {
-			want++
-		}
-	}
-	for range want {
-		select {
-		case a := <-got:
-			if a.Family != 4 || a.WireLen != 40 || len(a.Packet) != 40 || a.KtimeNs == 0 {
-				t.Errorf("answer = family %d wire %d cap %d ktime %d", a.Family, a.WireLen, len(a.Packet), a.KtimeNs)
-			}
-			if dp := binary.BigEndian.Uint16(a.Packet[22:]); dp < 40000 || dp > 40999 {
-				t.Errorf("answer to port %d passed the filter", dp)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("got fewer than %d answers", want)
-		}
-	}
-	st, err := s.Stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Matched != uint64(want) {
-		t.Errorf("matched = %d, want %d", st.Matched, want)
-	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Errorf("ReadAnswers = %v, want context.Canceled", err)
-	}
-	select {
-	case a := <-got:
-		t.Errorf("unexpected extra answer %+v", a)
-	default:
 	}
 }
 

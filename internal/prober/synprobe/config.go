@@ -27,6 +27,7 @@ type Config struct {
 	Interfaces        []string              // interfaces the eBPF receiver watches from the start (Add attaches it to the ones targets route through)
 	Receiver          ReceiverMode          // eBPF, fallback, or eBPF with fallback
 	RawSockets        bool                  // send every probe through the raw sockets, never as a prebuilt frame
+	KernelRST         bool                  // leave the answers to the director's stack, which resets each SYN-ACK (the eBPF receiver otherwise sends the RST itself and drops RSTs to us)
 	SecretRotation    time.Duration         // how often the cookie key changes
 	SignalBuffer      int                   // capacity of the Signals channel, in batches
 	ReservedPortsFile string                // the sysctl file; "" for /proc/sys/net/ipv4/ip_local_reserved_ports

@@ -107,7 +107,7 @@ func New(cfg Config) (_ *Prober, err error) {
 
 func (p *Prober) openReceiver() error {
 	if p.cfg.Receiver != ReceiverPacket {
-		r, err := newEBPFReceiver(p.ports, p.cfg.Interfaces, ringRecords(p.cfg), p.log)
+		r, err := newEBPFReceiver(p.ports, p.cfg.Interfaces, ringRecords(p.cfg), p.cfg.KernelRST, p.log)
 		if err == nil {
 			p.recv = r
 			return nil

@@ -43,9 +43,10 @@ type ebpfReceiver struct {
 // newEBPFReceiver loads the program and attaches it to the ingress of
 // each named interface in the caller's network namespace; [Prober.Add]
 // attaches it to more as targets need them. Its ring buffer holds at
-// least ringRecords answers.
-func newEBPFReceiver(ports portRange, ifaces []string, ringRecords int, log *slog.Logger) (*ebpfReceiver, error) {
-	sp, err := loader.LoadSynProbe(loader.SynProbeOptions{PortLo: ports.lo, PortHi: ports.hi, RingRecords: ringRecords, Logger: log})
+// least ringRecords answers. Unless kernelRST, the program answers each
+// SYN-ACK to this host with its RST (see bpf/synprobe.c).
+func newEBPFReceiver(ports portRange, ifaces []string, ringRecords int, kernelRST bool, log *slog.Logger) (*ebpfReceiver, error) {
+	sp, err := loader.LoadSynProbe(loader.SynProbeOptions{PortLo: ports.lo, PortHi: ports.hi, RingRecords: ringRecords, KernelRST: kernelRST, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("ebpf receiver: %w", err)
 	}
