@@ -3,6 +3,7 @@ package synprobe
 import (
 	"context"
 	"fmt"
+	"github.com/cilium/ebpf"
 	"io"
 	"net"
 	"net/http"
@@ -153,10 +154,15 @@ func holeFrame(tb testing.TB, rs *testnet.RealServer, hole netip.Addr) *frame {
 //	          send only queues the packet, and each side's receive path
 //	          runs in that side's kernel thread. cpu-cores is then the
 //	          prober process alone (sending, reading the eBPF results);
-//	          napi-cores the director end's thread (the TC program, and the
-//	          kernel answering SYN-ACKs with RSTs: director work a real
-//	          director does in softirq); rs-napi-cores the real server's
-//	          side (another machine in real life).
+//	          napi-cores the director end's thread (the TC program and
+//	          the RSTs it sends back: director work a real director does
+//	          in softirq; napi-ns/probe the same per probe sent);
+//	          rs-napi-cores the real server's side (another machine in
+//	          real life). prog-ns/pkt is the TC program's own run time
+//	          per packet (kernel.bpf_stats_enabled), stack-rsts/s the
+//	          RSTs the director's stack sent (Tcp OutRsts).
+//	napi-kernelrst: napi with Config.KernelRST, the old path: the
+//	          director's stack receives the answers and sends the RSTs.
 //
 // Each mode runs with both send paths: raw (raw sockets only) and frames
 // (prebuilt frames on the packet socket; the neighbours are resolved
@@ -172,6 +178,8 @@ func BenchmarkProber10k(b *testing.B) {
 			benchProber10k(b, modeSplit, raw)
 		})
 		b.Run("napi/"+path, func(b *testing.B) { benchProber10k(b, modeNAPI, raw) })
+		// The old path: the director's stack answers each SYN-ACK.
+		b.Run("napi-kernelrst/"+path, func(b *testing.B) { benchProber10k(b, modeNAPIKernelRST, raw) })
 	}
 }
 
@@ -180,6 +188,7 @@ const (
 	modeSameCPU = iota
 	modeSplit
 	modeNAPI
+	modeNAPIKernelRST // napi, the SYN-ACKs left to the director's stack (Config.KernelRST)
 )
 
 func benchProber10k(b *testing.B, mode int, raw bool) {
@@ -189,8 +198,12 @@ func benchProber10k(b *testing.B, mode int, raw bool) {
 	switch mode {
 	case modeSplit:
 		splitCPUs(b, rs)
-	case modeNAPI:
+	case modeNAPI, modeNAPIKernelRST:
 		rs.ThreadedNAPI(b)
+	}
+	kernelRST := mode == modeNAPIKernelRST
+	if kernelRST {
+		mode = modeNAPI
 	}
 	const open, closed = 250, 250
 	for i := range open {
@@ -205,7 +218,8 @@ func benchProber10k(b *testing.B, mode int, raw bool) {
 			c.Close()
 		}
 	}
-	p, _ := newTestProber(b, n, Config{Interval: 100 * time.Millisecond, PortLo: 62000, PortHi: 62999, SignalBuffer: 1024, RawSockets: raw})
+	p, _ := newTestProber(b, n, Config{Interval: 100 * time.Millisecond, PortLo: 62000, PortHi: 62999, SignalBuffer: 1024, RawSockets: raw, KernelRST: kernelRST})
+	outRsts0 := directorTCP(b, "OutRsts")
 	for _, a := range rs.Addrs {
 		for i := range open + closed {
 			if err := p.Add(netip.AddrPortFrom(a, uint16(20000+i)), 0); err != nil {
@@ -224,10 +238,29 @@ func benchProber10k(b *testing.B, mode int, raw bool) {
 			}
 		}
 	}()
+	// The receiver's own run time (kernel.bpf_stats_enabled while the
+	// benchmark runs): what the program's RST costs the NAPI thread.
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatalf("enable BPF stats: %v", err)
+	}
+	defer stats.Close()
+	progTime := func() (time.Duration, uint64) {
+		r, ok := p.recv.(*ebpfReceiver)
+		if !ok {
+			return 0, 0
+		}
+		st, err := r.sp.Program().Stats()
+		if err != nil {
+			b.Fatalf("program stats: %v", err)
+		}
+		return st.Runtime, st.RunCount
+	}
 	stop := start(b, p)
 	b.ResetTimer()
 	var cpu, wall time.Duration
 	sent0 := testutil.ToFloat64(p.m.sent)
+	rt0, rc0 := progTime()
 	var cpu0, napiD, napiRS time.Duration
 	for range b.N {
 		d0, r0 := rs.NAPICPU(b)
@@ -241,6 +274,7 @@ func benchProber10k(b *testing.B, mode int, raw bool) {
 		napiRS += r1 - r0
 	}
 	b.StopTimer()
+	rt1, rc1 := progTime()
 	sent := testutil.ToFloat64(p.m.sent) - sent0
 	stop()
 
@@ -280,6 +314,9 @@ func benchProber10k(b *testing.B, mode int, raw bool) {
 	if mode == modeNAPI {
 		b.ReportMetric(napiD.Seconds()/wall.Seconds(), "napi-cores")
 		b.ReportMetric(napiRS.Seconds()/wall.Seconds(), "rs-napi-cores")
+		if sent > 0 { // the director NAPI thread's CPU per probe, whatever rate was reached
+			b.ReportMetric(float64(napiD.Nanoseconds())/sent, "napi-ns/probe")
+		}
 	}
 	b.ReportMetric(sent/wall.Seconds(), "probes/s")
 	b.ReportMetric(testutil.ToFloat64(p.m.sentFrames)/testutil.ToFloat64(p.m.sent), "frames/probe")
@@ -287,6 +324,11 @@ func benchProber10k(b *testing.B, mode int, raw bool) {
 	b.ReportMetric(testutil.ToFloat64(p.m.sendErrors), "send-errors")
 	b.ReportMetric(slow, "late+dup")
 	b.ReportMetric(p.kernelLost(), "kernel-lost") // answers the ring buffer had no room for
+	if rc1 > rc0 {
+		b.ReportMetric(float64(rt1-rt0)/float64(rc1-rc0), "prog-ns/pkt") // per packet the program saw
+	}
+	// RSTs the director's stack sent (none while the program answers).
+	b.ReportMetric(float64(directorTCP(b, "OutRsts")-outRsts0)/wall.Seconds(), "stack-rsts/s")
 	// Every probe is accounted for: answered, declared missed, or in
 	// flight when the run stopped.
 	if total.Answered+uint64(misses)+uint64(outstanding) != total.Sent || bad != 0 {

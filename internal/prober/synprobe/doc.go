@@ -24,16 +24,20 @@
 // sendmmsg, where the kernel builds the IP header. Frames are not seen by
 // the director's conntrack. Source ports come from a range the prober adds to
 // /proc/sys/net/ipv4/ip_local_reserved_ports (per network namespace) and
-// removes on Close, so no local socket ever owns them: the kernel answers
-// every SYN-ACK with its own RST, and the real server keeps no half-open
-// connection (the tests check its EmbryonicRsts counter and SYN_RECV list).
+// removes on Close, so no local socket ever owns them: every SYN-ACK gets
+// a RST, and the real server keeps no half-open connection (the tests
+// check its EmbryonicRsts counter and SYN_RECV list). The eBPF receiver
+// sends that RST itself (the SYN-ACK rewritten in place and redirected
+// out of its device; the real server's RSTs to us dropped once recorded),
+// so the director's stack never sees a probe answer; [Config].KernelRST
+// leaves both to the stack, which answers each SYN-ACK with its own RST.
 //
 // # How answers come back
 //
 // A TC ingress program (bpf/synprobe.c, loaded by internal/loader; TCX
 // on 6.6+, clsact otherwise) picks out SYN-ACKs and RSTs to the reserved
 // port range, stamps them with bpf_ktime_get_ns and copies their headers
-// into a ring buffer. Go decodes them, checks the IP and TCP checksums
+// into a ring buffer, then answers them (above). Go decodes them, checks the IP and TCP checksums
 // (a checksum left partial by a sender that offloads it is accepted), and
 // accepts an answer only when ack-1 equals the cookie. The cookie check
 // is in Go, not in the program: the secret then never enters a map, a
