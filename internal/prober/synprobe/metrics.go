@@ -1,6 +1,9 @@
 package synprobe
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/lvsprobe/lvsprobe/internal/loader"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the prober's Prometheus instruments, registered on the
 // Registerer given in [Config] (names get the lvsprobe_synprobe_ prefix).
@@ -17,6 +20,7 @@ type metrics struct {
 	dropped    prometheus.Counter
 	receiver   *prometheus.GaugeVec // 1 for the receiver in use: ebpf or packet
 	kernelLost prometheus.CounterFunc
+	rsts       *rstCollector // what the eBPF receiver did with the answers to this host
 	targets    prometheus.GaugeFunc
 	rateFactor prometheus.Gauge       // fraction of the nominal probe rate (pace.go)
 	rateCuts   prometheus.Counter     // times the rate was halved
@@ -24,7 +28,7 @@ type metrics struct {
 	paceRounds *prometheus.CounterVec // send-loop rounds by lateness: on_time, send_late, answer_late (pace.go)
 }
 
-func newMetrics(reg prometheus.Registerer, lost func() float64, targets func() float64) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, lost func() float64, targets func() float64, rsts func() (loader.Stats, bool)) (*metrics, error) {
 	const ns, sub = "lvsprobe", "synprobe"
 	m := &metrics{
 		sent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
@@ -48,6 +52,10 @@ func newMetrics(reg prometheus.Registerer, lost func() float64, targets func() f
 			Name: "receiver", Help: "1 for the answer receiver in use (ebpf, or the packet-socket fallback)."}, []string{"kind"}),
 		kernelLost: prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "kernel_lost_total", Help: "Answers the eBPF receiver could not hand up (ring buffer full)."}, lost),
+		rsts: &rstCollector{read: rsts, desc: prometheus.NewDesc(prometheus.BuildFQName(ns, sub, "receiver_rsts_total"),
+			"What the eBPF receiver did with the answers to probes addressed to this host, by action: sent (a SYN-ACK rewritten into its RST and sent back), "+
+				"dropped (the real server's RST, once recorded), stack (a SYN-ACK left to the stack's RST: IP options or payload), broken (a SYN-ACK dropped half rewritten). "+
+				"All zero with --syn-probe-rst=false: the stack answers.", []string{"action"}, nil)},
 		targets: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "targets", Help: "Targets being probed."}, targets),
 		rateFactor: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
@@ -67,10 +75,34 @@ func newMetrics(reg prometheus.Registerer, lost func() float64, targets func() f
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.sent, m.sentFrames, m.sendErrors, m.answers, m.invalid, m.misses,
-		m.rtt, m.dropped, m.receiver, m.kernelLost, m.targets, m.rateFactor, m.rateCuts, m.wakeProbes, m.paceRounds} {
+		m.rtt, m.dropped, m.receiver, m.kernelLost, m.rsts, m.targets, m.rateFactor, m.rateCuts, m.wakeProbes, m.paceRounds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// rstCollector exposes the eBPF receiver's RST counters (loader.Stats),
+// read from the kernel at each scrape.
+type rstCollector struct {
+	desc *prometheus.Desc
+	read func() (loader.Stats, bool) // false: no eBPF receiver
+}
+
+// Describe implements prometheus.Collector.
+func (c *rstCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *rstCollector) Collect(ch chan<- prometheus.Metric) {
+	st, ok := c.read()
+	if !ok {
+		return
+	}
+	for _, v := range []struct {
+		action string
+		n      uint64
+	}{{"sent", st.RSTSent}, {"dropped", st.RSTDropped}, {"stack", st.RSTKernel}, {"broken", st.RSTBroken}} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v.n), v.action)
+	}
 }

@@ -97,7 +97,7 @@ func New(cfg Config) (_ *Prober, err error) {
 	if err := p.openReceiver(); err != nil {
 		return nil, err
 	}
-	p.m, err = newMetrics(cfg.Registerer, p.kernelLost, p.targetCount)
+	p.m, err = newMetrics(cfg.Registerer, p.kernelLost, p.targetCount, p.receiverStats)
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}

@@ -95,3 +95,13 @@ func (r *ebpfReceiver) lost() uint64 {
 	}
 	return st.RingFull
 }
+
+// receiverStats reads the eBPF receiver's counters; false without one.
+func (p *Prober) receiverStats() (loader.Stats, bool) {
+	r, ok := p.recv.(*ebpfReceiver)
+	if !ok {
+		return loader.Stats{}, false
+	}
+	st, err := r.sp.Stats()
+	return st, err == nil
+}

@@ -90,7 +90,7 @@ func testProgramSendsRST(t *testing.T, ethtool, offload string, kernel bool) {
 		netip.AddrPortFrom(rs.Addr, 9090): {kind: Reset},
 		netip.AddrPortFrom(v6, 9090):      {kind: Reset},
 	}
-	p, _ := newTestProber(t, n, Config{Interval: 20 * time.Millisecond, Receiver: ReceiverEBPF, PortLo: 62000, PortHi: 62999, KernelRST: kernel})
+	p, reg := newTestProber(t, n, Config{Interval: 20 * time.Millisecond, Receiver: ReceiverEBPF, PortLo: 62000, PortHi: 62999, KernelRST: kernel})
 	for target := range wants {
 		if err := p.Add(target, 0); err != nil {
 			t.Fatal(err)
@@ -143,6 +143,15 @@ func testProgramSendsRST(t *testing.T, ethtool, offload string, kernel bool) {
 	st, err := p.recv.(*ebpfReceiver).sp.Stats()
 	if err != nil {
 		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for action, want := range map[string]uint64{"sent": st.RSTSent, "dropped": st.RSTDropped, "stack": st.RSTKernel, "broken": st.RSTBroken} {
+		if got := counter(mfs, "lvsprobe_synprobe_receiver_rsts_total", action); got < float64(want) {
+			t.Errorf("receiver_rsts_total{action=%q} = %v, want >= %d (the program's counter)", action, got, want)
+		}
 	}
 	if kernel {
 		if float64(out) < synacks || st.RSTSent != 0 || st.RSTDropped != 0 {

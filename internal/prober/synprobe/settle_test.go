@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/lvsprobe/lvsprobe/internal/loader"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -16,7 +17,7 @@ func newBareProber(t testing.TB) *Prober {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := newMetrics(nil, func() float64 { return 0 }, func() float64 { return 0 })
+	m, err := newMetrics(nil, func() float64 { return 0 }, func() float64 { return 0 }, func() (loader.Stats, bool) { return loader.Stats{}, false })
 	if err != nil {
 		t.Fatal(err)
 	}
