@@ -65,7 +65,9 @@ func directorTCP(tb testing.TB, name string) uint64 {
 // IPv4 and IPv6. With the real server's transmit checksum offload off, its
 // SYN-ACKs arrive with full checksums and it verifies the RST's in
 // software (a wrong one leaves the request in SYN_RECV, retransmitting);
-// with it on, they arrive CHECKSUM_PARTIAL and the RST leaves so too.
+// with it on, they arrive CHECKSUM_PARTIAL and the RST leaves so too: a
+// packet socket on the real server checks every RST's checksum, full or
+// (CHECKSUM_PARTIAL) the pseudo header's sum the device would start from.
 func TestProgramSendsRST(t *testing.T) {
 	ethtool := testenv.RequireProgram(t, "ethtool")
 	testenv.RequireProgram(t, "ss")
@@ -96,6 +98,7 @@ func testProgramSendsRST(t *testing.T, ethtool, offload string, kernel bool) {
 			t.Fatal(err)
 		}
 	}
+	capture := captureRSTs(t, rs, 62000, 62999)
 	snmp := func() string { return rs.Run(t, "cat", "/proc/net/snmp") }
 	outRsts0 := directorTCP(t, "OutRsts")
 	embryonic0 := tcpExt(t, rs, "EmbryonicRsts")
@@ -124,6 +127,18 @@ func testProgramSendsRST(t *testing.T, ethtool, offload string, kernel bool) {
 	if left != "" {
 		t.Errorf("half-open connections left on the real server 500 ms after the last probe:\n%s", left)
 	}
+
+	capture.stop()
+	seen, partial, bad := capture.counts()
+	if seen[4] == 0 || seen[6] == 0 || bad != 0 {
+		t.Errorf("real server captured RSTs %v (IPv4, IPv6), %d with a wrong checksum; want some of each, none wrong", seen, bad)
+	}
+	// A SYN-ACK left to offload becomes a RST left to offload, whose
+	// field must hold the pseudo header's sum for the device to finish.
+	if offload == "on" && !kernel && partial == 0 {
+		t.Errorf("no captured RST left its checksum to offload (of %v): the CHECKSUM_PARTIAL path went untested", seen)
+	}
+	t.Logf("captured RSTs %v, %d of them CHECKSUM_PARTIAL", seen, partial)
 
 	synacks := testutil.ToFloat64(p.m.answers.WithLabelValues("synack"))
 	resets := testutil.ToFloat64(p.m.answers.WithLabelValues("rst"))
