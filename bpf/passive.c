@@ -148,6 +148,19 @@ volatile const __u64 hs_seed = 0x9e3779b97f4a7c15ULL;
  * same 4-tuple within it is a retransmission (Linux retries at 1, 3, 7 s). */
 #define HS_WINDOW_NS (10ULL * 1000000000ULL)
 
+/* The five values above as the hot paths read them: immediates the
+ * loader writes into the instructions (PASSIVE_IMM, internal/loader/
+ * passive_imm.go), not loads from .rodata. A .rodata load is one more
+ * cold cache line, and the SYN's and SYN-ACK's handshake slot cannot
+ * be found before the seed arrives: the two misses came one after the
+ * other (docs/benchmarks.md 16.2). The variables stay, set to the same
+ * values, for older loaders and for the record. */
+#define EP_MASK ((__u32)PASSIVE_IMM(PASSIVE_IMM_EP_MASK))
+#define EP_SEED PASSIVE_IMM(PASSIVE_IMM_EP_SEED)
+#define RS_SLOTS ((__u32)PASSIVE_IMM(PASSIVE_IMM_RS_SLOTS))
+#define HS_MASK ((__u32)PASSIVE_IMM(PASSIVE_IMM_HS_MASK))
+#define HS_SEED PASSIVE_IMM(PASSIVE_IMM_HS_SEED)
+
 /* The event gap in whole ticks less one, set by the loader when it knows
  * the kernel's HZ (else 0): a RST fewer ticks than this after the last
  * event is within the gap for certain, known from jiffies (a load the
@@ -191,6 +204,18 @@ static __always_inline int wanted(__u8 flags, int egress)
 	return (flags & TCPF_RST) || (flags & (TCPF_SYN | TCPF_ACK)) == (TCPF_SYN | TCPF_ACK);
 }
 
+/* pass_on_now ends the program with PASS_ON right here. It is the
+ * program's first exit instruction, where the x86-64 JIT puts the one
+ * epilogue (every later exit jumps to it): the data packet's way out is
+ * the instruction-cache line after its checks, not the far end of a
+ * 15 KiB image, which a cold program fetches for nothing else
+ * (docs/benchmarks.md 16.2). */
+static __always_inline void pass_on_now(void)
+{
+	asm volatile("r0 = -1\n\texit" ::: "memory");
+	__builtin_unreachable();
+}
+
 /* parse fills t and returns 1 for a plain TCP packet, whose headers are
  * all in the linear data, that the hook wants (see wanted); otherwise it
  * returns 0, having counted why when the packet is no plain TCP. The
@@ -208,6 +233,25 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t, int egr
 	__u32 why;
 	__u8 flags;
 
+	/* The common case first, in few instructions and no other line
+	 * than the packet's: IPv4 without options or tunnel, a whole TCP
+	 * header. Its flags sit at a fixed offset, and a packet the hook
+	 * does not want (nearly all: data and ACKs) leaves here. Anything
+	 * else takes the general parse below, which checks it all again. */
+	if (data + sizeof(*eth) + sizeof(*ip) + sizeof(*tcp) <= end) {
+		struct iphdr *ip4 = (void *)(eth + 1);
+
+		tcp = (void *)(ip4 + 1);
+		if (eth->h_proto == bpf_htons(ETH_P_IP) && ((__u8 *)ip4)[0] == 0x45 &&
+		    ip4->protocol == IPPROTO_TCP && !(ip4->frag_off & bpf_htons(0x3fff)) &&
+		    bpf_ntohs(ip4->tot_len) >= sizeof(*ip) + sizeof(*tcp) && tcp->doff >= 5) {
+			flags = ((__u8 *)tcp)[13];
+			if (__builtin_expect(!wanted(flags, egress), 1))
+				pass_on_now();
+			ip = ip4;
+			goto tcp_ok;
+		}
+	}
 	if ((void *)(eth + 1) > end) {
 		why = PASSIVE_STAT_TRUNCATED;
 		goto bad;
@@ -289,7 +333,6 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t, int egr
 		why = PASSIVE_STAT_TRUNCATED;
 		goto bad;
 	}
-	count(PASSIVE_STAT_TCP);
 	flags = ((__u8 *)tcp)[13];
 #ifdef PASSIVE_ABLATE_FLAGS_ONLY
 	/* For measurements only (see docs/benchmarks.md §7): a program that
@@ -298,6 +341,12 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t, int egr
 #endif
 	if (!wanted(flags, egress))
 		return 0;
+tcp_ok:
+	/* Counted here, not per packet: the per-CPU counter is one more
+	 * cold line for a packet that touches nothing else (30 ns of a
+	 * data packet on a lightly loaded director, docs/benchmarks.md
+	 * 16.2). */
+	count(PASSIVE_STAT_TCP);
 	__builtin_memset(t, 0, sizeof(*t));
 	__builtin_memcpy(t->dmac, eth->h_dest, ETH_ALEN);
 	if (ip) {
@@ -360,8 +409,8 @@ static __always_inline void key_words(const struct passive_rs_key *k, __u64 *a, 
  * computes the same). */
 static __always_inline __u64 ep_hash(__u64 a, __u64 b, __u32 c)
 {
-	__u64 h = ((a ^ ep_seed) * 0x9e3779b97f4a7c15ULL) ^ (b * 0xc2b2ae3d27d4eb4fULL) ^
-		  (((__u64)c ^ (ep_seed >> 32)) * 0x165667b19e3779f9ULL);
+	__u64 h = ((a ^ EP_SEED) * 0x9e3779b97f4a7c15ULL) ^ (b * 0xc2b2ae3d27d4eb4fULL) ^
+		  (((__u64)c ^ (EP_SEED >> 32)) * 0x165667b19e3779f9ULL);
 
 	h ^= h >> 32;
 	h *= 0xd6e8feb86659fd93ULL;
@@ -407,7 +456,7 @@ static __always_inline int ep_find_h(__u64 a, __u64 b, __u32 c, __u64 h, __u32 *
 	int round, i;
 
 	fp = (__u32)(h >> 32) | 1;
-	home = (__u32)h & ep_mask;
+	home = (__u32)h & EP_MASK;
 	bk = home;
 #pragma unroll
 	for (round = 0; round < 2; round++) {
@@ -423,9 +472,9 @@ static __always_inline int ep_find_h(__u64 a, __u64 b, __u32 c, __u64 h, __u32 *
 		if (!e->overflow)
 			return 0;
 		/* The second bucket: other bits of the hash, never the home one. */
-		bk = (__u32)(h >> 16) & ep_mask;
+		bk = (__u32)(h >> 16) & EP_MASK;
 		if (bk == home)
-			bk = (home + 1) & ep_mask;
+			bk = (home + 1) & EP_MASK;
 	}
 	return 0;
 }
@@ -445,12 +494,12 @@ static __always_inline int ep_find(const struct passive_rs_key *k, __u32 *slot)
  * division (internal/loader/passive_home.go computes the same). */
 static __always_inline __u32 rs_home(__u64 h)
 {
-	return (__u32)(((h >> 32) * (__u64)rs_slots) >> 32);
+	return (__u32)(((h >> 32) * (__u64)RS_SLOTS) >> 32);
 }
 
 static __always_inline __u32 rs_home2(__u64 h)
 {
-	return (__u32)(((h & 0xffffffffULL) * (__u64)rs_slots) >> 32);
+	return (__u32)(((h & 0xffffffffULL) * (__u64)RS_SLOTS) >> 32);
 }
 
 /* rs_find returns the counters of the real server k (an IPPROTO_TCP key)
@@ -474,7 +523,7 @@ static __always_inline struct passive_rs_stats *rs_find(const struct passive_rs_
 	h = ep_hash(a, b, c);
 	home = rs_home(h);
 	home2 = rs_home2(h);
-	bk = (__u32)h & ep_mask;
+	bk = (__u32)h & EP_MASK;
 	v = bpf_map_lookup_elem(&rs_stats, &home);
 	v2 = bpf_map_lookup_elem(&rs_stats, &home2);
 	if (!v || !v2)
@@ -532,7 +581,7 @@ static __always_inline __u64 hs_hash(struct tuple *t, int egress)
 
 	__builtin_memcpy(cw, c, 16);
 	__builtin_memcpy(sw, sv, 16);
-	h = mix64(hs_seed ^ ((__u64)cw[0] << 32 | sw[0]));
+	h = mix64(HS_SEED ^ ((__u64)cw[0] << 32 | sw[0]));
 	if (t->family == 6) {
 		h = mix64(h ^ ((__u64)cw[1] << 32 | sw[1]));
 		h = mix64(h ^ ((__u64)cw[2] << 32 | sw[2]));
@@ -562,7 +611,7 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	/* The handshake slot first: its cache line (a random one of a large
 	 * table) then loads while the endpoint table is searched. */
 	hash = hs_hash(t, 1);
-	idx = (__u32)hash & hs_mask;
+	idx = (__u32)hash & HS_MASK;
 	tag = (__u32)(hash >> 32) | 1; /* never 0: 0 is an empty slot */
 	h = bpf_map_lookup_elem(&handshakes, &idx);
 	if (!h)
@@ -636,7 +685,7 @@ static __always_inline int ingress(struct tuple *t)
 	 * its slot is a random cache line, the costliest access here. */
 	if (!(t->flags & TCPF_RST) || t->refusal) {
 		hash = hs_hash(t, 0);
-		idx = (__u32)hash & hs_mask;
+		idx = (__u32)hash & HS_MASK;
 		tag = (__u32)(hash >> 32) | 1;
 		h = bpf_map_lookup_elem(&handshakes, &idx);
 		if (!h)

@@ -135,7 +135,7 @@ struct passive_event {
 
 /* Indexes of the per-CPU counters of the TC programs. */
 enum passive_stat {
-	PASSIVE_STAT_TCP = 0,        /* TCP packets parsed */
+	PASSIVE_STAT_TCP = 0,        /* handshake packets examined (SYN, SYN-ACK, RST) */
 	PASSIVE_STAT_NOT_IP = 1,     /* not IPv4/IPv6: passed, uncounted */
 	PASSIVE_STAT_NOT_TCP = 2,    /* UDP, ICMP, ...: passed, uncounted */
 	PASSIVE_STAT_FRAGMENT = 3,   /* IPv4 fragments */
@@ -148,5 +148,17 @@ enum passive_stat {
 	PASSIVE_STAT_OWN_FULL = 10,  /* own-connection table full */
 	PASSIVE_STAT_MAX = 11,
 };
+
+/* Load-time immediates: PASSIVE_IMM(marker) is a 64-bit immediate load
+ * of a marker that the loader replaces, in every program's instructions,
+ * with the value of the matching variable before the verifier sees them
+ * (internal/loader/passive_imm.go keeps the same list). The asm keeps
+ * clang from folding the marker into other constants. */
+#define PASSIVE_IMM_EP_MASK  0x4c5650494d4d0001ULL
+#define PASSIVE_IMM_EP_SEED  0x4c5650494d4d0002ULL
+#define PASSIVE_IMM_RS_SLOTS 0x4c5650494d4d0003ULL
+#define PASSIVE_IMM_HS_MASK  0x4c5650494d4d0004ULL
+#define PASSIVE_IMM_HS_SEED  0x4c5650494d4d0005ULL
+#define PASSIVE_IMM(marker) ({ __u64 __imm; asm("%0 = %1 ll" : "=r"(__imm) : "i"(marker)); __imm; })
 
 #endif

@@ -173,12 +173,22 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 		return nil, fmt.Errorf("hash seeds: %w", err)
 	}
 	epSeed := binary.NativeEndian.Uint64(seed[8:])
+	hsSeed := binary.NativeEndian.Uint64(seed[:8])
+	if _, err := patchImmediates(spec, map[string]uint64{
+		passiveVarEpMask:  uint64(buckets - 1),
+		passiveVarEpSeed:  epSeed,
+		passiveVarRsSlots: uint64(opts.Capacity),
+		passiveVarHsMask:  uint64(slots - 1),
+		passiveVarHsSeed:  hsSeed,
+	}); err != nil {
+		return nil, fmt.Errorf("passive immediates: %w", err)
+	}
 	for name, v := range map[string]any{
 		passiveVarProbePortLo: opts.ProbePortLo,
 		passiveVarProbePortHi: opts.ProbePortHi,
 		passiveVarEventGapNs:  uint64(opts.EventGap),
 		passiveVarHsMask:      slots - 1,
-		passiveVarHsSeed:      binary.NativeEndian.Uint64(seed[:8]),
+		passiveVarHsSeed:      hsSeed,
 		passiveVarEpMask:      buckets - 1,
 		passiveVarEpSeed:      epSeed,
 		passiveVarGapJiffies:  gapJiffies(opts.EventGap, kernelHZ()),
@@ -455,25 +465,30 @@ func (p *Passive) Close() error {
 // PassiveStats are the kernel-side counters of the passive programs, and
 // the loader's own, summed over CPUs.
 type PassiveStats struct {
-	TCPPackets      uint64 // TCP packets parsed on the links
-	NotIP           uint64 // non-IP frames passed uncounted
-	NotTCP          uint64 // UDP, ICMP, ... passed uncounted
-	Fragments       uint64 // IPv4 fragments passed uncounted
-	IPv6ExtHeaders  uint64 // IPv6 packets with extension headers passed uncounted
-	Truncated       uint64 // truncated or malformed headers passed uncounted
-	UnknownRS       uint64 // handshake packets of no configured real server
-	HandshakeFull   uint64 // in-flight handshakes displaced by another's SYN: the handshake table is too small for the SYN rate
-	HandshakeMissed uint64 // SYN-ACKs without a tracked SYN (displaced, answered twice, or an asymmetric path)
-	RingFull        uint64 // events lost: ring buffer full
-	OwnFull         uint64 // own connects not timed: table full
-	MapFull         uint64 // real servers left out of the maps: capacity reached (Go side)
-	Dropped         uint64 // events the consumer did not take in time (Go side)
+	// HandshakePackets counts the TCP packets the programs examined: SYNs
+	// toward the real servers, SYN-ACKs and RSTs from them (of any
+	// endpoint). Data segments and ACKs are not counted (a per-CPU add per
+	// packet was a third of a cold data packet's cost, docs/benchmarks.md
+	// 16.2); until session 7 this was every TCP packet parsed.
+	HandshakePackets uint64
+	NotIP            uint64 // non-IP frames passed uncounted
+	NotTCP           uint64 // UDP, ICMP, ... passed uncounted
+	Fragments        uint64 // IPv4 fragments passed uncounted
+	IPv6ExtHeaders   uint64 // IPv6 packets with extension headers passed uncounted
+	Truncated        uint64 // truncated or malformed headers passed uncounted
+	UnknownRS        uint64 // handshake packets of no configured real server
+	HandshakeFull    uint64 // in-flight handshakes displaced by another's SYN: the handshake table is too small for the SYN rate
+	HandshakeMissed  uint64 // SYN-ACKs without a tracked SYN (displaced, answered twice, or an asymmetric path)
+	RingFull         uint64 // events lost: ring buffer full
+	OwnFull          uint64 // own connects not timed: table full
+	MapFull          uint64 // real servers left out of the maps: capacity reached (Go side)
+	Dropped          uint64 // events the consumer did not take in time (Go side)
 }
 
 // Stats reads the counters.
 func (p *Passive) Stats() (PassiveStats, error) {
 	var st PassiveStats
-	dst := []*uint64{&st.TCPPackets, &st.NotIP, &st.NotTCP, &st.Fragments, &st.IPv6ExtHeaders, &st.Truncated,
+	dst := []*uint64{&st.HandshakePackets, &st.NotIP, &st.NotTCP, &st.Fragments, &st.IPv6ExtHeaders, &st.Truncated,
 		&st.UnknownRS, &st.HandshakeFull, &st.HandshakeMissed, &st.RingFull, &st.OwnFull}
 	maps := []*ebpf.Map{p.tc.Stats}
 	if p.trace != nil {

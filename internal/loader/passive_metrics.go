@@ -71,7 +71,7 @@ func newPassiveCollector(p *Passive) *passiveCollector {
 		cHist: d("client_handshake_seconds", "Client SYN to real server SYN-ACK, handshakes without retransmission.", rs),
 		oHist: d("own_connect_seconds", "Own connects, SYN_SENT to ESTABLISHED.", rs),
 		skip:  d("packets_skipped_total", "Packets passed uncounted, by reason.", "reason"),
-		tcp:   d("tcp_packets_total", "TCP packets parsed on the real-server links."),
+		tcp:   d("handshake_packets_total", "TCP handshake packets examined on the real-server links: SYNs toward the real servers, SYN-ACKs and RSTs from them (data segments and ACKs are not counted)."),
 		full:  d("map_full_total", "Entries lost because a map was full, by map.", "map"),
 		miss:  d("handshake_misses_total", "SYN-ACKs without a tracked SYN (displaced from the handshake table, answered twice, or an asymmetric path)."),
 		drop:  d("events_dropped_total", "Events the consumer did not take in time."),
@@ -173,7 +173,7 @@ func (c *passiveCollector) collectTotals(ch chan<- prometheus.Metric) {
 		c.errors.Add(1)
 		return
 	}
-	counter(c.tcp, st.TCPPackets)
+	counter(c.tcp, st.HandshakePackets)
 	for reason, v := range map[string]uint64{
 		"not_ip": st.NotIP, "not_tcp": st.NotTCP, "fragment": st.Fragments,
 		"ipv6_ext_header": st.IPv6ExtHeaders, "truncated": st.Truncated, "unknown_real_server": st.UnknownRS,

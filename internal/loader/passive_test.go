@@ -256,7 +256,7 @@ func TestPassiveBadPackets(t *testing.T) {
 			if got := tt.reason(&after) - tt.reason(&before); got != 1 {
 				t.Errorf("reason counter moved by %d, want 1 (stats %+v)", got, after)
 			}
-			if after.TCPPackets != before.TCPPackets && tt.name != "unknown real server" && tt.name != "wrong port" {
+			if after.HandshakePackets != before.HandshakePackets && tt.name != "unknown real server" && tt.name != "wrong port" {
 				t.Errorf("counted as a TCP packet")
 			}
 			for _, rs := range []netip.AddrPort{rs4, rs6} {
