@@ -2,6 +2,7 @@ package prober
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -38,6 +39,10 @@ import (
 // keeps at most connectPoolMax idle sockets and closes the rest
 // (SO_LINGER 0 is set from the start, so a close resets too).
 //
+// The scheduler's attempts do not wait at all: the connect is started by
+// the dispatcher and finished by the connector's loop, which also fails
+// it at its connect_timeout (connect_async.go). Check waits as below.
+//
 // These system calls cannot block (nonblocking sockets; a RST, never a
 // lingering close), so they are made as raw system calls: the goroutine
 // keeps its P, and the runtime's sysmon thread is not kept busy taking Ps
@@ -58,6 +63,11 @@ type connector struct {
 	mu      sync.Mutex
 	waiting map[uint64]*connectWait // by epoll token
 	next    uint64
+
+	file    *os.File       // the epoll descriptor in the netpoller; its read deadline is timers' earliest
+	timers  deadlineHeap   // asynchronous attempts by connect_timeout deadline (connect_async.go)
+	armed   time.Time      // the read deadline set on file: zero for none
+	expired []*connectWait // the loop's scratch for expire
 
 	pmu   sync.Mutex        // guards the pool, apart from mu: a thousand checks ending at once contend for both
 	idle  map[poolKey][]int // reusable sockets, in the epoll set, disarmed or armed for a stale token
@@ -80,6 +90,16 @@ type connectWait struct {
 	fd    int
 	done  chan error // capacity 1
 	timer *time.Timer
+
+	// An asynchronous attempt (group set) has no waiter: the connector
+	// finishes it (connect_async.go).
+	group    *asyncGroup
+	ref      attemptRef
+	chk      *tcpChecker
+	pool     poolKey
+	deadline time.Time
+	token    uint64
+	hidx     int // place in the deadline heap
 }
 
 // connectWaits recycles the waits, with their channel and timer.
@@ -115,6 +135,7 @@ func (c *connector) start() error {
 			return
 		}
 		c.epfd = fd
+		c.file = f
 		c.waiting = make(map[uint64]*connectWait)
 		c.idle = make(map[poolKey][]int)
 		go c.loop(f, rc)
@@ -123,11 +144,13 @@ func (c *connector) start() error {
 }
 
 // loop waits (through the netpoller) for the epoll set to have ready
-// sockets and finishes their connects, for the life of the process.
+// sockets and finishes their connects, for the life of the process. The
+// epoll descriptor's read deadline is the earliest deadline of the
+// asynchronous attempts: when it passes, the loop fails those due.
 func (c *connector) loop(f *os.File, rc syscall.RawConn) {
 	defer func() { _ = f.Close() }() // only when the netpoller fails, which leaves connects to time out
 	events := make([]unix.EpollEvent, connectBatch)
-	_ = rc.Read(func(fd uintptr) bool {
+	drain := func(fd uintptr) bool {
 		for {
 			r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, fd, uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 			if errno == unix.EINTR {
@@ -144,7 +167,13 @@ func (c *connector) loop(f *os.File, rc syscall.RawConn) {
 				return false // drained: wait for the next wakeup
 			}
 		}
-	})
+	}
+	for {
+		if err := rc.Read(drain); !errors.Is(err, os.ErrDeadlineExceeded) {
+			return
+		}
+		c.expire()
+	}
 }
 
 // finish delivers the outcome of the connect with the given token, unless
@@ -156,8 +185,19 @@ func (c *connector) finish(token uint64, events uint32) {
 	c.mu.Lock()
 	w := c.waiting[token]
 	delete(c.waiting, token)
+	if w != nil && w.group != nil {
+		c.timers.remove(w)
+	}
 	c.mu.Unlock()
 	if w == nil {
+		return
+	}
+	if w.group != nil { // asynchronous: finished here
+		var err error
+		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			err = soError(w.fd)
+		}
+		c.completeAsync(w, err)
 		return
 	}
 	// The check releases the socket only after receiving this (or after

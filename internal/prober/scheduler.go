@@ -53,7 +53,9 @@ var ErrRunning = errors.New("scheduler already started")
 //
 // All pending attempts sit in one heap ordered by due time, served by one
 // dispatch loop; a goroutine exists only for an attempt in flight (at most
-// MaxConcurrent), and attempts start no faster than Rate. Checker blocks
+// MaxConcurrent), and attempts start no faster than Rate. TCP_CHECK's
+// attempts have no goroutine: the dispatch loop starts the connect and
+// the connector's loop finishes it (scheduler_async.go). Checker blocks
 // that do the same check with the same timing (the same real server under
 // several virtual servers) run once and feed every real server using them.
 //
@@ -233,6 +235,7 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	var async *asyncGroup // made at the first asynchronous attempt (scheduler_async.go)
 	for {
 		s.mu.Lock()
 		now := time.Now()
@@ -257,6 +260,13 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 			}
 			wg.Add(1)
 			launched := time.Now()
+			if u.async {
+				if async == nil {
+					async = s.asyncRun(ctx, wg)
+				}
+				s.attemptAsync(async, u, due, slot, launched)
+				continue
+			}
 			go func() {
 				defer wg.Done()
 				s.attempt(ctx, u, due, slot, launched)

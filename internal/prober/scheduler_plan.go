@@ -28,6 +28,7 @@ type unit struct {
 	logAll  bool          // log_all_failures on any block that shares it
 	removed bool          // gone from the configuration; an attempt still running is discarded
 	hasLast bool          // last and lastAt hold a result
+	async   bool          // checker is an asyncChecker: attempts run without a goroutine (scheduler_async.go)
 
 	last   Result
 	lastAt time.Duration // when last completed, as an offset from the due queue's epoch
@@ -174,7 +175,8 @@ func assemble(entries []planEntry, old *plan) (p *plan, fresh []*unit) {
 					*pol = e.pol
 					pols[e.pol] = pol
 				}
-				u = &unit{checker: e.ck, block: e.block, pol: pol, state: newCheckState(e.pol), index: -1}
+				_, async := e.ck.(asyncChecker)
+				u = &unit{checker: e.ck, block: e.block, pol: pol, state: newCheckState(e.pol), index: -1, async: async}
 				fresh = append(fresh, u)
 			}
 			u.block = e.block // the position in the file now loaded
