@@ -187,6 +187,9 @@ static __always_inline int parse(struct __sk_buff *skb, struct parsed *p)
 #ifndef AF_INET
 #define AF_INET 2
 #endif
+#ifndef PACKET_HOST
+#define PACKET_HOST 0
+#endif
 #ifndef AF_INET6
 #define AF_INET6 10
 #endif
@@ -201,6 +204,9 @@ static __always_inline int to_us(struct __sk_buff *skb, struct parsed *p)
 	struct bpf_fib_lookup fib = {};
 	long r;
 
+	/* A frame to another MAC (a promiscuous device) the stack drops. */
+	if (skb->pkt_type != PACKET_HOST)
+		return 0;
 	fib.l4_protocol = IPPROTO_TCP;
 	fib.sport = p->sport;
 	fib.dport = bpf_htons(p->dport);

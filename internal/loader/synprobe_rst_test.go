@@ -22,12 +22,14 @@ type synAck struct {
 	ipOpts  int    // bytes of IPv4 options (multiple of 4)
 	tcpOpts []byte // TCP options (padded to a multiple of 4)
 	payload []byte
-	pad     int // Ethernet padding after the IP packet
+	pad     int  // Ethernet padding after the IP packet
+	other   bool // to another MAC than ours (a promiscuous device's catch)
 }
 
 var (
 	rstServerMAC = []byte{0x02, 0, 0, 0, 0, 0x02}
-	rstOurMAC    = []byte{0x02, 0, 0, 0, 0, 0x01}
+	rstOurMAC    = []byte{0, 0, 0, 0, 0, 0} // BPF_PROG_TEST_RUN's device is lo: a frame to another MAC is PACKET_OTHERHOST
+	rstOtherMAC  = []byte{0x02, 0, 0, 0, 0, 0x09}
 	rstServer4   = netip.MustParseAddr("198.18.0.2")
 	rstUs4       = netip.MustParseAddr("198.18.0.1")
 	rstServer6   = netip.MustParseAddr("2001:2::2")
@@ -83,7 +85,11 @@ func (s synAck) build() []byte {
 	}
 	binary.BigEndian.PutUint16(tcp[16:], ^l4Sum(src, dst, tcp))
 	var ip []byte
-	eth := append(append(append([]byte(nil), rstOurMAC...), rstServerMAC...), 0x08, 0x00)
+	ours := rstOurMAC
+	if s.other {
+		ours = rstOtherMAC
+	}
+	eth := append(append(append([]byte(nil), ours...), rstServerMAC...), 0x08, 0x00)
 	if s.v6 {
 		eth[12], eth[13] = 0x86, 0xdd
 		ip = make([]byte, 40)
@@ -130,7 +136,8 @@ func sysctlInt(tb testing.TB, path string) int {
 // send (RFC 9293: seq = the SYN-ACK's ack, RST alone, no options, window
 // 0), MACs, addresses and ports swapped, the stack's TTL, both checksums
 // valid. SYN-ACKs it does not rewrite (IPv4 options, payload) go on
-// unchanged to the stack, which answers them itself.
+// unchanged to the stack, which answers them itself; a frame to another
+// MAC (PACKET_OTHERHOST) goes on too, for the stack to drop.
 func TestRSTInPlace(t *testing.T) {
 	mss := []byte{2, 4, 0x05, 0xb4}
 	full := []byte{2, 4, 0x05, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 5, 6, 7, 8, 1, 3, 3, 7} // MSS, SACK-permitted, timestamps, NOP, window scale
@@ -148,6 +155,8 @@ func TestRSTInPlace(t *testing.T) {
 		{"ipv4 ip options", synAck{ipOpts: 4, tcpOpts: mss}, false},
 		{"ipv4 payload", synAck{tcpOpts: mss, payload: []byte("hello!")}, false},
 		{"ipv6 payload", synAck{v6: true, payload: []byte("hi")}, false},
+		{"ipv4 to another MAC", synAck{tcpOpts: mss, other: true}, false},
+		{"ipv6 to another MAC", synAck{v6: true, tcpOpts: mss, other: true}, false},
 	}
 	for _, d := range []Delivery{RingBuffer, TargetMap} {
 		s := mustLoadOpts(t, SynProbeOptions{PortLo: 40000, PortHi: 40999, Delivery: d})
