@@ -128,6 +128,7 @@ func TestRunFlags(t *testing.T) {
 		{[]string{"run", "--syn-probe-pps=0"}, 2},
 		{[]string{"run", "--syn-probe=maybe"}, 2},
 		{[]string{"run", "--syn-probe-frames=maybe"}, 2},
+		{[]string{"run", "--syn-probe-rst=maybe"}, 2},
 		{[]string{"run", "--syn-probe-ports=61000-61000", "-f", "/nonexistent/keepalived.conf"}, 1},
 		{[]string{"run", "--detector=bogus"}, 2},
 		{[]string{"run", "--detector=compatible", "-f", "/nonexistent/keepalived.conf"}, 1},
