@@ -32,8 +32,10 @@
  * one handshake slot (none for a RST whose sequence is not 0: it resets
  * a connection, it cannot answer a SYN), one clock read (the coarse clock
  * for a RST, the precise one only when an event may be due), two to five
- * atomic adds on the real server's counters. Data packets and ACKs are
- * parsed up to the TCP flags, counted as TCP, and pass.
+ * atomic adds on the real server's counters. Data packets and ACKs of
+ * IPv4 without options leave after a few header checks and the flags
+ * (four instruction lines, no map), others after the general parse;
+ * neither is counted.
  *
  * Every packet goes on untouched with TC_ACT_UNSPEC (TCX_NEXT), not
  * TC_ACT_OK: on a TCX hook, and among direct-action clsact filters,
