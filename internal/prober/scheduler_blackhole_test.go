@@ -22,6 +22,7 @@ type startLog struct {
 	want    int
 	full    int // healthy endpoints with want starts
 	done    chan struct{}
+	async   bool // the checkers keep TCP_CHECK's asynchronous path (scheduler_async.go)
 }
 
 func (l *startLog) newChecker(c *config.Checker, opts CheckerOptions) (Checker, error) {
@@ -29,7 +30,11 @@ func (l *startLog) newChecker(c *config.Checker, opts CheckerOptions) (Checker, 
 	if err != nil {
 		return nil, err
 	}
-	return &startLogged{Checker: ck, ep: netip.AddrPortFrom(c.ConnectIP, c.ConnectPort), log: l}, nil
+	sl := &startLogged{Checker: ck, ep: netip.AddrPortFrom(c.ConnectIP, c.ConnectPort), log: l}
+	if l.async {
+		return &startLoggedAsync{sl}, nil
+	}
+	return sl, nil
 }
 
 type startLogged struct {
@@ -38,7 +43,22 @@ type startLogged struct {
 	log *startLog
 }
 
+// startLoggedAsync is startLogged for an asynchronous checker, still
+// started asynchronously.
+type startLoggedAsync struct{ *startLogged }
+
+func (c *startLoggedAsync) checkAsync(g *asyncGroup, ref attemptRef) {
+	c.note()
+	c.Checker.(asyncChecker).checkAsync(g, ref)
+}
+
 func (c *startLogged) Check(ctx context.Context) Result {
+	c.note()
+	return c.Checker.Check(ctx)
+}
+
+// note records an attempt's start.
+func (c *startLogged) note() {
 	l := c.log
 	l.mu.Lock()
 	if l.healthy[c.ep] {
@@ -50,7 +70,6 @@ func (c *startLogged) Check(ctx context.Context) Result {
 		}
 	}
 	l.mu.Unlock()
-	return c.Checker.Check(ctx)
 }
 
 // TestSchedulerBlackHolesDoNotHoldBack checks 20 healthy endpoints and 200
@@ -63,14 +82,26 @@ func (c *startLogged) Check(ctx context.Context) Result {
 // delay_loop (plus its sub-millisecond check), never waiting for a slot.
 // Before attempts waiting on the network stopped counting against the
 // limit, the due queue fell behind without bound and the healthy
-// endpoints' checks ran seconds late.
+// endpoints' checks ran seconds late. Both ways of running an attempt
+// are covered: TCP_CHECK's own (asynchronous, no goroutine) and a
+// goroutine per attempt (every other checker's).
 func TestSchedulerBlackHolesDoNotHoldBack(t *testing.T) {
 	testenv.RequireRoot(t)
+	for _, async := range []bool{true, false} {
+		name := "goroutine"
+		if async {
+			name = "async"
+		}
+		t.Run(name, func(t *testing.T) { testBlackHolesDoNotHoldBack(t, async) })
+	}
+}
+
+func testBlackHolesDoNotHoldBack(t *testing.T, async bool) {
 	const healthyN, blackN, rounds = 20, 200, 10
 	n := testnet.New(t, testnet.Options{RealServers: 2})
 	good, bad := n.RealServers[0], n.RealServers[1]
 	log := &startLog{healthy: map[netip.AddrPort]bool{}, starts: map[netip.AddrPort][]time.Time{},
-		want: rounds, done: make(chan struct{})}
+		want: rounds, done: make(chan struct{}), async: async}
 	tm := timing{delayLoop: time.Second, warmup: time.Second}
 	var healthy, black []*config.RealServer
 	for i := range healthyN {
@@ -97,6 +128,11 @@ func TestSchedulerBlackHolesDoNotHoldBack(t *testing.T) {
 	s, err := NewScheduler(cfg, SchedulerOptions{NewChecker: log.newChecker, MaxConcurrent: 64, StartDelay: -1})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, u := range s.plan.units {
+		if u.async != async {
+			t.Fatalf("%s: async %v, want %v", u.checker, u.async, async)
+		}
 	}
 	c := startScheduler(t, s)
 	select {
