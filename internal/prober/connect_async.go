@@ -76,7 +76,7 @@ func (t *tcpChecker) checkAsync(g *asyncGroup, ref attemptRef) {
 	if fd < 0 {
 		var err error
 		if fd, err = t.ep.socket(); err != nil {
-			g.sink(ref, t.failed(ref.start, fmt.Errorf("connect %v: %w", t.ep.addr, err)), time.Now())
+			g.sink(ref, t.failed(ref.start, err), time.Now())
 			return
 		}
 	}

@@ -20,6 +20,16 @@ type asyncOutcome struct {
 	end time.Time
 }
 
+// checkAsyncOnce runs one attempt of ck through its asynchronous path and
+// returns its result.
+func checkAsyncOnce(t *testing.T, ck Checker) Result {
+	t.Helper()
+	out := make(chan Result, 1)
+	g := newAsyncGroup(t.Context(), func(_ attemptRef, res Result, _ time.Time) { out <- res })
+	ck.(asyncChecker).checkAsync(g, attemptRef{start: time.Now()})
+	return <-out
+}
+
 // heapLen is how many asynchronous attempts the connector's deadline heap
 // holds.
 func heapLen() int {

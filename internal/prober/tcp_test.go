@@ -81,21 +81,33 @@ func TestTCPCheckBind(t *testing.T) {
 		{"bind_if missing", func(c *config.Checker) { c.BindIf = "nosuchlink0" }, false, ""},
 		{"fwmark", func(c *config.Checker) { c.FWMark = 0x2a }, true, ""},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := checkerFor(config.TCPCheck, addr, time.Second)
-			tt.edit(c)
-			res := mustChecker(t, c, CheckerOptions{}).Check(context.Background())
-			if res.OK != tt.ok {
-				t.Fatalf("OK=%v %q, want %v", res.OK, res.Message, tt.ok)
+	for _, async := range []bool{false, true} { // Check, and the scheduler's asynchronous path
+		for _, tt := range tests {
+			name := tt.name
+			if async {
+				name += " async"
 			}
-			if !tt.ok {
-				return
-			}
-			if p := <-peers; !strings.HasPrefix(p.String(), tt.local) {
-				t.Fatalf("server saw %v, want %s", p, tt.local)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				c := checkerFor(config.TCPCheck, addr, time.Second)
+				tt.edit(c)
+				ck := mustChecker(t, c, CheckerOptions{})
+				var res Result
+				if async {
+					res = checkAsyncOnce(t, ck)
+				} else {
+					res = ck.Check(context.Background())
+				}
+				if res.OK != tt.ok {
+					t.Fatalf("OK=%v %q, want %v", res.OK, res.Message, tt.ok)
+				}
+				if !tt.ok {
+					return
+				}
+				if p := <-peers; !strings.HasPrefix(p.String(), tt.local) {
+					t.Fatalf("server saw %v, want %s", p, tt.local)
+				}
+			})
+		}
 	}
 }
 
