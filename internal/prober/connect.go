@@ -68,6 +68,7 @@ type connector struct {
 	timers  deadlineHeap   // asynchronous attempts by connect_timeout deadline (connect_async.go)
 	armed   time.Time      // the read deadline set on file: zero for none
 	expired []*connectWait // the loop's scratch for expire
+	stopped error          // set if the loop ends (it should not): asynchronous attempts then fail at once with it
 
 	pmu   sync.Mutex        // guards the pool, apart from mu: a thousand checks ending at once contend for both
 	idle  map[poolKey][]int // reusable sockets, in the epoll set, disarmed or armed for a stale token
@@ -148,7 +149,14 @@ func (c *connector) start() error {
 // epoll descriptor's read deadline is the earliest deadline of the
 // asynchronous attempts: when it passes, the loop fails those due.
 func (c *connector) loop(f *os.File, rc syscall.RawConn) {
-	defer func() { _ = f.Close() }() // only when the netpoller fails, which leaves connects to time out
+	defer func() {
+		// Only when the netpoller or epoll_wait fails. The goroutine
+		// path's waits then time out; the asynchronous attempts, which
+		// have no timer of their own, fail now and from now on, so a
+		// dead loop shows as failing checks, never as stale health.
+		c.stopAsync(errConnectorStopped)
+		_ = f.Close()
+	}()
 	events := make([]unix.EpollEvent, connectBatch)
 	drain := func(fd uintptr) bool {
 		for {

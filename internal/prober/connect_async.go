@@ -2,6 +2,7 @@ package prober
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -121,11 +122,15 @@ func (c *connector) arm(g *asyncGroup, ref attemptRef, t *tcpChecker, pool poolK
 	// event at once, and an attempt must never be both in the waiting set
 	// and unarmed where a canceller or the deadline could take it.
 	c.mu.Lock()
-	if g.cancelled {
+	if g.cancelled || c.stopped != nil {
+		err := c.stopped
+		if g.cancelled {
+			err = g.ctx.Err()
+		}
 		c.mu.Unlock()
 		w.clearAsync()
 		connectWaits.Put(w)
-		return g.ctx.Err()
+		return err
 	}
 	c.next++
 	w.token = c.next
@@ -187,21 +192,36 @@ func (c *connector) expire() {
 // cancelGroup ends every pending attempt of g (its context is done) and
 // lets none start.
 func (c *connector) cancelGroup(g *asyncGroup) {
+	c.failPending(func() { g.cancelled = true }, func(w *connectWait) bool { return w.group == g }, g.ctx.Err())
+}
+
+// failPending runs mark and takes the attempts match selects out of the
+// waiting set and the heap, both under c.mu, then fails them with err.
+func (c *connector) failPending(mark func(), match func(*connectWait) bool, err error) {
 	c.mu.Lock()
-	g.cancelled = true
+	mark()
 	var list []*connectWait
 	for tok, w := range c.waiting {
-		if w.group == g {
+		if match(w) {
 			delete(c.waiting, tok)
 			c.timers.remove(w)
 			list = append(list, w)
 		}
 	}
 	c.mu.Unlock()
-	err := g.ctx.Err()
 	for _, w := range list {
 		c.completeAsync(w, err)
 	}
+}
+
+// errConnectorStopped fails the asynchronous attempts once the
+// connector's loop has ended.
+var errConnectorStopped = errors.New("TCP_CHECK connector stopped: its epoll loop failed")
+
+// stopAsync fails every pending asynchronous attempt with err and makes
+// every later one fail at once: the loop that would finish them is gone.
+func (c *connector) stopAsync(err error) {
+	c.failPending(func() { c.stopped = err }, func(w *connectWait) bool { return w.group != nil }, err)
 }
 
 // pendingAsync counts g's attempts the connector holds.

@@ -312,3 +312,41 @@ func TestSchedulerAsyncReload(t *testing.T) {
 	}
 	checkNoNewSockets(t, before)
 }
+
+// TestAsyncConnectorStopped: if the connector's loop ever ended, an
+// asynchronous attempt pending then fails at once with
+// errConnectorStopped, and so does every later one (they have no timer of
+// their own: without this they would hang, and health go stale). The
+// loop is not really stopped here: stopAsync is what its exit runs.
+func TestAsyncConnectorStopped(t *testing.T) {
+	rs, open, _, stop := connectLab(t)
+	defer stop()
+	rs.BlackHole(t)
+	out := make(chan asyncOutcome, 4)
+	g := newAsyncGroup(t.Context(), func(a attemptRef, res Result, end time.Time) { out <- asyncOutcome{a, res, end} })
+	ck := mustChecker(t, checkerFor(config.TCPCheck, open, time.Hour), CheckerOptions{}).(*tcpChecker)
+	ck.checkAsync(g, attemptRef{slot: 1, start: time.Now()})
+	if n := tcpConnector.pendingAsync(g); n != 1 {
+		t.Fatalf("%d attempts pending, want 1", n)
+	}
+	t.Cleanup(func() {
+		tcpConnector.mu.Lock()
+		tcpConnector.stopped = nil
+		tcpConnector.mu.Unlock()
+	})
+	tcpConnector.stopAsync(errConnectorStopped)
+	ck.checkAsync(g, attemptRef{slot: 2, start: time.Now()})
+	for _, want := range []int64{1, 2} {
+		select {
+		case o := <-out:
+			if o.ref.slot != want || o.res.OK || !errors.Is(o.res.Err, errConnectorStopped) {
+				t.Errorf("attempt %d (want %d): OK=%v %q, want errConnectorStopped", o.ref.slot, want, o.res.OK, o.res.Message)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("attempt %d: no outcome in 10 s", want)
+		}
+	}
+	if n := heapLen(); n != 0 {
+		t.Errorf("%d attempts still in the deadline heap", n)
+	}
+}
