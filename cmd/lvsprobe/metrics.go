@@ -14,9 +14,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lvsprobe/lvsprobe/internal/loader"
+	"github.com/lvsprobe/lvsprobe/internal/metricfam"
 )
 
 // defaultMetricsListen is where `lvsprobe run` serves /metrics: loopback
@@ -26,6 +26,10 @@ import (
 // lvsprobe's labels join) and from the keepalived exporters', which may
 // run beside lvsprobe while keepalived keeps VRRP.
 const defaultMetricsListen = "127.0.0.1:9118"
+
+// metricsTimeout bounds one scrape (metricfam.HandlerOpts.Timeout): a
+// 503 before the response starts, the connection cut after.
+const metricsTimeout = 10 * time.Second
 
 // metricsRetry is how long the metrics listener waits before trying
 // again to bind an address that was in use.
@@ -92,8 +96,8 @@ func serveMetrics(ctx context.Context, log *slog.Logger, addr string, reg *metri
 		return
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(&onceAtATime{g: reg}, promhttp.HandlerOpts{
-		Registry: reg.Registry, ErrorLog: slogPrinter{log}, Timeout: 10 * time.Second,
+	mux.Handle("GET /metrics", metricfam.Handler(reg, metricfam.HandlerOpts{
+		Registry: reg.Registry, ErrorLog: slogPrinter{log}, Timeout: metricsTimeout,
 	}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	var lc net.ListenConfig
@@ -128,7 +132,7 @@ func serveMetrics(ctx context.Context, log *slog.Logger, addr string, reg *metri
 	}
 }
 
-// slogPrinter adapts a logger to promhttp's error log.
+// slogPrinter adapts a logger to the metrics handler's error log.
 type slogPrinter struct{ log *slog.Logger }
 
 func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics", "error", fmt.Sprint(v...)) }

@@ -33,7 +33,7 @@ type metricsRegistry struct {
 	direct map[prometheus.Collector]func() // removes the collector's direct gatherer
 }
 
-var _ prometheus.Gatherer = (*metricsRegistry)(nil)
+var _ metricfam.LazyGatherer = (*metricsRegistry)(nil)
 
 // newMetricsRegistry returns newRegistry's registry, serving the
 // families of directCollectors directly.
@@ -80,6 +80,10 @@ func (r *metricsRegistry) Unregister(c prometheus.Collector) bool {
 	}
 	return true
 }
+
+// GatherLazy implements metricfam.LazyGatherer: what the streaming
+// /metrics handler serves.
+func (r *metricsRegistry) GatherLazy() ([]metricfam.Lazy, error) { return r.merged.GatherLazy() }
 
 // Gather implements prometheus.Gatherer.
 func (r *metricsRegistry) Gather() ([]*dto.MetricFamily, error) { return r.merged.Gather() }

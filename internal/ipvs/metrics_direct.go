@@ -101,8 +101,16 @@ func (c *Collector) DirectGatherer() prometheus.Gatherer {
 	return &destGatherer{r: c.r, cache: map[backendKey]*cachedLabels{}}
 }
 
+var _ metricfam.LazyGatherer = (*destGatherer)(nil)
+
 // Gather implements prometheus.Gatherer.
 func (g *destGatherer) Gather() ([]*dto.MetricFamily, error) {
+	return metricfam.BuildAll(g.GatherLazy())
+}
+
+// GatherLazy implements metricfam.LazyGatherer: the values are read and
+// placed in label order now, the families' structs built by Build.
+func (g *destGatherer) GatherLazy() ([]metricfam.Lazy, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.gen++
@@ -136,7 +144,8 @@ func (g *destGatherer) Gather() ([]*dto.MetricFamily, error) {
 		}
 		g.dirty = false
 	}
-	var out []*dto.MetricFamily
+	var out []metricfam.Lazy
+	ordered := slices.Clone(g.ordered) // a later gather reorders g.ordered
 	for _, s := range [2]struct {
 		name, help string
 		samples    []destSample
@@ -152,15 +161,19 @@ func (g *destGatherer) Gather() ([]*dto.MetricFamily, error) {
 				n++
 			}
 		}
-		f := metricfam.NewFamily(s.name, s.help, dto.MetricType_GAUGE, n)
-		for i, cl := range g.ordered {
-			if has[i] {
-				f.Gauge(cl.pairs, vals[i])
+		if n == 0 {
+			continue // the registry leaves a family without series out
+		}
+		name, help := s.name, s.help
+		out = append(out, metricfam.Lazy{Name: name, Build: func() *dto.MetricFamily {
+			f := metricfam.NewFamily(name, help, dto.MetricType_GAUGE, n)
+			for i, cl := range ordered {
+				if has[i] {
+					f.Gauge(cl.pairs, vals[i])
+				}
 			}
-		}
-		if mf := f.Sorted(); mf != nil {
-			out = append(out, mf)
-		}
+			return f.Sorted()
+		}})
 	}
 	return out, nil
 }

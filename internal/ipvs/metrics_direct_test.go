@@ -12,6 +12,7 @@ import (
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
 	"github.com/lvsprobe/lvsprobe/internal/metricfam"
+	"github.com/lvsprobe/lvsprobe/internal/metricfam/metricfamtest"
 )
 
 // exposition returns g's text exposition.
@@ -88,6 +89,11 @@ func TestDirectGathererSameExposition(t *testing.T) {
 				}
 				if step > 0 && !bytes.Contains([]byte(got), []byte(realServerUpName+"{")) && tt.name != "empty" {
 					t.Fatalf("step %d: no %s series:\n%s", step, realServerUpName, got)
+				}
+				// Streamed (metricfam.Handler) as promhttp serves the
+				// const metrics: every format, gzip or not.
+				if err := metricfamtest.CompareWith(g, old, realServerUpName); err != nil {
+					t.Fatalf("step %d: %v", step, err)
 				}
 			}
 			compare(0)

@@ -59,11 +59,25 @@ func (c *passiveCollector) DirectGatherer() prometheus.Gatherer {
 	for _, i := range metricBuckets {
 		c.direct.uppers = append(c.direct.uppers, BucketUpper(i).Seconds())
 	}
-	return prometheus.GathererFunc(c.gatherDirect)
+	return passiveDirect{c}
 }
 
-// gatherDirect reads the per-real-server maps and builds their families.
-func (c *passiveCollector) gatherDirect() ([]*dto.MetricFamily, error) {
+// passiveDirect is the passive collector's direct gatherer.
+type passiveDirect struct{ c *passiveCollector }
+
+var _ metricfam.LazyGatherer = passiveDirect{}
+
+// Gather implements prometheus.Gatherer.
+func (d passiveDirect) Gather() ([]*dto.MetricFamily, error) {
+	return metricfam.BuildAll(d.c.gatherDirect())
+}
+
+// GatherLazy implements metricfam.LazyGatherer.
+func (d passiveDirect) GatherLazy() ([]metricfam.Lazy, error) { return d.c.gatherDirect() }
+
+// gatherDirect reads the per-real-server maps and returns their
+// families, to be built after (the values are copied and ranked now).
+func (c *passiveCollector) gatherDirect() ([]metricfam.Lazy, error) {
 	p := c.p
 	p.mu.Lock()
 	closed, traced := p.closed, p.trace != nil
@@ -110,7 +124,7 @@ func (c *passiveCollector) gatherDirect() ([]*dto.MetricFamily, error) {
 	}
 	d.hint = [2]int{len(client), len(own)}
 	d.order()
-	var out []*dto.MetricFamily
+	var out []metricfam.Lazy
 	out = c.families(out, client, clientNames, c.client, c.cHist)
 	if traced {
 		out = c.families(out, own, ownNames, c.own, c.oHist)
@@ -177,28 +191,32 @@ func (s *passiveSeries) fill(h *Histogram, sum float64) {
 // families appends to out the counter families named by names (their
 // Descs in descs) and the histogram family hist of series, in label
 // order; one real server read twice (a map changing under the read)
-// gives one series, the first.
-func (c *passiveCollector) families(out []*dto.MetricFamily, series []passiveSeries, names []string, descs map[string]*prometheus.Desc, hist *prometheus.Desc) []*dto.MetricFamily {
+// gives one series, the first. The families are built by their Build.
+func (c *passiveCollector) families(out []metricfam.Lazy, series []passiveSeries, names []string, descs map[string]*prometheus.Desc, hist *prometheus.Desc) []metricfam.Lazy {
 	slices.SortStableFunc(series, func(a, b passiveSeries) int { return cmp.Compare(a.rs.rank, b.rs.rank) })
 	series = slices.CompactFunc(series, func(a, b passiveSeries) bool { return a.rs == b.rs })
+	if len(series) == 0 {
+		return out // the registry leaves families without series out
+	}
 	for j, n := range names {
 		name, help := c.name(descs[n])
-		f := metricfam.NewFamily(name, help, dto.MetricType_COUNTER, len(series))
-		for i := range series {
-			f.Counter(series[i].rs.pairs, float64(series[i].ctr[j]))
-		}
-		if mf := f.Sorted(); mf != nil {
-			out = append(out, mf)
-		}
+		out = append(out, metricfam.Lazy{Name: name, Build: func() *dto.MetricFamily {
+			f := metricfam.NewFamily(name, help, dto.MetricType_COUNTER, len(series))
+			for i := range series {
+				f.Counter(series[i].rs.pairs, float64(series[i].ctr[j]))
+			}
+			return f.Sorted()
+		}})
 	}
 	name, help := c.name(hist)
-	f := metricfam.NewFamily(name, help, dto.MetricType_HISTOGRAM, len(series))
-	f.SetBuckets(c.direct.uppers, len(series))
-	for i := range series {
-		f.Histogram(series[i].rs.pairs, series[i].count, series[i].sum, series[i].cum[:])
-	}
-	if mf := f.Sorted(); mf != nil {
-		out = append(out, mf)
-	}
+	uppers := c.direct.uppers
+	out = append(out, metricfam.Lazy{Name: name, Build: func() *dto.MetricFamily {
+		f := metricfam.NewFamily(name, help, dto.MetricType_HISTOGRAM, len(series))
+		f.SetBuckets(uppers, len(series))
+		for i := range series {
+			f.Histogram(series[i].rs.pairs, series[i].count, series[i].sum, series[i].cum[:])
+		}
+		return f.Sorted()
+	}})
 	return out
 }

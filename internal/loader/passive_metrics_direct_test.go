@@ -3,7 +3,10 @@ package loader
 import (
 	"bytes"
 	"net/http/httptest"
+	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +14,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/lvsprobe/lvsprobe/internal/metricfam"
+	"github.com/lvsprobe/lvsprobe/internal/metricfam/metricfamtest"
 )
 
 // fillPassiveStats writes made-up counters and latency histograms into
@@ -116,6 +120,9 @@ func TestPassiveDirectSameExposition(t *testing.T) {
 				if !bytes.Contains([]byte(got), []byte(name)) {
 					t.Fatalf("%d real servers: no %s in\n%s", n, name, got)
 				}
+				if err := metricfamtest.CompareWith(g, old, "lvsprobe_passive_client_syns_total"); err != nil {
+					t.Fatalf("%d real servers: streamed: %v", n, err)
+				}
 				if again := textOf(t, g); again != got {
 					t.Fatalf("%d real servers: a second scrape differs", n)
 				}
@@ -123,6 +130,9 @@ func TestPassiveDirectSameExposition(t *testing.T) {
 			p.Close()
 			if want, got := textOf(t, old), textOf(t, g); got != want {
 				t.Fatalf("after Close: direct exposition differs\n--- const metrics:\n%s\n--- direct:\n%s", want, got)
+			}
+			if err := metricfamtest.CompareWith(g, old, ""); err != nil {
+				t.Fatalf("after Close: streamed: %v", err)
 			}
 		})
 	}
@@ -132,51 +142,60 @@ func TestPassiveDirectSameExposition(t *testing.T) {
 // observer's collector with 10,000 real servers in its loaded maps
 // (filled with made-up values; root and eBPF needed): "const" with the
 // per-real-server families as const metrics through the registry
-// (before DirectGatherer), "direct" as the daemon serves them; "gather"
-// is the Gather alone, "http" a whole scrape through promhttp (text
-// format, gzip). It reports the process's CPU time per scrape
-// (cpu-ms/op).
+// (before DirectGatherer), "direct" as they are built now; "gather" is
+// the Gather alone, "http" a whole scrape through promhttp (text
+// format, gzip), "stream" the same through metricfam.Handler (what the
+// daemon serves). It reports the process's CPU time per scrape
+// (cpu-ms/op) and the heap's peak above its size after a GC
+// (peak-heap-MB, objects live or not yet collected, sampled every
+// millisecond).
 func BenchmarkPassiveScrape10k(b *testing.B) {
 	p := mustLoadPassive(b, PassiveOptions{})
 	if err := p.SetRealServers(benchRealServers(10000)); err != nil {
 		b.Fatal(err)
 	}
 	fillPassiveStats(b, p, 1)
-	for _, direct := range []bool{false, true} {
-		for _, served := range []bool{false, true} {
-			name := map[bool]string{false: "const", true: "direct"}[direct] + "/" + map[bool]string{false: "gather", true: "http"}[served]
-			b.Run(name, func(b *testing.B) {
-				reg := prometheus.NewRegistry()
-				c := newPassiveCollector(p)
-				reg.MustRegister(c)
-				var g prometheus.Gatherer = reg
-				if direct {
-					g = metricfam.NewMerged(reg, c.DirectGatherer())
+	for _, name := range []string{"const/gather", "const/http", "direct/gather", "direct/http", "direct/stream"} {
+		direct, served, _ := strings.Cut(name, "/")
+		b.Run(name, func(b *testing.B) {
+			reg := prometheus.NewRegistry()
+			c := newPassiveCollector(p)
+			reg.MustRegister(c)
+			var g prometheus.Gatherer = reg
+			if direct == "direct" {
+				g = metricfam.NewMerged(reg, c.DirectGatherer())
+			}
+			h := promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+			if served == "stream" {
+				h = metricfam.Handler(g.(metricfam.LazyGatherer), metricfam.HandlerOpts{})
+			}
+			req := httptest.NewRequest("GET", "/metrics", nil)
+			req.Header.Set("Accept-Encoding", "gzip")
+			runtime.GC()
+			var base runtime.MemStats
+			runtime.ReadMemStats(&base)
+			peak := metricfamtest.HeapPeak(time.Millisecond)
+			b.ReportAllocs()
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				if served != "gather" {
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, req)
+					if w.Code != 200 || w.Body.Len() < 100000 {
+						b.Fatalf("scrape: %d, %d bytes", w.Code, w.Body.Len())
+					}
+					continue
 				}
-				h := promhttp.HandlerFor(g, promhttp.HandlerOpts{})
-				req := httptest.NewRequest("GET", "/metrics", nil)
-				req.Header.Set("Accept-Encoding", "gzip")
-				b.ReportAllocs()
-				cpu0 := cpuTime(b)
-				for b.Loop() {
-					if served {
-						w := httptest.NewRecorder()
-						h.ServeHTTP(w, req)
-						if w.Code != 200 || w.Body.Len() < 100000 {
-							b.Fatalf("scrape: %d, %d bytes", w.Code, w.Body.Len())
-						}
-						continue
-					}
-					mfs, err := g.Gather()
-					if err != nil {
-						b.Fatal(err)
-					}
-					if len(mfs) < 14 {
-						b.Fatalf("%d families", len(mfs))
-					}
+				mfs, err := g.Gather()
+				if err != nil {
+					b.Fatal(err)
 				}
-				b.ReportMetric(float64(cpuTime(b)-cpu0)/1e6/float64(b.N), "cpu-ms/op")
-			})
-		}
+				if len(mfs) < 14 {
+					b.Fatalf("%d families", len(mfs))
+				}
+			}
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/1e6/float64(b.N), "cpu-ms/op")
+			b.ReportMetric((float64(peak())-float64(base.HeapAlloc))/1e6, "peak-heap-MB")
+		})
 	}
 }

@@ -1,8 +1,6 @@
 package metricfam
 
 import (
-	"cmp"
-	"fmt"
 	"slices"
 	"sync"
 
@@ -52,34 +50,4 @@ type entry struct{ g prometheus.Gatherer }
 // Gather implements prometheus.Gatherer. The direct gatherers run
 // first, so that what they count while reading (errors) is in the
 // registry's families of the same scrape.
-func (m *Merged) Gather() ([]*dto.MetricFamily, error) {
-	m.mu.Lock()
-	direct := slices.Clone(m.direct)
-	m.mu.Unlock()
-	var errs prometheus.MultiError
-	var own []*dto.MetricFamily
-	for _, e := range direct {
-		more, err := e.g.Gather()
-		errs.Append(err)
-		own = append(own, more...)
-	}
-	mfs, err := m.first.Gather()
-	errs.Append(err)
-	if len(own) == 0 {
-		return mfs, errs.MaybeUnwrap()
-	}
-	seen := make(map[string]bool, len(mfs)+len(own))
-	for _, mf := range mfs {
-		seen[mf.GetName()] = true
-	}
-	for _, mf := range own {
-		if seen[mf.GetName()] {
-			errs.Append(fmt.Errorf("metric family %s gathered twice: second copy left out", mf.GetName()))
-			continue
-		}
-		seen[mf.GetName()] = true
-		mfs = append(mfs, mf)
-	}
-	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return cmp.Compare(a.GetName(), b.GetName()) })
-	return mfs, errs.MaybeUnwrap()
-}
+func (m *Merged) Gather() ([]*dto.MetricFamily, error) { return BuildAll(m.GatherLazy()) }
