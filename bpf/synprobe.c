@@ -75,6 +75,18 @@ volatile const __u8 rst_hop_limit = 64;
 /* Bytes of pending records that make the reader wake at once. */
 volatile const __u64 wakeup_bytes = 512 * RECORD_SPAN;
 
+/* A RST wakes the reader at most once per rst_wake_gap_ns (a forced
+ * wakeup is an irq_work, ~6 us of the NAPI thread on a VM, and real
+ * servers that stay dead answer every probe with a RST). The Go notifier
+ * sleeps longer than this after each wakeup and then drains once more
+ * (internal/prober/synprobe/notify.go), which picks up the RSTs that came
+ * within the gap: none waits longer than it did when each RST woke. */
+volatile const __u64 rst_wake_gap_ns = 1000000;
+
+/* bpf_ktime_get_ns() of the last wakeup for a RST (racy across CPUs: at
+ * worst one more wakeup). */
+__u64 rst_woke_ns = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 22);
@@ -364,6 +376,7 @@ int synprobe_rb(struct __sk_buff *skb)
 	struct parsed p = {};
 	struct synprobe_answer *a;
 	__u64 n, pending;
+	int wake;
 
 	if (!parse(skb, &p))
 		return PASS_ON;
@@ -388,16 +401,20 @@ int synprobe_rb(struct __sk_buff *skb)
 		n = 0;
 	a->cap_len = n;
 	/* Wake the reader once, when the pending records first reach
-	 * wakeup_bytes, and on every RST (a real server that stopped
-	 * listening: the prober drains it at once, loader.AnswerNotifier);
+	 * wakeup_bytes, and on a RST (a real server that stopped
+	 * listening: the prober drains it at once, loader.AnswerNotifier),
+	 * at most once per rst_wake_gap_ns;
 	 * otherwise it polls on a short timer (loader.ReadAnswers, the SYN
 	 * prober's send loop), so a steady stream of SYN-ACKs costs no
 	 * wakeup each. */
 	pending = bpf_ringbuf_query(&answers, BPF_RB_AVAIL_DATA);
-	bpf_ringbuf_submit(a, (p.flags & TCPF_RST) ||
-				      (pending >= wakeup_bytes &&
-				       pending < wakeup_bytes + RECORD_SPAN) ?
-				      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	wake = pending >= wakeup_bytes && pending < wakeup_bytes + RECORD_SPAN;
+	if ((p.flags & TCPF_RST) &&
+	    (!rst_woke_ns || a->ktime_ns - rst_woke_ns >= rst_wake_gap_ns)) {
+		rst_woke_ns = a->ktime_ns;
+		wake = 1;
+	}
+	bpf_ringbuf_submit(a, wake ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	return verdict(skb, &p);
 }
 

@@ -51,7 +51,10 @@ type SynProbeOptions struct {
 	// drops a RST to this host once recorded, so the stack never sees
 	// a probe answer.
 	KernelRST bool
-	Logger    *slog.Logger // nil discards
+	// RSTWakeGap is the least time between two wake-ups of the ring's
+	// readers for RSTs; 0 keeps the program's 1 ms.
+	RSTWakeGap time.Duration
+	Logger     *slog.Logger // nil discards
 }
 
 // SynProbe is the loaded SYN-probe receiver. Its methods are safe for
@@ -104,6 +107,11 @@ func LoadSynProbe(opts SynProbeOptions) (*SynProbe, error) {
 			if err := spec.Variables[v.name].Set(ttl); err != nil {
 				return nil, fmt.Errorf("set %s: %w", v.name, err)
 			}
+		}
+	}
+	if opts.RSTWakeGap > 0 {
+		if err := spec.Variables[synprobeVarRstWakeGapNs].Set(uint64(opts.RSTWakeGap.Nanoseconds())); err != nil {
+			return nil, fmt.Errorf("set rst_wake_gap_ns: %w", err)
 		}
 	}
 	if opts.RingRecords > 0 {

@@ -54,6 +54,8 @@ const (
 	synprobeVarPortLo       = "port_lo"
 	synprobeVarRstHopLimit  = "rst_hop_limit"
 	synprobeVarRstTtl       = "rst_ttl"
+	synprobeVarRstWakeGapNs = "rst_wake_gap_ns"
+	synprobeVarRstWokeNs    = "rst_woke_ns"
 	synprobeVarUnusedAnswer = "unused_answer"
 	synprobeVarWakeupBytes  = "wakeup_bytes"
 )
@@ -122,6 +124,8 @@ type synprobeVariableSpecs struct {
 	PortLo       *ebpf.VariableSpec `ebpf:"port_lo"`
 	RstHopLimit  *ebpf.VariableSpec `ebpf:"rst_hop_limit"`
 	RstTtl       *ebpf.VariableSpec `ebpf:"rst_ttl"`
+	RstWakeGapNs *ebpf.VariableSpec `ebpf:"rst_wake_gap_ns"`
+	RstWokeNs    *ebpf.VariableSpec `ebpf:"rst_woke_ns"`
 	UnusedAnswer *ebpf.VariableSpec `ebpf:"unused_answer"`
 	WakeupBytes  *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -168,6 +172,8 @@ type synprobeVariables struct {
 	PortLo       *ebpf.Variable `ebpf:"port_lo"`
 	RstHopLimit  *ebpf.Variable `ebpf:"rst_hop_limit"`
 	RstTtl       *ebpf.Variable `ebpf:"rst_ttl"`
+	RstWakeGapNs *ebpf.Variable `ebpf:"rst_wake_gap_ns"`
+	RstWokeNs    *ebpf.Variable `ebpf:"rst_woke_ns"`
 	UnusedAnswer *ebpf.Variable `ebpf:"unused_answer"`
 	WakeupBytes  *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

@@ -10,9 +10,11 @@ import (
 )
 
 // AnswerNotifier waits for the SYN-probe program's wake-ups of its ring
-// buffer. The program wakes readers on every RST (a real server that
-// stopped listening) and once when a burst of answers reaches its
-// wake-up threshold, never for a single SYN-ACK: a reader that drains on
+// buffer. The program wakes readers on a RST (a real server that
+// stopped listening; at most once a millisecond, so a reader must drain
+// again a millisecond after a wake-up to see every RST at once) and once
+// when a burst of answers reaches its wake-up threshold, never for a
+// single SYN-ACK: a reader that drains on
 // its own timer ([AnswerReader]) can wait on a notifier beside it to drain
 // a RST at once, and a steady stream of SYN-ACKs wakes nobody. The epoll
 // registration is edge-triggered: a wake-up is reported once, however

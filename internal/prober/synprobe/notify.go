@@ -19,7 +19,10 @@ func (r *ebpfReceiver) newNotifier() (*loader.AnswerNotifier, error) { return r.
 
 // rstWakeGap is the least time between two wake-ups of the send loop by
 // RSTs: real servers that stay dead answer every probe with a RST, and
-// those wake-ups must not cost more than the loop's own tick.
+// those wake-ups must not cost more than the loop's own tick. The
+// program wakes the notifier for a RST at most once a millisecond
+// (bpf/synprobe.c rst_wake_gap_ns, less than this), so after the gap the
+// loop drains once more: the RSTs that came within it woke nobody.
 const rstWakeGap = 2 * time.Millisecond
 
 // wakeOnRST wakes the send loop (p.wake) each time the receiver reports a
@@ -38,13 +41,20 @@ func (p *Prober) wakeOnRST() (stop func()) {
 		return func() {}
 	}
 	var wg sync.WaitGroup
+	wake := func() {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
 	wg.Go(func() {
 		for n.Wait() == nil {
-			select {
-			case p.wake <- struct{}{}:
-			default:
-			}
-			time.Sleep(rstWakeGap) // rate limit; a RST in the gap is reported by the next Wait
+			wake()
+			// Rate limit. A RST in the gap either woke the ring (the
+			// next Wait returns at once) or came within the program's
+			// own gap and woke nobody: this drain takes it.
+			time.Sleep(rstWakeGap)
+			wake()
 		}
 	})
 	return func() {
