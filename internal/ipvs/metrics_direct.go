@@ -1,6 +1,7 @@
 package ipvs
 
 import (
+	"bufio"
 	"net/netip"
 	"slices"
 	"sync"
@@ -173,6 +174,13 @@ func (g *destGatherer) GatherLazy() ([]metricfam.Lazy, error) {
 				}
 			}
 			return f.Sorted()
+		}, Text: func(w *bufio.Writer) {
+			metricfam.TextHeader(w, name, help, dto.MetricType_GAUGE)
+			for i, cl := range ordered {
+				if has[i] {
+					metricfam.TextSample(w, name, cl.pairs, vals[i])
+				}
+			}
 		}})
 	}
 	return out, nil

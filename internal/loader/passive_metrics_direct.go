@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"bufio"
 	"cmp"
 	"slices"
 
@@ -206,6 +207,11 @@ func (c *passiveCollector) families(out []metricfam.Lazy, series []passiveSeries
 				f.Counter(series[i].rs.pairs, float64(series[i].ctr[j]))
 			}
 			return f.Sorted()
+		}, Text: func(w *bufio.Writer) {
+			metricfam.TextHeader(w, name, help, dto.MetricType_COUNTER)
+			for i := range series {
+				metricfam.TextSample(w, name, series[i].rs.pairs, float64(series[i].ctr[j]))
+			}
 		}})
 	}
 	name, help := c.name(hist)
@@ -217,6 +223,12 @@ func (c *passiveCollector) families(out []metricfam.Lazy, series []passiveSeries
 			f.Histogram(series[i].rs.pairs, series[i].count, series[i].sum, series[i].cum[:])
 		}
 		return f.Sorted()
+	}, Text: func(w *bufio.Writer) {
+		metricfam.TextHeader(w, name, help, dto.MetricType_HISTOGRAM)
+		for i := range series {
+			s := &series[i]
+			metricfam.TextHistogram(w, name, s.rs.pairs, uppers, s.cum[:len(uppers)], s.count, s.sum)
+		}
 	}})
 	return out
 }

@@ -1,6 +1,7 @@
 package metricfam
 
 import (
+	"bufio"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -153,16 +154,30 @@ func (h *handler) ServeHTTP(rsp http.ResponseWriter, req *http.Request) {
 		}
 	}
 	enc := expfmt.NewEncoder(w, format)
+	// The text format 0.0.4 is what Prometheus negotiates (without
+	// OpenMetrics offered): families that can write themselves skip
+	// their structs.
+	text := format.FormatType() == expfmt.TypeTextPlain
+	var bw *bufio.Writer
 	for i := range lazy {
 		l := lazy[i]
 		lazy[i] = Lazy{} // drop the family's inputs once encoded
 		if filter != nil && !filter[l.Name] {
 			continue
 		}
-		mf := l.Build()
-		if !deadline.IsZero() && time.Now().After(deadline) {
-			h.abort(fmt.Errorf("scrape exceeded the timeout of %v at %s: connection cut", h.opts.Timeout, l.Name))
+		if l.Text != nil && text {
+			if bw == nil {
+				bw = bufio.NewWriterSize(w, 32<<10)
+			}
+			l.Text(bw)
+			if err := bw.Flush(); err != nil {
+				h.abort(fmt.Errorf("encoding %s: %w", l.Name, err))
+			}
+			h.checkDeadline(deadline, l.Name)
+			continue
 		}
+		mf := l.Build()
+		h.checkDeadline(deadline, l.Name)
 		if err := enc.Encode(mf); err != nil {
 			h.abort(fmt.Errorf("encoding %s: %w", l.Name, err))
 		}
@@ -176,6 +191,13 @@ func (h *handler) ServeHTTP(rsp http.ResponseWriter, req *http.Request) {
 		if err := gz.Close(); err != nil {
 			h.abort(fmt.Errorf("closing gzip: %w", err))
 		}
+	}
+}
+
+// checkDeadline aborts the response once deadline has passed.
+func (h *handler) checkDeadline(deadline time.Time, name string) {
+	if !deadline.IsZero() && time.Now().After(deadline) {
+		h.abort(fmt.Errorf("scrape exceeded the timeout of %v at %s: connection cut", h.opts.Timeout, name))
 	}
 }
 

@@ -1,6 +1,7 @@
 package metricfam
 
 import (
+	"bufio"
 	"cmp"
 	"fmt"
 	"slices"
@@ -20,6 +21,11 @@ type Lazy struct {
 	// any time after the gather that returned it, and must not touch
 	// state a later gather changes.
 	Build func() *dto.MetricFamily
+	// Text, if set, writes the family in the text format 0.0.4 exactly
+	// as expfmt encodes what Build returns (TextHeader, TextSample,
+	// TextHistogram), without building it; for families whose metric
+	// and label names are valid legacy names. Same rules as Build.
+	Text func(w *bufio.Writer)
 }
 
 // LazyGatherer is a gatherer that can return its families unbuilt. Its
