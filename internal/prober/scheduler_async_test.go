@@ -225,13 +225,7 @@ func TestSchedulerAsyncTCP(t *testing.T) {
 			t.Fatalf("%s: not asynchronous", u.checker)
 		}
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	c := &collector{}
-	trDone := make(chan struct{})
-	runErr := make(chan error, 1)
-	go c.run(s, trDone)
-	go func() { runErr <- s.Run(ctx) }()
+	c, stop := runScheduler(t, s)
 
 	waitFor(t, "B down and C's attempt pending", func() bool {
 		return s.Stats().Down == 1 && s.Stats().InFlight >= 1 && waitingConnects() >= 1
@@ -240,16 +234,9 @@ func TestSchedulerAsyncTCP(t *testing.T) {
 	if st.Attempts < 2 {
 		t.Errorf("%d attempts recorded, want A's and B's", st.Attempts)
 	}
-	cancel()
-	select {
-	case err := <-runErr:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not return within 20 s of the cancel (C's connect_timeout is a minute)")
+	if err := stop(20 * time.Second); err != nil {
+		t.Fatalf("%v (C's connect_timeout is a minute)", err)
 	}
-	<-trDone
 	for _, tr := range c.list() {
 		if tr.Key.Addr == l.a.Addr && tr.Key.Port == l.a.Port {
 			t.Errorf("A (listening) changed: %+v", tr)
@@ -282,13 +269,7 @@ func TestSchedulerAsyncReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	c := &collector{}
-	trDone := make(chan struct{})
-	runErr := make(chan error, 1)
-	go c.run(s, trDone)
-	go func() { runErr <- s.Run(ctx) }()
+	c, stop := runScheduler(t, s)
 
 	waitFor(t, "C's attempt pending", func() bool { return waitingConnects() >= 1 })
 	if err := s.Update(&config.Config{VirtualServers: []*config.VirtualServer{vs(1, l.a)}}); err != nil {
@@ -299,11 +280,9 @@ func TestSchedulerAsyncReload(t *testing.T) {
 	if st := s.Stats(); st.Failures != 0 || st.Down != 0 || st.RealServers != 1 {
 		t.Errorf("after the reload: %+v, want no failure recorded, one real server, up", st)
 	}
-	cancel()
-	if err := <-runErr; err != nil {
-		t.Fatalf("Run: %v", err)
+	if err := stop(time.Minute); err != nil {
+		t.Fatal(err)
 	}
-	<-trDone
 	for _, tr := range c.list() {
 		t.Errorf("unexpected transition: %+v", tr)
 	}

@@ -137,20 +137,40 @@ func (c *collector) list() []Transition {
 // startScheduler runs s until the test ends and collects its transitions.
 func startScheduler(t *testing.T, s *Scheduler) *collector {
 	t.Helper()
+	c, stop := runScheduler(t, s)
+	t.Cleanup(func() {
+		if err := stop(time.Minute); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
+
+// runScheduler runs s and collects its transitions until stop, which
+// cancels the run and returns Run's error, or an error when Run has not
+// returned within timeout; the transitions are all in once it returns.
+// Call stop once.
+func runScheduler(t *testing.T, s *Scheduler) (*collector, func(timeout time.Duration) error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	c := &collector{}
 	done := make(chan struct{})
 	runErr := make(chan error, 1)
 	go c.run(s, done)
 	go func() { runErr <- s.Run(ctx) }()
-	t.Cleanup(func() {
+	return c, func(timeout time.Duration) error {
 		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
+		select {
+		case err := <-runErr:
+			<-done
+			if err != nil {
+				return fmt.Errorf("Run: %w", err)
+			}
+			return nil
+		case <-time.After(timeout):
+			return fmt.Errorf("Run did not return within %v of the cancel", timeout)
 		}
-		<-done
-	})
-	return c
+	}
 }
 
 // ms turns milliseconds into durations.

@@ -99,11 +99,19 @@ func start(tb testing.TB, p *Prober) (stop func()) {
 // tcpExt reads one TcpExt counter of /proc/net/netstat inside rs.
 func tcpExt(tb testing.TB, rs *testnet.RealServer, name string) uint64 {
 	tb.Helper()
-	sc := bufio.NewScanner(strings.NewReader(rs.Run(tb, "cat", "/proc/net/netstat")))
+	return procNetCounter(tb, rs.Run(tb, "cat", "/proc/net/netstat"), "TcpExt:", name)
+}
+
+// procNetCounter reads counter name from the lines of a /proc/net/snmp or
+// /proc/net/netstat text that start with prefix ("Tcp:", "TcpExt:"): a
+// header line of names, then one of values.
+func procNetCounter(tb testing.TB, text, prefix, name string) uint64 {
+	tb.Helper()
+	sc := bufio.NewScanner(strings.NewReader(text))
 	var header []string
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) == 0 || f[0] != "TcpExt:" {
+		if len(f) == 0 || f[0] != prefix {
 			continue
 		}
 		if header == nil {
@@ -114,12 +122,12 @@ func tcpExt(tb testing.TB, rs *testnet.RealServer, name string) uint64 {
 			if h == name && i < len(f) {
 				v, err := strconv.ParseUint(f[i], 10, 64)
 				if err != nil {
-					tb.Fatalf("netstat %s: %v", name, err)
+					tb.Fatalf("%s %s: %v", prefix, name, err)
 				}
 				return v
 			}
 		}
 	}
-	tb.Fatalf("netstat: no TcpExt %s", name)
+	tb.Fatalf("no %s %s counter", prefix, name)
 	return 0
 }

@@ -1,11 +1,9 @@
 package synprobe
 
 import (
-	"bufio"
 	"fmt"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,29 +16,7 @@ import (
 // snmpTCP reads one counter of the Tcp: lines of a /proc/net/snmp text.
 func snmpTCP(tb testing.TB, snmp, name string) uint64 {
 	tb.Helper()
-	sc := bufio.NewScanner(strings.NewReader(snmp))
-	var header []string
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 || f[0] != "Tcp:" {
-			continue
-		}
-		if header == nil {
-			header = f
-			continue
-		}
-		for i, h := range header {
-			if h == name && i < len(f) {
-				v, err := strconv.ParseUint(f[i], 10, 64)
-				if err != nil {
-					tb.Fatalf("snmp %s: %v", name, err)
-				}
-				return v
-			}
-		}
-	}
-	tb.Fatalf("no Tcp %s in /proc/net/snmp", name)
-	return 0
+	return procNetCounter(tb, snmp, "Tcp:", name)
 }
 
 // directorTCP reads a Tcp counter of the test's own (the director's)
