@@ -260,7 +260,7 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 			}
 			wg.Add(1)
 			launched := time.Now()
-			if u.async {
+			if u.async && launched.Sub(due) < asyncLateness {
 				if async == nil {
 					async = s.asyncRun(ctx, wg)
 				}

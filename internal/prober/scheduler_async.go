@@ -45,3 +45,13 @@ func (s *Scheduler) attemptAsync(g *asyncGroup, u *unit, due time.Time, slot int
 	s.lateness.observe(start.Sub(due))
 	u.checker.(asyncChecker).checkAsync(g, attemptRef{u: u, slot: slot, start: start, launched: launched})
 }
+
+// asyncLateness is how late an attempt of an asynchronous checker may
+// start and still run without a goroutine. Later than that the director
+// is starved (or a crowd is due at once), and the attempt takes the
+// goroutine path instead: many goroutines in system calls let the
+// runtime hand a CPU held up in the kernel (a connect or reset preempted
+// by the softirq or NAPI thread its packet woke) to another thread, where
+// the one dispatch loop doing every connect would wait for it. Measured:
+// docs/benchmarks.md §16.5.
+const asyncLateness = 2 * time.Millisecond
