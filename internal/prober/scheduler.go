@@ -54,8 +54,9 @@ var ErrRunning = errors.New("scheduler already started")
 // All pending attempts sit in one heap ordered by due time, served by one
 // dispatch loop; a goroutine exists only for an attempt in flight (at most
 // MaxConcurrent), and attempts start no faster than Rate. TCP_CHECK's
-// attempts have no goroutine: the dispatch loop starts the connect and
-// the connector's loop finishes it (scheduler_async.go). Checker blocks
+// attempts started on time have no goroutine: the dispatch loop starts
+// the connect and the connector's loop finishes it; a late one gets a
+// goroutine like any other (scheduler_async.go). Checker blocks
 // that do the same check with the same timing (the same real server under
 // several virtual servers) run once and feed every real server using them.
 //
