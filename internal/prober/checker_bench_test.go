@@ -71,31 +71,20 @@ func checkerCPUTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// benchCheck runs ck b.N times and reports the process CPU per check.
+// benchCheck runs ck b.N times and reports the process CPU per check
+// (benchCPU).
 func benchCheck(b *testing.B, ck Checker) {
 	b.Helper()
 	ctx := context.Background()
 	if res := ck.Check(ctx); !res.OK {
 		b.Fatal(res.Message)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := checkerCPUTime(b)
-	var napi0 time.Duration
-	if benchRS != nil {
-		napi0, _ = benchRS.NAPICPU(b)
-	}
-	for b.Loop() {
+	benchCPU(b, func() {
 		if res := ck.Check(ctx); !res.OK {
 			b.Fatal(res.Message)
 		}
-	}
-	b.ReportMetric(float64(checkerCPUTime(b)-start)/float64(b.N), "cpu-ns/op")
-	if benchRS != nil {
-		napi1, _ := benchRS.NAPICPU(b)
-		b.ReportMetric(float64(napi1-napi0)/float64(b.N), "napi-cpu-ns/op")
-		benchRS = nil
-	}
+	})
+	benchRS = nil
 }
 
 // dialerChecker is TCP_CHECK as it was before the epoll connector: Go's
