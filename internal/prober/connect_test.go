@@ -76,6 +76,16 @@ func waitingConnects() int {
 func connectLab(t *testing.T) (rs *testnet.RealServer, open, closed netip.AddrPort, stop func()) {
 	t.Helper()
 	rs = testnet.New(t, testnet.Options{}).RealServers[0]
+	open, closed, stop = threadedPorts(t, rs)
+	return rs, open, closed, stop
+}
+
+// threadedPorts gives rs threaded NAPI (see connectLab) and a listener
+// that accepts and closes every connection: open is its address, closed
+// a port next to it with nothing listening. stop closes the listener and
+// waits until every connection it accepted is closed.
+func threadedPorts(t *testing.T, rs *testnet.RealServer) (open, closed netip.AddrPort, stop func()) {
+	t.Helper()
 	rs.ThreadedNAPI(t)
 	l := rs.Listen(t, "tcp", netip.AddrPortFrom(rs.Addr, 0).String())
 	done := make(chan struct{})
@@ -95,7 +105,7 @@ func connectLab(t *testing.T) (rs *testnet.RealServer, open, closed netip.AddrPo
 	if closed.Port() == 0 {
 		closed = netip.AddrPortFrom(rs.Addr, 1)
 	}
-	return rs, open, closed, stop
+	return open, closed, stop
 }
 
 // TestConnectorConcurrent runs 600 TCP_CHECKs at once through the shared

@@ -165,25 +165,8 @@ type asyncLab struct {
 func newAsyncLab(t *testing.T, cTimeout time.Duration) *asyncLab {
 	n := testnet.New(t, testnet.Options{RealServers: 2})
 	good, black := n.RealServers[0], n.RealServers[1]
-	good.ThreadedNAPI(t)
-	ln := good.Listen(t, "tcp", netip.AddrPortFrom(good.Addr, 0).String())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.Close()
-		}
-	}()
-	t.Cleanup(func() { _ = ln.Close(); <-done })
-	open := netip.MustParseAddrPort(ln.Addr().String())
-	closed := netip.AddrPortFrom(good.Addr, open.Port()+1)
-	if closed.Port() == 0 {
-		closed = netip.AddrPortFrom(good.Addr, 1)
-	}
+	open, closed, stop := threadedPorts(t, good)
+	t.Cleanup(stop)
 	black.BlackHole(t)
 	tm := timing{delayLoop: time.Second}
 	l := &asyncLab{a: endpointServer(open, tm, 1), b: endpointServer(closed, tm, 2),
