@@ -18,9 +18,11 @@
  * of its two home slots (rs_home, rs_home2 of its hash; Go puts every
  * real server at a home that is free: one cache line, the one the packet
  * then counts in) or else in the endpoint table (see passive.h), a hash table of arrays: no
- * hash-map helper runs per packet. In-flight handshakes live in a direct-mapped
- * table (see handshakes) that also keeps the real server's slot, so an
- * answer to a tracked SYN needs no endpoint lookup at all. The first RST
+ * hash-map helper runs per packet. In-flight handshakes live in eight
+ * ways inside the real server's own entry (struct passive_hs), on the
+ * line after the one the packet finds its real server by, in the same
+ * page: a SYN touches no memory that its real server's counters do not
+ * bring in anyway (docs/benchmarks.md 17.2). The first RST
  * (and the first SYN retransmission) of a real server after a quiet gap
  * also goes up a ring buffer at once, so Go sees a dying server without
  * polling.
@@ -28,9 +30,9 @@
  * Per handshake packet: one endpoint lookup (the home slots' lines, plus
  * the endpoint table for a real server away from home; two lookups for a
  * DR SYN, two for an untracked answer: the real server, then the
- * director's own address),
- * one handshake slot (none for a RST whose sequence is not 0: it resets
- * a connection, it cannot answer a SYN), one clock read (the coarse clock
+ * director's own address), the real server's handshake line (not for a
+ * RST whose sequence is not 0: it resets a connection, it cannot answer
+ * a SYN), one clock read (the coarse clock
  * for a RST, the precise one only when an event may be due), two to five
  * atomic adds on the real server's counters. Data packets and ACKs of
  * IPv4 without options leave after a few header checks and the flags
@@ -129,28 +131,29 @@ volatile const __u64 ep_seed = 0x2545f4914f6cdd1dULL;
  * dependent misses when the real servers are many). */
 volatile const __u32 rs_slots = 16384;
 
-/* In-flight handshakes: a direct-mapped table indexed by a keyed hash of
- * the 4-tuple, each slot holding a tag of the hash (a one-way cache with
- * replacement). An array needs no allocation, lock or eviction scan, so a
- * SYN costs about what a data packet does; a slot taken over while its
- * handshake was still in flight is counted (PASSIVE_STAT_HS_FULL). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 1 << 17); /* the loader sizes it: a power of two */
-	__type(key, __u32);
-	__type(value, struct passive_hs);
-} handshakes SEC(".maps");
-
-/* handshakes' max_entries - 1, and the hash key; set by the loader. */
-volatile const __u32 hs_mask = (1 << 17) - 1;
+/* The key of the handshakes' tuple hash (hs_hash); set by the loader. */
 volatile const __u64 hs_seed = 0x9e3779b97f4a7c15ULL;
 
-/* How long an unanswered handshake's slot says "in flight": a SYN of the
- * same 4-tuple within it is a retransmission (Linux retries at 1, 3, 7 s). */
-#define HS_WINDOW_NS (10ULL * 1000000000ULL)
+/* How long an unanswered handshake's way says "in flight", in units of
+ * 1 << PASSIVE_HS_SHIFT ns: a SYN of the same 4-tuple within it is a
+ * retransmission. Until its first retransmission a handshake holds its
+ * way for 3.5 s (clients retry after 1 s, Linux and most others, or 3 s);
+ * once retransmitted for 10 s from its first SYN (Linux retries at 1, 3,
+ * 7 s). A handshake answered out of sight (LVS-DR, TUN) so frees its way
+ * after 3.5 s, not 10: a busy DR real server's eight ways turn over
+ * faster, and a dying one's first unanswered SYNs find a free way
+ * sooner. */
+#define HS_UNITS(ns) ((__u32)((ns) >> PASSIVE_HS_SHIFT))
+#define HS_FIRST_WINDOW HS_UNITS(3500000000ULL)
+#define HS_WINDOW HS_UNITS(10000000000ULL)
 
-/* The five values above as the hot paths read them: immediates the
+/* hs_window is the window of a way's tag. */
+static __always_inline __u32 hs_window(__u32 tag)
+{
+	return (tag & PASSIVE_HS_RETRANS) ? HS_WINDOW : HS_FIRST_WINDOW;
+}
+
+/* The four values above as the hot paths read them: immediates the
  * loader writes into the instructions (PASSIVE_IMM, internal/loader/
  * passive_imm.go), not loads from .rodata. A .rodata load is one more
  * cold cache line, and the SYN's and SYN-ACK's handshake slot cannot
@@ -160,7 +163,6 @@ volatile const __u64 hs_seed = 0x9e3779b97f4a7c15ULL;
 #define EP_MASK ((__u32)PASSIVE_IMM(PASSIVE_IMM_EP_MASK))
 #define EP_SEED PASSIVE_IMM(PASSIVE_IMM_EP_SEED)
 #define RS_SLOTS ((__u32)PASSIVE_IMM(PASSIVE_IMM_RS_SLOTS))
-#define HS_MASK ((__u32)PASSIVE_IMM(PASSIVE_IMM_HS_MASK))
 #define HS_SEED PASSIVE_IMM(PASSIVE_IMM_HS_SEED)
 
 /* The event gap in whole ticks less one, set by the loader when it knows
@@ -172,6 +174,10 @@ volatile const __u32 gap_jiffies = 0;
 /* The shortest event gap tested with the coarse clock (see ingress): a
  * few ticks at HZ 100 to 1000. */
 #define COARSE_GAP_NS (20ULL * 1000000ULL)
+
+/* More than the coarse clock's lag behind the precise one (a tick: 10 ms
+ * at HZ 100). */
+#define COARSE_LAG_NS (20ULL * 1000000ULL)
 
 /* Emit the shared records into BTF for bpf2go's -type. */
 const struct passive_event *unused_event __attribute__((unused));
@@ -509,11 +515,12 @@ static __always_inline __u32 rs_home2(__u64 h)
  * slots first: the key there is in the line the packet then counts in,
  * so a real server at home costs one cache line; any other (both homes
  * taken by others, or k unknown) goes on to the endpoint table. The
- * three lines (both homes' first lines, the endpoint bucket) are loaded
- * before any key is compared, so their misses overlap: a real server at
- * home waits for one miss, one away from home for two one after the
- * other (bucket, then its counters), as every real server did before
- * home slots (docs/benchmarks.md 15.x synline). */
+ * three lines (both homes' first lines, the endpoint bucket), and both
+ * homes' handshake lines, are loaded before any key is compared, so
+ * their misses overlap: a real server at home waits for one miss, one
+ * away from home for two one after the other (bucket, then its
+ * counters), as every real server did before home slots
+ * (docs/benchmarks.md 15.3 synline, 17.2 synslot). */
 static __always_inline struct passive_rs_stats *rs_find(const struct passive_rs_key *k, __u32 *slot)
 {
 	struct passive_rs_stats *v, *v2;
@@ -530,8 +537,13 @@ static __always_inline struct passive_rs_stats *rs_find(const struct passive_rs_
 	v2 = bpf_map_lookup_elem(&rs_stats, &home2);
 	if (!v || !v2)
 		return 0;
-	/* Loads whose values wait: they only start the misses. */
+	/* Loads whose values wait: they only start the misses, the
+	 * handshake lines' too (the line after each home's first, the
+	 * same page), so a SYN's handshake ways arrive with its real
+	 * server's counters instead of after them. */
 	(void)*(volatile __u32 *)&v2->key.addr[0];
+	(void)*(volatile __u32 *)&v->hs[0].tag;
+	(void)*(volatile __u32 *)&v2->hs[0].tag;
 	e = bpf_map_lookup_elem(&endpoints, &bk);
 	if (e)
 		(void)*(volatile __u32 *)&e->way[0].fp;
@@ -592,33 +604,46 @@ static __always_inline __u64 hs_hash(struct tuple *t, int egress)
 	return mix64(h ^ ((__u64)(egress ? t->sport : t->dport) << 16 | (egress ? t->dport : t->sport)));
 }
 
-#define HS_SYNS(h) ((h)->slot_syns & 0xff)
-#define HS_SLOT(h) ((h)->slot_syns >> 8)
+/* hs_tag is a way's tag for a 4-tuple's hash: bits 2-31 of its upper
+ * half, bit 0 set (never 0), bit 1 (PASSIVE_HS_RETRANS) clear. */
+static __always_inline __u32 hs_tag(__u64 hash)
+{
+	return ((__u32)(hash >> 32) & ~3u) | 1;
+}
+
+/* hs_find returns the way of v that holds the in-flight handshake of tag
+ * (its first SYN less than its window before nt), or 0. All eight ways
+ * are one cache line. */
+static __always_inline struct passive_hs *hs_find(struct passive_rs_stats *v, __u32 tag, __u32 nt)
+{
+	int i;
+
+#pragma unroll
+	for (i = 0; i < PASSIVE_HS_WAYS; i++) {
+		__u32 w = v->hs[i].tag;
+
+		if ((w & ~PASSIVE_HS_RETRANS) == tag && nt - v->hs[i].t < hs_window(w))
+			return &v->hs[i];
+	}
+	return 0;
+}
 
 /* egress handles a client's SYN toward a real server. */
 static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 {
 	struct passive_rs_key rk __attribute__((aligned(8))) = {};
 	struct passive_rs_stats *v;
-	struct passive_hs *h;
-	__u64 now, hash;
-	__u32 idx, tag, htag, slot, syns;
-	int live;
+	struct passive_hs *h = 0, *free = 0;
+	__u64 now;
+	__u32 tag, slot, nt;
+	int i;
 
 	/* parse let only a SYN without ACK or RST through. */
 	/* Sent by the director itself (no input link): a check or a SYN
 	 * probe, left to the tracepoints. */
 	if (skb->ingress_ifindex == 0)
 		return PASS_ON;
-	/* The handshake slot first: its cache line (a random one of a large
-	 * table) then loads while the endpoint table is searched. */
-	hash = hs_hash(t, 1);
-	idx = (__u32)hash & HS_MASK;
-	tag = (__u32)(hash >> 32) | 1; /* never 0: 0 is an empty slot */
-	h = bpf_map_lookup_elem(&handshakes, &idx);
-	if (!h)
-		return PASS_ON; /* cannot happen: idx is within the array */
-	htag = *(volatile __u32 *)&h->tag;
+	tag = hs_tag(hs_hash(t, 1));
 	if (t->tunneled)
 		__builtin_memcpy(rk.addr, t->tunnel, 4);
 	else
@@ -646,20 +671,39 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	__sync_fetch_and_add(&v->syns, 1);
 
 	now = bpf_ktime_get_ns();
-	syns = HS_SYNS(h);
-	live = syns && now - h->syn_ns < HS_WINDOW_NS; /* an unanswered handshake */
-	if (htag != tag || !live) {
-		if (live)
-			count(PASSIVE_STAT_HS_FULL); /* another in-flight handshake's slot */
-		h->tag = tag;
-		h->syn_ns = now;
-		h->slot_syns = slot << 8 | 1;
+	nt = HS_UNITS(now);
+	/* One pass over the eight ways: the 4-tuple's own (a retransmission)
+	 * or else the first free one. */
+#pragma unroll
+	for (i = 0; i < PASSIVE_HS_WAYS; i++) {
+		__u32 w = v->hs[i].tag;
+		__u32 age = nt - v->hs[i].t;
+
+		if (age >= hs_window(w))
+			w = 0; /* expired: free */
+		if ((w & ~PASSIVE_HS_RETRANS) == tag) {
+			h = &v->hs[i];
+			break;
+		}
+		if (!w && !free)
+			free = &v->hs[i];
+	}
+	if (!h) {
+		/* A new handshake. Every way in flight: not tracked, counted
+		 * (a sample of the real server's handshakes is timed and
+		 * watched for retransmission, those that found a way). */
+		if (!free) {
+			count(PASSIVE_STAT_HS_FULL);
+			return PASS_ON;
+		}
+		free->t = nt;
+		free->tag = tag;
 		return PASS_ON;
 	}
-	/* The same 4-tuple's SYN again: the handshake went unanswered. */
-	if (syns < 0xff)
-		syns++;
-	h->slot_syns = slot << 8 | syns;
+	/* The same 4-tuple's SYN again: the handshake went unanswered. Its
+	 * way now holds for the longer window and is not timed (Karn). */
+	if (!(h->tag & PASSIVE_HS_RETRANS))
+		h->tag = tag | PASSIVE_HS_RETRANS;
 	__sync_fetch_and_add(&v->syn_retrans, 1);
 	/* 0: no event yet, whatever the clock (it is below the gap for the
 	 * first event_gap_ns after boot). */
@@ -670,69 +714,55 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	return PASS_ON;
 }
 
-/* ingress handles a real server's SYN-ACK or RST. An answer to a tracked
- * SYN takes the real server from the handshake table; any other needs the
- * endpoint table, for the real server and to leave out answers to the
- * director itself. */
+/* ingress handles a real server's SYN-ACK or RST. The real server comes
+ * from the endpoint lookup of the packet's source; a SYN-ACK or a RST
+ * that may answer a SYN then looks for its handshake in the real
+ * server's ways; an answer to no tracked SYN is left out when it goes to
+ * the director itself. */
 static __always_inline int ingress(struct tuple *t)
 {
-	struct passive_rs_stats *v = 0;
+	struct passive_rs_key rk __attribute__((aligned(8))) = {};
+	struct passive_rs_stats *v;
 	struct passive_hs *h = 0;
-	__u64 now = 0, coarse = 0, hash;
-	__u32 idx, tag, slot;
-	int ours = 0;
+	__u64 now = 0, coarse = 0;
+	__u32 tag = 0, slot;
 
 	/* parse let only a RST or a SYN-ACK through. A RST that cannot
-	 * answer a SYN (a connection's reset) skips the handshake table:
-	 * its slot is a random cache line, the costliest access here. */
-	if (!(t->flags & TCPF_RST) || t->refusal) {
-		hash = hs_hash(t, 0);
-		idx = (__u32)hash & HS_MASK;
-		tag = (__u32)(hash >> 32) | 1;
-		h = bpf_map_lookup_elem(&handshakes, &idx);
-		if (!h)
-			return PASS_ON; /* cannot happen: idx is within the array */
-		if (h->tag == tag && HS_SYNS(h)) {
-			/* In flight? A SYN-ACK's latency needs the precise
-			 * clock; a RST's 10 s window does with the coarse one
-			 * (see the gap test below), which lags by less than a
-			 * tick. */
-			if (t->flags & TCPF_RST) {
-				coarse = bpf_ktime_get_coarse_ns();
-				ours = (__s64)(coarse - h->syn_ns) < (__s64)HS_WINDOW_NS;
-			} else {
-				now = bpf_ktime_get_ns();
-				ours = now - h->syn_ns < HS_WINDOW_NS;
-			}
+	 * answer a SYN (a connection's reset) needs no handshake. */
+	if (!(t->flags & TCPF_RST) || t->refusal)
+		tag = hs_tag(hs_hash(t, 0));
+	__builtin_memcpy(rk.addr, t->saddr, 16);
+	rk.port = t->sport;
+	rk.proto = IPPROTO_TCP;
+	rk.family = t->family;
+	v = rs_find(&rk, &slot);
+	if (!v) {
+		count(PASSIVE_STAT_UNKNOWN_RS);
+		return PASS_ON;
+	}
+	if (tag) {
+		/* In flight? A SYN-ACK's latency needs the precise clock; a
+		 * RST's window does with the coarse one (see the gap test
+		 * below), which lags by less than a tick. */
+		if (t->flags & TCPF_RST) {
+			/* The coarse clock can read before the SYN's precise
+			 * one: a tick's lag added, the way's age is at most
+			 * COARSE_LAG_NS too long, never negative. */
+			coarse = bpf_ktime_get_coarse_ns();
+			h = hs_find(v, tag, HS_UNITS(coarse + COARSE_LAG_NS));
+		} else {
+			now = bpf_ktime_get_ns();
+			h = hs_find(v, tag, HS_UNITS(now));
 		}
 	}
-	if (ours) {
-		slot = HS_SLOT(h);
-	} else {
-		struct passive_rs_key rk __attribute__((aligned(8))) = {};
-
-		__builtin_memcpy(rk.addr, t->saddr, 16);
-		rk.port = t->sport;
-		rk.proto = IPPROTO_TCP;
-		rk.family = t->family;
-		v = rs_find(&rk, &slot);
-		if (!v) {
-			count(PASSIVE_STAT_UNKNOWN_RS);
-			return PASS_ON;
-		}
-		/* An answer to the director itself: a SYN probe's or a check's. */
-		if (probe_port(bpf_ntohs(t->dport)) || local_addr(t->daddr, t->family))
-			return PASS_ON;
-	}
-	if (!v)
-		v = bpf_map_lookup_elem(&rs_stats, &slot);
-	if (!v)
+	/* An answer to the director itself: a SYN probe's or a check's. */
+	if (!h && (probe_port(bpf_ntohs(t->dport)) || local_addr(t->daddr, t->family)))
 		return PASS_ON;
 	if (t->flags & TCPF_RST) {
 		__sync_fetch_and_add(&v->rsts, 1);
-		if (ours) {
+		if (h) {
 			__sync_fetch_and_add(&v->refused, 1);
-			h->slot_syns = 0; /* answered */
+			h->tag = 0; /* answered */
 		}
 		/* A RST tests the event gap with the coarse clock: a tick's
 		 * resolution, and no TSC read, whose ordering waits for every
@@ -758,14 +788,17 @@ static __always_inline int ingress(struct tuple *t)
 		return PASS_ON;
 	}
 	__sync_fetch_and_add(&v->synacks, 1);
-	if (!ours) {
+	if (!h) {
 		count(PASSIVE_STAT_HS_MISS);
 		return PASS_ON;
 	}
-	/* Karn: a retransmitted handshake's latency is ambiguous. */
-	if (HS_SYNS(h) == 1 && now > h->syn_ns)
-		record_latency(v->lat, &v->lat_count, &v->lat_sum_ns, now - h->syn_ns);
-	h->slot_syns = 0; /* answered */
+	/* Karn: a retransmitted handshake's latency is ambiguous. The time
+	 * is in units of 1 << PASSIVE_HS_SHIFT ns at both ends: unbiased,
+	 * within a unit of the true latency. */
+	if (!(h->tag & PASSIVE_HS_RETRANS))
+		record_latency(v->lat, &v->lat_count, &v->lat_sum_ns,
+			       (__u64)(HS_UNITS(now) - h->t) << PASSIVE_HS_SHIFT);
+	h->tag = 0; /* answered */
 	return PASS_ON;
 }
 

@@ -20,12 +20,32 @@ struct passive_rs_key {
 	__u8 family;   /* 4 or 6 */
 };
 
+/* How many in-flight handshakes a real server's entry keeps (one cache
+ * line of struct passive_hs). */
+#define PASSIVE_HS_WAYS 8
+
+/* One in-flight client handshake, kept in its real server's entry (the
+ * line after the one every SYN already touches): any way of the eight
+ * that is free takes a new SYN. tag is 0 when the way is free (never
+ * used, or answered); otherwise bits 2-31 of a keyed hash of the
+ * 4-tuple, bit 0 set, and bit 1 (PASSIVE_HS_RETRANS) once the SYN was
+ * seen again. A way whose first SYN is older than the window (3.5 s, or
+ * 10 s once retransmitted: see bpf/passive.c) is free too. */
+struct passive_hs {
+	__u32 tag;
+	__u32 t; /* ktime >> PASSIVE_HS_SHIFT of the handshake's first SYN (wraps every 18 minutes) */
+};
+
+#define PASSIVE_HS_RETRANS 2u
+#define PASSIVE_HS_SHIFT 8 /* time units of 256 ns */
+
 /* What the TC programs saw of one real server's traffic: the rs_stats
  * entry of its slot. Go writes key (and zero counters) when it gives the
  * real server the slot; the counters only grow after that, and Go takes
- * differences between reads. The entry is five cache lines (rs_stats'
- * values start on a page boundary, see bpf/passive.c), laid out by the
- * packet that touches them. */
+ * differences between reads. The entry is six cache lines (rs_stats'
+ * values start on a page boundary, see bpf/passive.c; 384 bytes, so the
+ * first two lines are always one aligned 128-byte pair in one page),
+ * laid out by the packet that touches them. */
 struct passive_rs_stats {
 	/* Line 1: all a SYN (new or retransmitted) or a RST touches, and
 	 * what an endpoint lookup checks. */
@@ -36,13 +56,15 @@ struct passive_rs_stats {
 	__u64 rst_event_ns;     /* ktime of the last RST event sent up */
 	__u64 refused;          /* of the RSTs, those answering an in-flight SYN */
 	__u64 syn_retrans;      /* of the SYNs, those seen again for the same 4-tuple */
-	/* Line 2: a SYN-ACK (an untracked one: synacks only), with the
+	/* Line 2: the in-flight handshakes (a SYN, a SYN-ACK, a refusal). */
+	struct passive_hs hs[PASSIVE_HS_WAYS];
+	/* Line 3: a SYN-ACK (an untracked one: synacks only), with the
 	 * histogram's first five buckets (latencies below 32 us). */
 	__u64 synacks;          /* SYN-ACKs from the real server */
 	__u64 lat_count;        /* handshakes timed (first SYN to SYN-ACK) */
 	__u64 lat_sum_ns;       /* their total latency */
 	__u64 lat[PASSIVE_LAT_BUCKETS];
-	/* The rest of line 5. */
+	/* The rest of line 6. */
 	__u64 retrans_event_ns; /* ktime of the last retransmission event */
 };
 
@@ -95,13 +117,6 @@ struct passive_ep {
 	__u32 slot;
 };
 
-/* A slot of the handshake table (indexed by a hash of the 4-tuple). */
-struct passive_hs {
-	__u64 syn_ns;    /* ktime of the handshake's first SYN */
-	__u32 tag;       /* the rest of the 4-tuple's hash; 0: never used */
-	__u32 slot_syns; /* the real server's slot << 8 | SYNs seen (at most 255; 0 once answered) */
-};
-
 /* What the tracepoint programs saw of the director's own connections to
  * one real server. */
 struct passive_own_stats {
@@ -142,7 +157,7 @@ enum passive_stat {
 	PASSIVE_STAT_IPV6_EXT = 4,   /* IPv6 with extension headers */
 	PASSIVE_STAT_TRUNCATED = 5,  /* headers cut short or malformed */
 	PASSIVE_STAT_UNKNOWN_RS = 6, /* handshake packets of no configured real server */
-	PASSIVE_STAT_HS_FULL = 7,    /* handshake table full: SYN not tracked */
+	PASSIVE_STAT_HS_FULL = 7,    /* the real server's handshake ways all in flight: SYN not tracked */
 	PASSIVE_STAT_HS_MISS = 8,    /* SYN-ACK with no tracked SYN (evicted, or asymmetric) */
 	PASSIVE_STAT_RB_FULL = 9,    /* events lost: ring buffer full */
 	PASSIVE_STAT_OWN_FULL = 10,  /* own-connection table full */

@@ -21,7 +21,7 @@ import (
 // PassiveOptions configure [LoadPassive]. The zero value works.
 type PassiveOptions struct {
 	Capacity          int                   // real servers the maps hold (at most 1<<24); 0 means 16384
-	HandshakeCapacity int                   // slots of the in-flight handshake table, rounded up to a power of two; 0 means 131072
+	HandshakeCapacity int                   // slots of an older object's handshake table (benchmarks load them), rounded up to a power of two; 0 means 131072. The current programs keep in-flight handshakes in each real server's entry
 	ProbePortLo       uint16                // the SYN prober's reserved source ports, whose answers are not client traffic
 	ProbePortHi       uint16                // (0-0: none)
 	EventGap          time.Duration         // shortest time between two events of one kind for one real server; 0 means 100ms
@@ -81,9 +81,18 @@ func (e *UnavailableError) Is(target error) bool { return target == ErrNotSuppor
 // maps cannot hold every real server; the ones that fit are observed.
 var ErrMapFull = errors.New("passive map full")
 
-// maxPassiveCapacity is the most real servers the maps can hold: the
-// handshake table keeps a slot in 24 bits.
+// maxPassiveCapacity is the most real servers the maps can hold (a limit
+// kept from when the handshake table held a slot in 24 bits).
 const maxPassiveCapacity = 1 << 24
+
+// What objects older than the per-real-server handshake ways
+// (docs/benchmarks.md 17.2) had: a handshake table and its mask. The
+// loader still sizes and sets them when an object has them (benchmarks
+// load older objects beside the embedded one).
+const (
+	legacyMapHandshakes = "handshakes"
+	legacyVarHsMask     = "hs_mask"
+)
 
 // localCapacity is the most director addresses the endpoint table holds.
 const localCapacity = 4096
@@ -167,7 +176,9 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 	for slots < uint32(opts.HandshakeCapacity) {
 		slots <<= 1
 	}
-	spec.Maps[passiveMapHandshakes].MaxEntries = slots
+	if m := spec.Maps[legacyMapHandshakes]; m != nil {
+		m.MaxEntries = slots // an older object's handshake table
+	}
 	var seed [16]byte
 	if _, err := rand.Read(seed[:]); err != nil {
 		return nil, fmt.Errorf("hash seeds: %w", err)
@@ -178,7 +189,7 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 		passiveVarEpMask:  uint64(buckets - 1),
 		passiveVarEpSeed:  epSeed,
 		passiveVarRsSlots: uint64(opts.Capacity),
-		passiveVarHsMask:  uint64(slots - 1),
+		legacyVarHsMask:   uint64(slots - 1),
 		passiveVarHsSeed:  hsSeed,
 	}); err != nil {
 		return nil, fmt.Errorf("passive immediates: %w", err)
@@ -187,7 +198,7 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 		passiveVarProbePortLo: opts.ProbePortLo,
 		passiveVarProbePortHi: opts.ProbePortHi,
 		passiveVarEventGapNs:  uint64(opts.EventGap),
-		passiveVarHsMask:      slots - 1,
+		legacyVarHsMask:       slots - 1,
 		passiveVarHsSeed:      hsSeed,
 		passiveVarEpMask:      buckets - 1,
 		passiveVarEpSeed:      epSeed,
@@ -195,8 +206,8 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 		passiveVarRsSlots:     uint32(opts.Capacity),
 	} {
 		vs := spec.Variables[name]
-		if vs == nil && (name == passiveVarGapJiffies || name == passiveVarRsSlots) {
-			continue // an older object (a benchmark's ablation): the coarse clock, no home slots
+		if vs == nil && (name == passiveVarGapJiffies || name == passiveVarRsSlots || name == legacyVarHsMask) {
+			continue // older or newer objects (a benchmark's ablation): the coarse clock, no home slots, no handshake table
 		}
 		if vs == nil {
 			return nil, fmt.Errorf("object has no variable %s", name)
@@ -357,6 +368,19 @@ func (p *Passive) SetRealServers(targets []netip.AddrPort) error {
 	return errors.Join(errs...)
 }
 
+// putRSEntry writes slot's rs_stats entry: the key k, every counter and
+// handshake way zero. It writes the map's own value size, so that an
+// object with another entry layout (a benchmark's older object, whose
+// entry starts with the same key) takes it too.
+func (p *Passive) putRSEntry(slot uint32, k [rsKeySize]byte) error {
+	if int(p.tc.RsStats.ValueSize()) == binary.Size(passivePassiveRsStats{}) {
+		return p.tc.RsStats.Put(slot, &passivePassiveRsStats{Key: rsKeyStruct(k)})
+	}
+	v := make([]byte, p.tc.RsStats.ValueSize())
+	copy(v, k[:])
+	return p.tc.RsStats.Put(slot, v)
+}
+
 // addRealServer gives the real server t (encoded as k) a slot as pass
 // says (a home slot or none: placed is false when that is taken; or any),
 // zero counters there, and its place in the endpoint table and
@@ -374,7 +398,7 @@ func (p *Passive) addRealServer(k [rsKeySize]byte, t netip.AddrPort, pass placeP
 			return false, errEPFull
 		}
 	}
-	err = p.tc.RsStats.Put(uint32(slot), &passivePassiveRsStats{Key: rsKeyStruct(k)})
+	err = p.putRSEntry(uint32(slot), k)
 	if err == nil {
 		err = p.ep.insert(k, uint32(slot))
 		if err == nil && p.trace != nil {
@@ -477,7 +501,7 @@ type PassiveStats struct {
 	IPv6ExtHeaders   uint64 // IPv6 packets with extension headers passed uncounted
 	Truncated        uint64 // truncated or malformed headers passed uncounted
 	UnknownRS        uint64 // handshake packets of no configured real server
-	HandshakeFull    uint64 // in-flight handshakes displaced by another's SYN: the handshake table is too small for the SYN rate
+	HandshakeFull    uint64 // client SYNs not tracked: their real server's eight handshake ways were all in flight (a sample of its handshakes is timed and watched)
 	HandshakeMissed  uint64 // SYN-ACKs without a tracked SYN (displaced, answered twice, or an asymmetric path)
 	RingFull         uint64 // events lost: ring buffer full
 	OwnFull          uint64 // own connects not timed: table full

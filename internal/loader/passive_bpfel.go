@@ -40,10 +40,9 @@ type passivePassiveEvent struct {
 }
 
 type passivePassiveHs struct {
-	_        structs.HostLayout
-	SynNs    uint64
-	Tag      uint32
-	SlotSyns uint32
+	_   structs.HostLayout
+	Tag uint32
+	T   uint32
 }
 
 type passivePassiveRsKey struct {
@@ -63,6 +62,7 @@ type passivePassiveRsStats struct {
 	RstEventNs     uint64
 	Refused        uint64
 	SynRetrans     uint64
+	Hs             [8]passivePassiveHs
 	Synacks        uint64
 	LatCount       uint64
 	LatSumNs       uint64
@@ -77,7 +77,6 @@ const (
 	passiveMapEndpoints       = "endpoints"
 	passiveMapEpKeys          = "ep_keys"
 	passiveMapEvents          = "events"
-	passiveMapHandshakes      = "handshakes"
 	passiveMapLocalFilter     = "local_filter"
 	passiveMapRsStats         = "rs_stats"
 	passiveMapStats           = "stats"
@@ -87,7 +86,6 @@ const (
 	passiveVarEpSeed          = "ep_seed"
 	passiveVarEventGapNs      = "event_gap_ns"
 	passiveVarGapJiffies      = "gap_jiffies"
-	passiveVarHsMask          = "hs_mask"
 	passiveVarHsSeed          = "hs_seed"
 	passiveVarProbePortHi     = "probe_port_hi"
 	passiveVarProbePortLo     = "probe_port_lo"
@@ -148,7 +146,6 @@ type passiveMapSpecs struct {
 	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
 	EpKeys      *ebpf.MapSpec `ebpf:"ep_keys"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
-	Handshakes  *ebpf.MapSpec `ebpf:"handshakes"`
 	LocalFilter *ebpf.MapSpec `ebpf:"local_filter"`
 	RsStats     *ebpf.MapSpec `ebpf:"rs_stats"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
@@ -162,7 +159,6 @@ type passiveVariableSpecs struct {
 	EpSeed      *ebpf.VariableSpec `ebpf:"ep_seed"`
 	EventGapNs  *ebpf.VariableSpec `ebpf:"event_gap_ns"`
 	GapJiffies  *ebpf.VariableSpec `ebpf:"gap_jiffies"`
-	HsMask      *ebpf.VariableSpec `ebpf:"hs_mask"`
 	HsSeed      *ebpf.VariableSpec `ebpf:"hs_seed"`
 	ProbePortHi *ebpf.VariableSpec `ebpf:"probe_port_hi"`
 	ProbePortLo *ebpf.VariableSpec `ebpf:"probe_port_lo"`
@@ -193,7 +189,6 @@ type passiveMaps struct {
 	Endpoints   *ebpf.Map `ebpf:"endpoints"`
 	EpKeys      *ebpf.Map `ebpf:"ep_keys"`
 	Events      *ebpf.Map `ebpf:"events"`
-	Handshakes  *ebpf.Map `ebpf:"handshakes"`
 	LocalFilter *ebpf.Map `ebpf:"local_filter"`
 	RsStats     *ebpf.Map `ebpf:"rs_stats"`
 	Stats       *ebpf.Map `ebpf:"stats"`
@@ -204,7 +199,6 @@ func (m *passiveMaps) Close() error {
 		m.Endpoints,
 		m.EpKeys,
 		m.Events,
-		m.Handshakes,
 		m.LocalFilter,
 		m.RsStats,
 		m.Stats,
@@ -219,7 +213,6 @@ type passiveVariables struct {
 	EpSeed      *ebpf.Variable `ebpf:"ep_seed"`
 	EventGapNs  *ebpf.Variable `ebpf:"event_gap_ns"`
 	GapJiffies  *ebpf.Variable `ebpf:"gap_jiffies"`
-	HsMask      *ebpf.Variable `ebpf:"hs_mask"`
 	HsSeed      *ebpf.Variable `ebpf:"hs_seed"`
 	ProbePortHi *ebpf.Variable `ebpf:"probe_port_hi"`
 	ProbePortLo *ebpf.Variable `ebpf:"probe_port_lo"`

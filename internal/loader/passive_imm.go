@@ -22,7 +22,7 @@ var immVars = map[uint64]string{
 	immEpMask:  passiveVarEpMask,
 	immEpSeed:  passiveVarEpSeed,
 	immRsSlots: passiveVarRsSlots,
-	immHsMask:  passiveVarHsMask,
+	immHsMask:  legacyVarHsMask, // older objects only
 	immHsSeed:  passiveVarHsSeed,
 }
 

@@ -73,7 +73,7 @@ func newPassiveCollector(p *Passive) *passiveCollector {
 		skip:  d("packets_skipped_total", "Packets passed uncounted, by reason.", "reason"),
 		tcp:   d("handshake_packets_total", "TCP handshake packets examined on the real-server links: SYNs toward the real servers, SYN-ACKs and RSTs from them (data segments and ACKs are not counted)."),
 		full:  d("map_full_total", "Entries lost because a map was full, by map.", "map"),
-		miss:  d("handshake_misses_total", "SYN-ACKs without a tracked SYN (displaced from the handshake table, answered twice, or an asymmetric path)."),
+		miss:  d("handshake_misses_total", "SYN-ACKs without a tracked SYN (not tracked: its real server's handshake ways were all in flight; answered twice, or an asymmetric path)."),
 		drop:  d("events_dropped_total", "Events the consumer did not take in time."),
 		up:    d("programs_up", "Whether a part of the passive observer runs (1) or not (0).", "part"),
 		links: d("links", "Links the TC programs are attached to."),
