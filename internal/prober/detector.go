@@ -250,15 +250,21 @@ var ErrDetectorAttached = errors.New("scheduler already has a detector")
 // less than BackoffMax ago) it takes MissThreshold misses in a row (3),
 // so a lossy path (30 % loss: 2.7 % of probes end such a run) is suspected
 // far less often. What corroborates a failed check is stricter:
-// MissThreshold or more probes unanswered, the first before the check
-// started, and no SYN-ACK since — a lossy path answers some of the dozens
-// of probes a timing-out check spans.
+// MissThreshold or more probes unanswered, and no SYN-ACK since the first,
+// which came before the check started or at most a quarter of the check's
+// span into it (300 ms at most) — a lossy path answers some of the
+// dozens of probes a timing-out check spans. The quarter is for the real
+// server black-holed just before a scheduled check started: its first
+// miss is declared up to two intervals after the black hole, after the
+// check's start, and that check's timeout used to climb the retry ladder
+// (connect_timeout more before it was out).
 //
 // Silence is not evidence while more than 2 endpoints and more than 1 in
 // 20 have MissThreshold probes unanswered in a row: that is the director
 // (its own link, a stall), not the real servers. While the SYN prober has
 // backed its rate off because it runs late ([Detector.SetProbesLate]),
-// silence suspects but does not cut a retry ladder. While as many have missed one probe
+// silence suspects but cuts a retry ladder only when it is long (three
+// times MissThreshold probes in a row) and the others answer. While as many have missed one probe
 // or more (a crowd: a burst of answers or probes the director's queue
 // dropped, answered again at the next probe), silence suspects only at
 // MissThreshold misses in a row: the crowd answers its next probe, a
@@ -277,7 +283,7 @@ var ErrDetectorAttached = errors.New("scheduler already has a detector")
 //   - A failed full check of an up checker normally climbs the retry
 //     ladder. In fast mode, when an independent fast signal corroborates
 //     it — a RST newer than the newest SYN-ACK, or probes unanswered since
-//     before the check started — the ladder is cut short and that one
+//     before the check started (or since just after) — the ladder is cut short and that one
 //     failure takes the checker down. Contradictions (a SYN-ACK with a
 //     failing HTTP check, resets from a server that passes its checks)
 //     are left to the checks: no cut, no change. Compatible mode never
@@ -482,9 +488,11 @@ func (d *Detector) trustSilence() {
 // answers that overflow the receiver's ring settle as misses
 // (lvsprobe_synprobe_kernel_lost_total). So silence still suspects an endpoint
 // (the cost of a wrong suspicion is one full check), but while the prober
-// is late it does not cut a failed check's retry ladder (keepalived's
-// ladder decides, as in compatible mode), except for an endpoint already
-// silent (MissThreshold misses) before. RSTs and SYN-ACKs are still
+// is late it cuts a failed check's retry ladder (otherwise keepalived's
+// ladder decides, as in compatible mode) only for an endpoint already
+// silent (MissThreshold misses) before, or silent for three times
+// MissThreshold probes in a row while the others answer (made-up misses
+// come in crowds, a probe or two per endpoint). RSTs and SYN-ACKs are still
 // evidence: a late answer is still an answer.
 func (d *Detector) SetProbesLate(late bool) {
 	d.mu.Lock()

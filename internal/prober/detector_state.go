@@ -248,9 +248,10 @@ func (e *epState) enter(ph phase, now time.Time) {
 // at start and failed at now is confirmed by an independent fast signal,
 // and by which: a RST (or resets and unanswered SYNs on live traffic) newer
 // than the newest SYN-ACK and at most rstWindow old or seen since the
-// check started, or probes unanswered
-// since before the check started (a lossy path answers some of them; a
-// dead or black-holed one none).
+// check started, or probes unanswered (MissThreshold or more in a row, no
+// SYN-ACK since) since before the check started or since at most
+// silenceLead into it (a lossy path answers some of them; a dead or
+// black-holed one none).
 func (e *epState) corroborates(p *detectorParams, start, now time.Time) (string, bool) {
 	if p.mode != DetectFast {
 		return "", false
@@ -267,13 +268,51 @@ func (e *epState) corroborates(p *detectorParams, start, now time.Time) (string,
 	// had already reached missThreshold misses when the crowd's began: a
 	// first miss a few milliseconds earlier is the crowd's (the first of
 	// a stalled director's misses handed over), not the endpoint's.
-	ownSilence := !p.doubted() || (!e.silentAt.IsZero() && e.silentAt.Before(p.untrustedSince))
-	if ownSilence && e.misses >= p.missThreshold && !e.silenceSince.IsZero() && !e.silenceSince.After(start) &&
-		e.lastPos.Before(e.silenceSince) {
-		return fmt.Sprintf("%d probes unanswered since %v before the check", e.misses,
-			start.Sub(e.silenceSince).Round(time.Millisecond)), true
+	ownSilence := !p.doubted() || (!e.silentAt.IsZero() && e.silentAt.Before(p.untrustedSince)) ||
+		(p.probesLate && !p.crowd && !p.silenceUntrusted && e.misses >= lateMisses*p.missThreshold)
+	if ownSilence && e.misses >= p.missThreshold && !e.silenceSince.IsZero() && e.lastPos.Before(e.silenceSince) {
+		if !e.silenceSince.After(start) {
+			return fmt.Sprintf("%d probes unanswered since %v before the check", e.misses,
+				start.Sub(e.silenceSince).Round(time.Millisecond)), true
+		}
+		if lead := e.silenceSince.Sub(start); lead <= silenceLead(now.Sub(start)) {
+			return fmt.Sprintf("%d probes unanswered since %v into the check", e.misses,
+				lead.Round(time.Millisecond)), true
+		}
 	}
 	return "", false
+}
+
+// lateMisses: while the SYN prober runs late (detectorParams.probesLate),
+// an endpoint's silence corroborates a failed check only at lateMisses
+// times missThreshold probes unanswered in a row (9), and only while the
+// other endpoints answer (no crowd). A late prober makes misses up in two
+// ways: answers lost when its ring buffer overflows, and answers the
+// director's link drops when a late send loop sends its backlog in one
+// burst; both hit many endpoints a probe or two at a time (a crowd), not
+// one endpoint nine probes in a row while the others answer. Before this,
+// silence cut no ladder at all while the prober was late, and a
+// black-holed real server on a loaded director climbed it (5 s more,
+// §17.3).
+const lateMisses = 3
+
+// maxSilenceLead is the most a silence may begin after a failed check
+// started and still corroborate it (see silenceLead).
+const maxSilenceLead = 300 * time.Millisecond
+
+// silenceLead is how long after the start of a failed check of span
+// span its endpoint's silence may have begun and still corroborate it: a
+// quarter of the span, at most maxSilenceLead. A real server black-holed
+// just before a scheduled check started (the check's SYN was the first
+// packet lost) is silent only from the moment its first unanswered
+// probe's successor left, up to two probe intervals (200 ms) later; its
+// check times out at connect_timeout, and demanding a silence older than
+// the check sent it up the retry ladder (connect_timeout more, §17.3). A
+// silence that covers at least three quarters of the check, unbroken by
+// a SYN-ACK, is as strong a witness as one older than it: at 30 % loss a
+// 3 s check spans 27 probes and more in a row (0.3^27), a 1 s check 8.
+func silenceLead(span time.Duration) time.Duration {
+	return min(maxSilenceLead, max(span, 0)/4)
 }
 
 // checked applies the result of one full check attempt: ok is its result,

@@ -80,12 +80,37 @@ func TestEndpointStateMachine(t *testing.T) {
 			sig(200, EvidenceSilence, 2, phaseSuspect, false),
 			chk(250, 110, false, true, true, phaseSuspect, ""),
 		}},
-		{"silence that began after the check started does not cut the ladder", DetectFast, []epStep{
+		{"silence that began well into the check does not cut the ladder", DetectFast, []epStep{
 			sig(0, EvidenceSynAck, 0, phaseUp, false),
-			sig(100, EvidenceSilence, 1, phaseSuspect, true),
-			sig(200, EvidenceSilence, 2, phaseSuspect, false),
-			sig(300, EvidenceSilence, 3, phaseSuspect, false),
-			chk(1050, 50, false, true, true, phaseSuspect, ""),
+			sig(400, EvidenceSilence, 1, phaseSuspect, true),
+			sig(500, EvidenceSilence, 2, phaseSuspect, false),
+			sig(600, EvidenceSilence, 3, phaseSuspect, false),
+			chk(1050, 50, false, true, true, phaseSuspect, ""), // began 350 ms into a 1 s check: more than a quarter
+		}},
+		{"black hole just before a scheduled check: silence from 132 ms into its 3 s cuts", DetectFast, []epStep{
+			sig(0, EvidenceSynAck, 0, phaseUp, false), // the black hole follows; the check's SYN at 84 is lost
+			sig(216, EvidenceSilence, 1, phaseSuspect, true),
+			sig(316, EvidenceSilence, 2, phaseSuspect, false),
+			sig(416, EvidenceSilence, 3, phaseSuspect, false),
+			sig(3016, EvidenceSilence, 29, phaseSuspect, false),
+			chk(3084, 84, false, false, true, phaseDown, "132ms into the check"),
+		}},
+		{"silence that began more than 300 ms into a long check does not cut", DetectFast, []epStep{
+			sig(0, EvidenceSynAck, 0, phaseUp, false),
+			sig(401, EvidenceSilence, 1, phaseSuspect, true),
+			sig(501, EvidenceSilence, 2, phaseSuspect, false),
+			sig(601, EvidenceSilence, 3, phaseSuspect, false),
+			chk(3100, 100, false, true, true, phaseSuspect, ""),
+		}},
+		{"a SYN-ACK inside a silence that began into the check keeps the ladder", DetectFast, []epStep{
+			sig(0, EvidenceSynAck, 0, phaseUp, false),
+			sig(200, EvidenceSilence, 1, phaseSuspect, true),
+			sig(300, EvidenceSilence, 2, phaseSuspect, false),
+			sig(400, EvidenceSynAck, 0, phaseSuspect, false),
+			sig(500, EvidenceSilence, 1, phaseSuspect, false),
+			sig(600, EvidenceSilence, 2, phaseSuspect, false),
+			sig(700, EvidenceSilence, 3, phaseSuspect, false),
+			chk(3100, 100, false, true, true, phaseSuspect, ""), // this silence began 400 ms in
 		}},
 		{"after a wrong silence suspicion one miss no longer suspects, three do, until it is forgotten", DetectFast, []epStep{
 			sig(0, EvidenceSilence, 1, phaseSuspect, true),
