@@ -138,8 +138,9 @@ func holeFrame(tb testing.TB, rs *testnet.RealServer, hole netip.Addr) *frame {
 // BenchmarkProber10k runs the whole prober (eBPF receiver) against 10,000
 // targets (20 addresses x 500 ports: 250 listening, 250 closed) at 10
 // probes/s each, for 3 s per iteration (use -benchtime=1x), and reports
-// the CPU in cores. Every probe must be accounted for: answered, or still
-// in flight when the run stops.
+// the CPU in cores (LVSPROBE_BENCH_PROBE_INTERVAL changes the 100 ms).
+// Every probe must be accounted for: answered, or still in flight when
+// the run stops.
 //
 //	same-cpu: as the machine comes; the real server's kernel work (SYN
 //	          handling, SYN-ACK, the RST's processing) runs in the
@@ -183,6 +184,21 @@ func BenchmarkProber10k(b *testing.B) {
 	}
 }
 
+// benchInterval is BenchmarkProber10k's probe interval per target: 100 ms
+// (the default of lvsprobe run), or LVSPROBE_BENCH_PROBE_INTERVAL (a Go
+// duration), to price a shorter one (docs/benchmarks.md §17.3).
+func benchInterval(tb testing.TB) time.Duration {
+	v := os.Getenv("LVSPROBE_BENCH_PROBE_INTERVAL")
+	if v == "" {
+		return 100 * time.Millisecond
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		tb.Fatalf("LVSPROBE_BENCH_PROBE_INTERVAL=%q: want a positive duration", v)
+	}
+	return d
+}
+
 // Where BenchmarkProber10k runs the receive paths.
 const (
 	modeSameCPU = iota
@@ -218,7 +234,7 @@ func benchProber10k(b *testing.B, mode int, raw bool) {
 			c.Close()
 		}
 	}
-	p, _ := newTestProber(b, n, Config{Interval: 100 * time.Millisecond, PortLo: 62000, PortHi: 62999, SignalBuffer: 1024, RawSockets: raw, KernelRST: kernelRST})
+	p, _ := newTestProber(b, n, Config{Interval: benchInterval(b), PortLo: 62000, PortHi: 62999, SignalBuffer: 1024, RawSockets: raw, KernelRST: kernelRST})
 	outRsts0 := directorTCP(b, "OutRsts")
 	for _, a := range rs.Addrs {
 		for i := range open + closed {
@@ -284,11 +300,11 @@ func benchProber10k(b *testing.B, mode int, raw bool) {
 	for _, t := range p.targets {
 		total.Sent += t.state.Sent
 		total.Answered += t.state.Answered
-		if t.cur.gen != 0 && !t.cur.answered {
+		if t.cur.gen != 0 && !t.cur.answered && !t.cur.missed {
 			outstanding++ // the newest probe, in flight when Run stopped
 		}
-		if t.prev.gen != 0 && !t.prev.answered && t.prev.untilNs != 0 {
-			for _, st := range p.unsettled {
+		if t.prev.gen != 0 && !t.prev.answered && !t.prev.missed && t.prev.untilNs != 0 {
+			for _, st := range append(p.unsettled[:len(p.unsettled):len(p.unsettled)], p.early...) {
 				if st.t == t && st.gen == t.prev.gen {
 					outstanding++ // its answer could still have been on the way
 				}
