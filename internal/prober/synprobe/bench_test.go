@@ -300,11 +300,11 @@ func benchProber10k(b *testing.B, mode int, raw bool) {
 	for _, t := range p.targets {
 		total.Sent += t.state.Sent
 		total.Answered += t.state.Answered
-		if t.cur.gen != 0 && !t.cur.answered && !t.cur.missed {
+		if t.cur.gen != 0 && !t.cur.answered {
 			outstanding++ // the newest probe, in flight when Run stopped
 		}
-		if t.prev.gen != 0 && !t.prev.answered && !t.prev.missed && t.prev.untilNs != 0 {
-			for _, st := range append(p.unsettled[:len(p.unsettled):len(p.unsettled)], p.early...) {
+		if t.prev.gen != 0 && !t.prev.answered && t.prev.untilNs != 0 {
+			for _, st := range p.unsettled {
 				if st.t == t && st.gen == t.prev.gen {
 					outstanding++ // its answer could still have been on the way
 				}
