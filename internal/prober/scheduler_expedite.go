@@ -120,7 +120,8 @@ func (s *Scheduler) attachDetector(d *Detector) bool {
 
 // Expedite runs every check that connects to addr now, pre-empting its
 // delay_loop or delay_before_retry: a check waiting in the queue becomes
-// due at once (still within the rate cap and the in-flight limit), and a
+// due at once, ahead of any checks already due and waiting (still within
+// the rate cap and the in-flight limit), and a
 // check whose attempt is in flight runs again as soon as that attempt
 // ends. It changes no state of the checks: their results decide, with
 // keepalived's state machine, as any other attempt's. It returns the
@@ -129,6 +130,14 @@ func (s *Scheduler) Expedite(addr netip.AddrPort, reason string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
+	// Ahead of a backlog: when checks already due wait (a starved or
+	// rate-capped scheduler), a suspected endpoint's check is due with
+	// the earliest of them, not behind all of them; it used to wait for
+	// the backlog (up to 60 ms under load, docs/benchmarks.md §17.3).
+	at := now
+	if h := s.queue.next(); h != nil && s.queue.dueOf(h).Before(at) {
+		at = s.queue.dueOf(h).Add(-time.Nanosecond) // before it, not tied with it
+	}
 	n := 0
 	for u := s.indexLocked().units[addr]; u != nil; u = u.epNext {
 		if u.removed {
@@ -142,8 +151,8 @@ func (s *Scheduler) Expedite(addr netip.AddrPort, reason string) int {
 			s.fast.pending[u] = reason
 			continue
 		}
-		if s.queue.dueOf(u).After(now) {
-			s.queue.schedule(u, now)
+		if s.queue.dueOf(u).After(at) {
+			s.queue.schedule(u, at)
 			s.expeditedEarly(u)
 		}
 	}
