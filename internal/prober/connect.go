@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -59,6 +60,7 @@ type connector struct {
 	once sync.Once
 	err  error // why the connector could not start
 	epfd int
+	live atomic.Bool // the epoll instance is made: pollReady may read it
 
 	mu      sync.Mutex
 	waiting map[uint64]*connectWait // by epoll token
@@ -139,6 +141,7 @@ func (c *connector) start() error {
 		c.file = f
 		c.waiting = make(map[uint64]*connectWait)
 		c.idle = make(map[poolKey][]int)
+		c.live.Store(true)
 		go c.loop(f, rc)
 	})
 	return c.err
@@ -168,9 +171,7 @@ func (c *connector) loop(f *os.File, rc syscall.RawConn) {
 				return true
 			}
 			n := int(r)
-			for i := range n {
-				c.finish(uint64(uint32(events[i].Fd))|uint64(uint32(events[i].Pad))<<32, events[i].Events)
-			}
+			c.deliver(events[:n], loopYield)
 			if n < len(events) {
 				return false // drained: wait for the next wakeup
 			}

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
@@ -236,7 +238,10 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	var async *asyncGroup // made at the first asynchronous attempt (scheduler_async.go)
+	var async *asyncGroup       // made at the first asynchronous attempt (scheduler_async.go)
+	var ready []unix.EpollEvent // scratch for taking the connector's ready events (connect_async.go)
+	starts := 0
+	oneP := runtime.GOMAXPROCS(0) == 1
 	for {
 		s.mu.Lock()
 		now := time.Now()
@@ -260,10 +265,14 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 				return
 			}
 			wg.Add(1)
+			if starts++; async != nil && starts%pollEvery == 0 {
+				tcpConnector.pollReady(ready) // finish ready connects between starts (connect_async.go)
+			}
 			launched := time.Now()
-			if u.async && launched.Sub(due) < asyncLateness {
+			if u.async && (oneP || launched.Sub(due) < asyncLateness) {
 				if async == nil {
 					async = s.asyncRun(ctx, wg)
+					ready = make([]unix.EpollEvent, pollBatch)
 				}
 				s.attemptAsync(async, u, due, slot, launched)
 				continue
@@ -374,7 +383,8 @@ func (s *Scheduler) complete(u *unit, res Result, now time.Time) {
 			}
 		}
 	}
-	s.queue.schedule(u, now.Add(s.fast.after(u, res, st)))
+	delay := s.fast.after(u, res, st)
+	s.queue.schedule(u, now.Add(delay-catchUp(u.fin.start.Sub(s.queue.dueOf(u)), delay)))
 	if s.queue.next() == u {
 		s.poke()
 	}

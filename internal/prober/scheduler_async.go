@@ -53,5 +53,9 @@ func (s *Scheduler) attemptAsync(g *asyncGroup, u *unit, due time.Time, slot int
 // runtime hand a CPU held up in the kernel (a connect or reset preempted
 // by the softirq or NAPI thread its packet woke) to another thread, where
 // the one dispatch loop doing every connect would wait for it. Measured:
-// docs/benchmarks.md §16.5.
+// docs/benchmarks.md §16.5. With one P (GOMAXPROCS=1, lvsprobe on one
+// CPU) there is no other CPU to hand anything to, and the goroutine path
+// only costs more (a trace at 10,000 TCP_CHECKs: ~45 µs of the P per
+// late attempt against ~25 µs without a goroutine), so a late attempt
+// stays on the asynchronous path there (§17.1).
 const asyncLateness = 2 * time.Millisecond
