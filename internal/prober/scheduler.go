@@ -62,6 +62,13 @@ var ErrRunning = errors.New("scheduler already started")
 // that do the same check with the same timing (the same real server under
 // several virtual servers) run once and feed every real server using them.
 //
+// One difference in timing from keepalived: an attempt that started late
+// makes its unit's next attempt due that much earlier than delay_loop (or
+// delay_before_retry) after its end, by at most 20 ms and a tenth of the
+// delay, so checks held up together do not stay together round after
+// round (scheduler_catchup.go). With one P (GOMAXPROCS=1) the dispatch
+// loop and the connector's loop share it in short turns (connect_async.go).
+//
 // Overload: a check's timeout covers the whole exchange, including the
 // time its goroutine waits for a CPU, so a director whose CPU cannot keep
 // up with every due check would see healthy real servers time out and
