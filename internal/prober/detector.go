@@ -249,7 +249,9 @@ var ErrDetectorAttached = errors.New("scheduler already has a detector")
 // wrong silence suspicion of the endpoint is remembered (its backoff ran
 // less than BackoffMax ago) it takes MissThreshold misses in a row (3),
 // so a lossy path (30 % loss: 2.7 % of probes end such a run) is suspected
-// far less often. What corroborates a failed check is stricter:
+// far less often; within the backoff itself only 2·MissThreshold misses in
+// a row (6) suspect, so that a black hole is not left unsuspected until
+// the backoff runs out. What corroborates a failed check is stricter:
 // MissThreshold or more probes unanswered, and no SYN-ACK since the first,
 // which came before the check started or at most a quarter of the check's
 // span into it (300 ms at most) — a lossy path answers some of the

@@ -197,7 +197,7 @@ func (e *epState) observe(p *detectorParams, ev Evidence, now time.Time) (reques
 	}
 	switch e.phase {
 	case phaseUp:
-		if !neg || !e.allowed(p, ev.Kind, now) {
+		if !neg || !(e.allowed(p, ev.Kind, now) || longSilence(p, ev)) {
 			return request{}, false
 		}
 		e.enter(phaseSuspect, now)
@@ -221,6 +221,19 @@ func (e *epState) observe(p *detectorParams, ev Evidence, now time.Time) (reques
 		}
 		return request{}, false
 	}
+}
+
+// longSilence reports whether ev is a silence long enough to suspect an
+// endpoint even while the backoff of a wrong silence suspicion runs:
+// 2·MissThreshold probes unanswered in a row (6). The backoff keeps a
+// lossy path from raising a check on every few lost probes (at 30 % loss
+// 3 in a row end 2.7 % of probes, 6 in a row 0.07 %: one check in about
+// 20 minutes at 10 probes a second); it used to hold a black hole that
+// came within it unsuspected until it ran out (1 s, doubling to 30 s),
+// and on a director whose link drops a burst of answers now and then
+// many endpoints carry such a backoff (docs/benchmarks.md §17.3).
+func longSilence(p *detectorParams, ev Evidence) bool {
+	return ev.Kind == EvidenceSilence && ev.Count >= 2*p.missThreshold
 }
 
 // suspectMisses is how many probes unanswered in a row suspect the

@@ -122,6 +122,14 @@ func TestEndpointStateMachine(t *testing.T) {
 			sig(33400, EvidenceSilence, 1, phaseUp, false),     // 29.9 s after the backoff: remembered
 			sig(33600, EvidenceSilence, 1, phaseSuspect, true), // 30.1 s after: forgotten
 		}},
+		{"a long silence suspects within the backoff of a wrong suspicion", DetectFast, []epStep{
+			sig(0, EvidenceSilence, 1, phaseSuspect, true),
+			chk(100, 10, true, true, false, phaseUp, ""), // cleared: backoff 1 s, to 1100
+			sig(200, EvidenceSilence, 1, phaseUp, false),
+			sig(400, EvidenceSilence, 3, phaseUp, false), // within the backoff
+			sig(600, EvidenceSilence, 5, phaseUp, false),
+			sig(700, EvidenceSilence, 6, phaseSuspect, true), // 2·MissThreshold in a row: suspects anyway
+		}},
 		{"lossy path: a SYN-ACK inside the silence keeps the ladder", DetectFast, []epStep{
 			sig(0, EvidenceSilence, 1, phaseSuspect, true),
 			sig(100, EvidenceSilence, 2, phaseSuspect, false),
