@@ -510,18 +510,19 @@ static __always_inline __u32 rs_home2(__u64 h)
 	return (__u32)(((h & 0xffffffffULL) * (__u64)RS_SLOTS) >> 32);
 }
 
-/* rs_find returns the counters of the real server k (an IPPROTO_TCP key)
+/* rs_find_x returns the counters of the real server k (an IPPROTO_TCP key)
  * and its slot, or 0 when k is no observed real server. Its two home
  * slots first: the key there is in the line the packet then counts in,
  * so a real server at home costs one cache line; any other (both homes
  * taken by others, or k unknown) goes on to the endpoint table. The
- * three lines (both homes' first lines, the endpoint bucket), and both
- * homes' handshake lines, are loaded before any key is compared, so
+ * three lines (both homes' first lines, the endpoint bucket), and, with
+ * early, both homes' handshake lines, are loaded before any key is
+ * compared (without early only the first home's line is), so
  * their misses overlap: a real server at home waits for one miss, one
  * away from home for two one after the other (bucket, then its
  * counters), as every real server did before home slots
  * (docs/benchmarks.md 15.3 synline, 17.2 synslot). */
-static __always_inline struct passive_rs_stats *rs_find(const struct passive_rs_key *k, __u32 *slot)
+static __always_inline struct passive_rs_stats *rs_find_x(const struct passive_rs_key *k, __u32 *slot, int early)
 {
 	struct passive_rs_stats *v, *v2;
 	struct passive_ep_bucket *e;
@@ -537,16 +538,19 @@ static __always_inline struct passive_rs_stats *rs_find(const struct passive_rs_
 	v2 = bpf_map_lookup_elem(&rs_stats, &home2);
 	if (!v || !v2)
 		return 0;
-	/* Loads whose values wait: they only start the misses, the
-	 * handshake lines' too (the line after each home's first, the
-	 * same page), so a SYN's handshake ways arrive with its real
-	 * server's counters instead of after them. */
-	(void)*(volatile __u32 *)&v2->key.addr[0];
-	(void)*(volatile __u32 *)&v->hs[0].tag;
-	(void)*(volatile __u32 *)&v2->hs[0].tag;
-	e = bpf_map_lookup_elem(&endpoints, &bk);
-	if (e)
-		(void)*(volatile __u32 *)&e->way[0].fp;
+	if (early) {
+		/* Loads whose values wait: they only start the misses,
+		 * the handshake lines' too (the line after each home's
+		 * first, the same page), so a SYN's handshake ways
+		 * arrive with its real server's counters instead of
+		 * after them. */
+		(void)*(volatile __u32 *)&v2->key.addr[0];
+		(void)*(volatile __u32 *)&v->hs[0].tag;
+		(void)*(volatile __u32 *)&v2->hs[0].tag;
+		e = bpf_map_lookup_elem(&endpoints, &bk);
+		if (e)
+			(void)*(volatile __u32 *)&e->way[0].fp;
+	}
 	key_words(&v->key, &ea, &eb, &ec);
 	if (ea == a && eb == b && ec == c) {
 		*slot = home;
@@ -561,6 +565,16 @@ static __always_inline struct passive_rs_stats *rs_find(const struct passive_rs_
 		return 0;
 	return bpf_map_lookup_elem(&rs_stats, slot);
 }
+
+/* rs_find is the lookup of a SYN, whose real server's lines are cold
+ * when the real servers are many: every line it may need is loaded at
+ * once. rs_find_lazy is an answer's (SYN-ACK, RST): its real server's
+ * lines are warm when its SYN was seen a moment ago, and the other
+ * home's lines and the endpoint bucket would be misses that the
+ * program's end waits for (docs/benchmarks.md 17.2): they are loaded
+ * only when the first home is another real server's. */
+#define rs_find(k, slot) rs_find_x(k, slot, 1)
+#define rs_find_lazy(k, slot) rs_find_x(k, slot, 0)
 
 /* local_addr reports whether addr is one of the director's own addresses
  * (PASSIVE_EP_LOCAL keys, filled by Go): packets to it are the director's
@@ -735,7 +749,7 @@ static __always_inline int ingress(struct tuple *t)
 	rk.port = t->sport;
 	rk.proto = IPPROTO_TCP;
 	rk.family = t->family;
-	v = rs_find(&rk, &slot);
+	v = rs_find_lazy(&rk, &slot);
 	if (!v) {
 		count(PASSIVE_STAT_UNKNOWN_RS);
 		return PASS_ON;
