@@ -38,6 +38,18 @@ func heapLen() int {
 	return len(tcpConnector.timers)
 }
 
+// checkConnectorIdle fails t if the shared connector still holds a
+// connect or a deadline: every attempt must have ended.
+func checkConnectorIdle(t *testing.T) {
+	t.Helper()
+	if n := waitingConnects(); n != 0 {
+		t.Errorf("%d connects still waiting", n)
+	}
+	if n := heapLen(); n != 0 {
+		t.Errorf("%d attempts still in the deadline heap", n)
+	}
+}
+
 // TestAsyncConnect runs TCP_CHECK attempts through the asynchronous path
 // on real sockets (a real server in its own namespace, threaded NAPI so
 // connects really are pending): a connect that completes, a refused one,
@@ -115,12 +127,7 @@ func TestAsyncConnect(t *testing.T) {
 	if o := next(); o.ref.slot != 7 || o.res.OK || !errors.Is(o.res.Err, context.Canceled) {
 		t.Errorf("attempt started after the cancel %d: OK=%v %q, want context.Canceled", o.ref.slot, o.res.OK, o.res.Message)
 	}
-	if n := waitingConnects(); n != 0 {
-		t.Errorf("%d connects still waiting", n)
-	}
-	if n := heapLen(); n != 0 {
-		t.Errorf("%d attempts still in the deadline heap", n)
-	}
+	checkConnectorIdle(t)
 	stop()
 	checkNoNewSockets(t, before)
 }
@@ -231,12 +238,7 @@ func TestSchedulerAsyncTCP(t *testing.T) {
 	if n := s.conc.inFlight(); n != 0 {
 		t.Errorf("%d slots still held", n)
 	}
-	if n := waitingConnects(); n != 0 {
-		t.Errorf("%d connects still waiting", n)
-	}
-	if n := heapLen(); n != 0 {
-		t.Errorf("%d attempts still in the deadline heap", n)
-	}
+	checkConnectorIdle(t)
 	checkNoNewSockets(t, before)
 }
 

@@ -52,11 +52,7 @@ func TestSchedulerCatchUp(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newFakeEnv()
 			tm := timing{delayLoop: time.Second, delayBeforeRetry: time.Second}
-			cfg := &config.Config{VirtualServers: []*config.VirtualServer{vs(1, rs(1, tcpBlock(1, 80, tm)))}}
-			s, err := NewScheduler(cfg, SchedulerOptions{NewChecker: env.newChecker})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, _ := oneTCPServer(t, env, tm)
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			u := s.queue.next()
@@ -125,12 +121,7 @@ func TestPollReady(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	t.Logf("%d of %d finished by pollReady, the rest by the connector's loop", polled, n)
-	if n := waitingConnects(); n != 0 {
-		t.Errorf("%d connects still waiting", n)
-	}
-	if n := heapLen(); n != 0 {
-		t.Errorf("%d attempts still in the deadline heap", n)
-	}
+	checkConnectorIdle(t)
 	stop()
 	checkNoNewSockets(t, before)
 }

@@ -21,11 +21,7 @@ func TestSchedulerRetryLadder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		env := newFakeEnv()
 		tm := timing{delayLoop: time.Second, retry: 2, delayBeforeRetry: 200 * time.Millisecond}
-		cfg := &config.Config{VirtualServers: []*config.VirtualServer{vs(1, rs(1, tcpBlock(1, 80, tm)))}}
-		s, err := NewScheduler(cfg, SchedulerOptions{NewChecker: env.newChecker})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s, cfg := oneTCPServer(t, env, tm)
 		c := startScheduler(t, s)
 		ep := "198.18.0.1:80"
 
@@ -79,11 +75,7 @@ func TestSchedulerInitialState(t *testing.T) {
 				env := newFakeEnv()
 				env.setFail("198.18.0.1:80", tt.fail)
 				tm := timing{delayLoop: time.Second, retry: 3, delayBeforeRetry: 100 * time.Millisecond, alpha: tt.alpha}
-				cfg := &config.Config{VirtualServers: []*config.VirtualServer{vs(1, rs(1, tcpBlock(1, 80, tm)))}}
-				s, err := NewScheduler(cfg, SchedulerOptions{NewChecker: env.newChecker})
-				if err != nil {
-					t.Fatal(err)
-				}
+				s, _ := oneTCPServer(t, env, tm)
 				if h := s.Health(); len(h) != 1 || h[0].Up != tt.health {
 					t.Fatalf("initial health %+v, want up=%t", h, tt.health)
 				}
@@ -332,14 +324,10 @@ func TestSchedulerUpdate(t *testing.T) {
 func TestSchedulerUpdateErrorKeepsOld(t *testing.T) {
 	env := newFakeEnv()
 	tm := timing{delayLoop: time.Second, delayBeforeRetry: time.Second}
-	cfg := &config.Config{VirtualServers: []*config.VirtualServer{vs(1, rs(1, tcpBlock(1, 80, tm)))}}
-	s, err := NewScheduler(cfg, SchedulerOptions{NewChecker: env.newChecker})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := oneTCPServer(t, env, tm)
 	bad := tcpBlock(2, 80, tm)
 	bad.Type = config.MiscCheck
-	err = s.Update(&config.Config{VirtualServers: []*config.VirtualServer{vs(1, rs(2, bad))}})
+	err := s.Update(&config.Config{VirtualServers: []*config.VirtualServer{vs(1, rs(2, bad))}})
 	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "test.conf:") {
 		t.Fatalf("Update error %v, want ErrUnsupported with the block's position", err)
 	}
@@ -357,11 +345,7 @@ func TestSchedulerCancel(t *testing.T) {
 		env := newFakeEnv()
 		env.hold = time.Hour // an attempt that only ctx ends
 		tm := timing{delayLoop: time.Second, delayBeforeRetry: time.Second}
-		cfg := &config.Config{VirtualServers: []*config.VirtualServer{vs(1, rs(1, tcpBlock(1, 80, tm)))}}
-		s, err := NewScheduler(cfg, SchedulerOptions{NewChecker: env.newChecker})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s, _ := oneTCPServer(t, env, tm)
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() { done <- s.Run(ctx) }()
@@ -427,4 +411,17 @@ func TestSchedulerFirstVerdict(t *testing.T) {
 			}
 		}
 	})
+}
+
+// oneTCPServer is a scheduler over one virtual server with one real
+// server checked by TCP_CHECK on port 80 with timing tm, its checks run
+// by env, and the config it was built from.
+func oneTCPServer(t *testing.T, env *fakeEnv, tm timing) (*Scheduler, *config.Config) {
+	t.Helper()
+	cfg := &config.Config{VirtualServers: []*config.VirtualServer{vs(1, rs(1, tcpBlock(1, 80, tm)))}}
+	s, err := NewScheduler(cfg, SchedulerOptions{NewChecker: env.newChecker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, cfg
 }
