@@ -40,6 +40,7 @@ func (r *Reconciler) apply(ctx context.Context, desired, actual table, retired [
 			}
 		}
 		errs = append(errs, r.applyDests(ctx, want.svc.ServiceKey, want.dests, have.dests)...)
+		r.yield()
 	}
 	slices.SortFunc(retired, compareServiceKeys)
 	for _, id := range retired {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -82,6 +83,7 @@ type Reconciler struct {
 	allDirty bool                // the configuration changed since the last full pass
 	index    *vsIndex            // r.cfg's virtual servers by ID and shared service; nil until an incremental pass needs it
 
+	yield     func()             // between services of a pass: runtime.Gosched (see yield.go)
 	onQuorum  func(QuorumChange) // see OnQuorum
 	quorumOut []QuorumChange     // decided, not yet delivered
 	passed    chan struct{}      // see Passed; nil until asked for
@@ -122,6 +124,7 @@ func NewReconciler(b Backend, cfg *config.Config, opts ReconcilerOptions) *Recon
 		dirty:   make(map[string]struct{}),
 		retry:   newBackoff(opts.RetryBase, opts.RetryMax),
 		stats:   Stats{Ops: make(map[OpKind]uint64)},
+		yield:   runtime.Gosched,
 	}
 }
 
@@ -460,6 +463,7 @@ func (r *Reconciler) readActual(ctx context.Context, owned map[config.ServiceKey
 			d.Addr = d.Addr.Unmap()
 			ts.dests.put(d)
 		}
+		r.yield()
 	}
 	return actual, nil
 }
