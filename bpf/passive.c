@@ -192,7 +192,7 @@ struct tuple {
 	__u8 flags;
 	__u8 tunneled;  /* IPIP: tunnel holds the outer destination */
 	__u8 refusal;   /* a RST that may answer a SYN: ACK set, sequence 0 */
-	__u8 tunnel[4];
+	__u8 tunnel[16]; /* 4 bytes used, the rest 0: a key's address */
 	__u8 dmac[ETH_ALEN];
 };
 
@@ -598,8 +598,21 @@ static __always_inline int local_addr(const __u8 *addr, __u8 family)
 	return ep_find(&k, &slot);
 }
 
+/* rs_key_of fills k with the TCP real-server key of a 16-byte address
+ * (an IPv4 one in its first 4, the rest 0) and a port in network order:
+ * a SYN's destination, an answer's source. */
+static __always_inline void rs_key_of(struct passive_rs_key *k, const __u8 *addr, __u16 port, __u8 family)
+{
+	__builtin_memcpy(k->addr, addr, 16);
+	k->port = port;
+	k->proto = IPPROTO_TCP;
+	k->family = family;
+}
+
 /* hs_hash hashes a handshake's 4-tuple, client and server in that order
- * whichever way the packet goes. */
+ * whichever way the packet goes. An IPv4 tuple (96 bits) takes two
+ * independent multiplies and one finishing round, a short dependency
+ * chain; an IPv6 one a round per word. */
 static __always_inline __u64 hs_hash(struct tuple *t, int egress)
 {
 	__u8 *c = egress ? t->saddr : t->daddr;
@@ -607,15 +620,22 @@ static __always_inline __u64 hs_hash(struct tuple *t, int egress)
 	__u32 cw[4], sw[4];
 	__u64 h;
 
+	__u64 ports = (__u64)(egress ? t->sport : t->dport) << 16 | (egress ? t->dport : t->sport);
+
 	__builtin_memcpy(cw, c, 16);
 	__builtin_memcpy(sw, sv, 16);
-	h = mix64(HS_SEED ^ ((__u64)cw[0] << 32 | sw[0]));
-	if (t->family == 6) {
-		h = mix64(h ^ ((__u64)cw[1] << 32 | sw[1]));
-		h = mix64(h ^ ((__u64)cw[2] << 32 | sw[2]));
-		h = mix64(h ^ ((__u64)cw[3] << 32 | sw[3]));
+	if (t->family != 6) {
+		h = (((__u64)cw[0] << 32 | sw[0]) ^ HS_SEED) * 0x9e3779b97f4a7c15ULL ^
+		    ((ports ^ (HS_SEED >> 32)) * 0xc2b2ae3d27d4eb4fULL);
+		h ^= h >> 29;
+		h *= 0xd6e8feb86659fd93ULL;
+		return h ^ (h >> 32);
 	}
-	return mix64(h ^ ((__u64)(egress ? t->sport : t->dport) << 16 | (egress ? t->dport : t->sport)));
+	h = mix64(HS_SEED ^ ((__u64)cw[0] << 32 | sw[0]));
+	h = mix64(h ^ ((__u64)cw[1] << 32 | sw[1]));
+	h = mix64(h ^ ((__u64)cw[2] << 32 | sw[2]));
+	h = mix64(h ^ ((__u64)cw[3] << 32 | sw[3]));
+	return mix64(h ^ ports);
 }
 
 /* hs_tag is a way's tag for a 4-tuple's hash: bits 2-31 of its upper
@@ -658,13 +678,7 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	if (skb->ingress_ifindex == 0)
 		return PASS_ON;
 	tag = hs_tag(hs_hash(t, 1));
-	if (t->tunneled)
-		__builtin_memcpy(rk.addr, t->tunnel, 4);
-	else
-		__builtin_memcpy(rk.addr, t->daddr, 16);
-	rk.port = t->dport;
-	rk.proto = IPPROTO_TCP;
-	rk.family = t->family;
+	rs_key_of(&rk, t->tunneled ? t->tunnel : t->daddr, t->dport, t->family);
 	v = rs_find(&rk, &slot);
 	if (!v) {
 		/* LVS-DR: the destination is the virtual address; the real
@@ -745,10 +759,7 @@ static __always_inline int ingress(struct tuple *t)
 	 * answer a SYN (a connection's reset) needs no handshake. */
 	if (!(t->flags & TCPF_RST) || t->refusal)
 		tag = hs_tag(hs_hash(t, 0));
-	__builtin_memcpy(rk.addr, t->saddr, 16);
-	rk.port = t->sport;
-	rk.proto = IPPROTO_TCP;
-	rk.family = t->family;
+	rs_key_of(&rk, t->saddr, t->sport, t->family);
 	v = rs_find_lazy(&rk, &slot);
 	if (!v) {
 		count(PASSIVE_STAT_UNKNOWN_RS);
