@@ -610,9 +610,9 @@ static __always_inline void rs_key_of(struct passive_rs_key *k, const __u8 *addr
 }
 
 /* hs_hash hashes a handshake's 4-tuple, client and server in that order
- * whichever way the packet goes. An IPv4 tuple (96 bits) takes two
- * independent multiplies and one finishing round, a short dependency
- * chain; an IPv6 one a round per word. */
+ * whichever way the packet goes. (A one-round IPv4 hash, two independent
+ * multiplies, measured no cheaper in the busy SYN: docs/benchmarks.md
+ * 18.2.) */
 static __always_inline __u64 hs_hash(struct tuple *t, int egress)
 {
 	__u8 *c = egress ? t->saddr : t->daddr;
@@ -620,22 +620,15 @@ static __always_inline __u64 hs_hash(struct tuple *t, int egress)
 	__u32 cw[4], sw[4];
 	__u64 h;
 
-	__u64 ports = (__u64)(egress ? t->sport : t->dport) << 16 | (egress ? t->dport : t->sport);
-
 	__builtin_memcpy(cw, c, 16);
 	__builtin_memcpy(sw, sv, 16);
-	if (t->family != 6) {
-		h = (((__u64)cw[0] << 32 | sw[0]) ^ HS_SEED) * 0x9e3779b97f4a7c15ULL ^
-		    ((ports ^ (HS_SEED >> 32)) * 0xc2b2ae3d27d4eb4fULL);
-		h ^= h >> 29;
-		h *= 0xd6e8feb86659fd93ULL;
-		return h ^ (h >> 32);
-	}
 	h = mix64(HS_SEED ^ ((__u64)cw[0] << 32 | sw[0]));
-	h = mix64(h ^ ((__u64)cw[1] << 32 | sw[1]));
-	h = mix64(h ^ ((__u64)cw[2] << 32 | sw[2]));
-	h = mix64(h ^ ((__u64)cw[3] << 32 | sw[3]));
-	return mix64(h ^ ports);
+	if (t->family == 6) {
+		h = mix64(h ^ ((__u64)cw[1] << 32 | sw[1]));
+		h = mix64(h ^ ((__u64)cw[2] << 32 | sw[2]));
+		h = mix64(h ^ ((__u64)cw[3] << 32 | sw[3]));
+	}
+	return mix64(h ^ ((__u64)(egress ? t->sport : t->dport) << 16 | (egress ? t->dport : t->sport)));
 }
 
 /* hs_tag is a way's tag for a 4-tuple's hash: bits 2-31 of its upper

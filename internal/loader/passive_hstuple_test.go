@@ -6,9 +6,9 @@ import (
 )
 
 // TestPassiveHandshakeTuples: the handshake hash tells apart SYNs whose
-// 4-tuples differ in one field only (IPv4 hashes its 96 bits in one
-// round, IPv6 a round per word), so a new connection is not taken for a
-// retransmission, and a SYN-ACK times only its own handshake.
+// 4-tuples differ in one field only (any change to hs_hash must keep
+// this), so a new connection is not taken for a retransmission, and a
+// SYN-ACK times only its own handshake.
 func TestPassiveHandshakeTuples(t *testing.T) {
 	v4 := netip.MustParseAddr("198.18.9.1")
 	v6 := netip.MustParseAddr("2001:db8::9:1")
