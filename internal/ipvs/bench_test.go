@@ -36,6 +36,19 @@ func benchConfig(nVS, nRS int, weightBump bool) *config.Config {
 	return cfg
 }
 
+// convergedDryRun returns a dry-run reconciler that has made its first
+// pass over benchConfig(nVS, nRS, false), with that config: the starting
+// point of the per-pass benchmarks.
+func convergedDryRun(b *testing.B, nVS, nRS int) (*Reconciler, *config.Config) {
+	b.Helper()
+	cfg := benchConfig(nVS, nRS, false)
+	r := NewReconciler(NewDryRun(nil, nil), cfg, ReconcilerOptions{})
+	if err := r.Reconcile(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return r, cfg
+}
+
 // benchBackend is a backend to benchmark against and its teardown.
 type benchBackend struct {
 	name string

@@ -14,13 +14,8 @@ import (
 // the process's CPU time per op (cpu-ns/op, garbage collection included),
 // which other work on the machine inflates less than ns/op.
 func BenchmarkOneHealthChange10k(b *testing.B) {
-	cfg := benchConfig(10, 1000, false)
-	be := NewDryRun(nil, nil)
-	r := NewReconciler(be, cfg, ReconcilerOptions{})
+	r, cfg := convergedDryRun(b, 10, 1000)
 	ctx := context.Background()
-	if err := r.Reconcile(ctx); err != nil {
-		b.Fatal(err)
-	}
 	vs, rs := cfg.VirtualServers[3], cfg.VirtualServers[3].RealServers[500]
 	key := rs.Key(vs)
 	before := r.Stats().Writes()

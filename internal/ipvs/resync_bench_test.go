@@ -17,13 +17,8 @@ import (
 // the P, or from a pass's start or to its end (max-stretch-ns): how long
 // a check due meanwhile can wait on one P.
 func BenchmarkResync10k(b *testing.B) {
-	cfg := benchConfig(10, 1000, false)
-	be := NewDryRun(nil, nil)
-	r := NewReconciler(be, cfg, ReconcilerOptions{})
+	r, _ := convergedDryRun(b, 10, 1000)
 	ctx := context.Background()
-	if err := r.Reconcile(ctx); err != nil {
-		b.Fatal(err)
-	}
 	var last time.Time
 	var stretch time.Duration
 	mark := func() {
