@@ -25,7 +25,8 @@
  * bring in anyway (docs/benchmarks.md 17.2). The first RST
  * (and the first SYN retransmission) of a real server after a quiet gap
  * also goes up a ring buffer at once, so Go sees a dying server without
- * polling.
+ * polling; so does the gap's first refusal (a RST answering a tracked
+ * SYN), even after an established connection's reset started the gap.
  *
  * Per handshake packet: one endpoint lookup (the home slots' lines, plus
  * the endpoint table for a real server away from home; two lookups for a
@@ -746,7 +747,7 @@ static __always_inline int ingress(struct tuple *t)
 	struct passive_rs_stats *v;
 	struct passive_hs *h = 0;
 	__u64 now = 0, coarse = 0;
-	__u32 tag = 0, slot;
+	__u32 tag = 0, slot, kind;
 
 	/* parse let only a RST or a SYN-ACK through. A RST that cannot
 	 * answer a SYN (a connection's reset) needs no handshake. */
@@ -790,19 +791,40 @@ static __always_inline int ingress(struct tuple *t)
 		 * only. The event's own time is precise. */
 		if (gap_jiffies) {
 			if (v->rst_event_ns && (__u32)bpf_jiffies64() - v->rst_event_j < gap_jiffies)
-				return PASS_ON;
+				goto in_gap;
 		} else if (event_gap_ns >= COARSE_GAP_NS) {
 			if (!coarse)
 				coarse = bpf_ktime_get_coarse_ns();
 			if (v->rst_event_ns && (__s64)(coarse - v->rst_event_ns) < (__s64)event_gap_ns)
-				return PASS_ON;
+				goto in_gap;
 		}
 		now = bpf_ktime_get_ns();
 		if (!v->rst_event_ns || now - v->rst_event_ns >= event_gap_ns) {
-			v->rst_event_ns = now;
+			/* A gap starts. A refusal's event is the gap's
+			 * refusal event too (PASSIVE_RST_REFUSED). */
+			v->rst_event_ns = (now & ~PASSIVE_RST_REFUSED) | (h ? PASSIVE_RST_REFUSED : 0);
 			v->rst_event_j = (__u32)bpf_jiffies64();
-			send_event(&v->key, PASSIVE_EV_RST, now);
+			kind = h ? PASSIVE_EV_REFUSED : PASSIVE_EV_RST;
+			goto send;
 		}
+	in_gap:
+		/* Within the gap a refusal still goes up, once: when the
+		 * gap's event was an established connection's reset, the
+		 * refused SYNs after it say that nothing listens any more
+		 * (what Go would otherwise learn from the counters, a poll
+		 * later). The bit is in the line the gap test read; set
+		 * atomically (only here, once per gap), so that of racing
+		 * CPUs one sends, and none writes back an older gap's start. */
+		if (!h || (v->rst_event_ns & PASSIVE_RST_REFUSED))
+			return PASS_ON;
+		if (__sync_fetch_and_or(&v->rst_event_ns, PASSIVE_RST_REFUSED) & PASSIVE_RST_REFUSED)
+			return PASS_ON;
+		if (!now)
+			now = bpf_ktime_get_ns();
+		kind = PASSIVE_EV_REFUSED;
+	send:
+		/* One call site: send_event is inlined. */
+		send_event(&v->key, kind, now);
 		return PASS_ON;
 	}
 	__sync_fetch_and_add(&v->synacks, 1);

@@ -36,6 +36,14 @@ struct passive_hs {
 	__u32 t; /* ktime >> PASSIVE_HS_SHIFT of the handshake's first SYN (wraps every 18 minutes) */
 };
 
+/* Bit 0 of rst_event_ns (its nanosecond, never needed): the refusal
+ * event of the gap that the last RST event started has gone up. A RST
+ * event starts a gap; within it, other RSTs send nothing, but the first
+ * refusal (a RST answering a tracked SYN) still sends its own event: at
+ * most one plain and one refusal event per real server and gap, and one
+ * event per gap from a server that refuses every SYN. */
+#define PASSIVE_RST_REFUSED 1ULL
+
 #define PASSIVE_HS_RETRANS 2u
 #define PASSIVE_HS_SHIFT 8 /* time units of 256 ns */
 
@@ -53,7 +61,7 @@ struct passive_rs_stats {
 	__u32 rst_event_j;         /* low 32 bits of jiffies at the last RST event */
 	__u64 syns;             /* client SYNs forwarded to the real server */
 	__u64 rsts;             /* RSTs from the real server */
-	__u64 rst_event_ns;     /* ktime of the last RST event sent up */
+	__u64 rst_event_ns;     /* ktime of the last RST event sent up; bit 0: PASSIVE_RST_REFUSED */
 	__u64 refused;          /* of the RSTs, those answering an in-flight SYN */
 	__u64 syn_retrans;      /* of the SYNs, those seen again for the same 4-tuple */
 	/* Line 2: the in-flight handshakes (a SYN, a SYN-ACK, a refusal). */
@@ -138,9 +146,12 @@ enum passive_event_kind {
 	PASSIVE_EV_RST = 1,        /* a RST from the real server (TC) */
 	PASSIVE_EV_SYN_RETRANS = 2, /* a client SYN retransmitted (TC) */
 	PASSIVE_EV_OWN_RESET = 3,  /* the director's own connection reset or refused */
+	PASSIVE_EV_REFUSED = 4,    /* a client SYN answered by a RST from the real server: nothing listens (TC) */
 };
 
-/* One event: the first of its kind for a real server after a quiet gap. */
+/* One event: the first of its kind for a real server after a quiet gap
+ * (a refusal: the first in the gap of the RST events, see
+ * PASSIVE_RST_REFUSED). */
 struct passive_event {
 	__u64 ktime_ns;
 	struct passive_rs_key rs;

@@ -266,8 +266,10 @@ func (o *passiveObserver) feedDetector(det *prober.Detector) {
 }
 
 // consume turns deltas and events into detector evidence until ctx is
-// done: resets seen on client traffic, client SYNs retransmitted
-// (unanswered handshakes) and the handshake latency's median.
+// done: resets seen on client traffic (a refused client SYN, as an event
+// or in the counters, weighs what passiveResetCount says), client SYNs
+// retransmitted (unanswered handshakes) and the handshake latency's
+// median.
 func (o *passiveObserver) consume(ctx context.Context) {
 	var evs []prober.Evidence
 	var dates reportDates
@@ -278,11 +280,8 @@ func (o *passiveObserver) consume(ctx context.Context) {
 			return
 		case e := <-o.p.Events():
 			at := wallOf(e.KtimeNs, time.Now(), loader.Ktime())
-			switch e.Kind {
-			case loader.EventReset:
-				evs = append(evs, prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveReset, Count: 1, At: at})
-			case loader.EventSYNRetransmit:
-				evs = append(evs, prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveUnanswered, Count: 1, At: at})
+			if ev, ok := eventEvidence(e, at); ok {
+				evs = append(evs, ev)
 			}
 			dates.event(e.RealServer, at)
 			if o.log.Enabled(ctx, slog.LevelDebug) { // no strings built per event otherwise
@@ -308,6 +307,22 @@ func (o *passiveObserver) consume(ctx context.Context) {
 			det.Observe(evs...)
 		}
 	}
+}
+
+// eventEvidence is the detector evidence of a passive event seen at at;
+// false for a kind that is none (the director's own resets: its checks
+// report those).
+func eventEvidence(e loader.Event, at time.Time) (prober.Evidence, bool) {
+	switch e.Kind {
+	case loader.EventReset:
+		return prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveReset, Count: 1, At: at}, true
+	case loader.EventRefused: // one RST, and it refused a client's SYN
+		return prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveReset,
+			Count: passiveResetCount(loader.ClientCounters{Resets: 1, Refused: 1}), At: at}, true
+	case loader.EventSYNRetransmit:
+		return prober.Evidence{Target: e.RealServer, Kind: prober.EvidencePassiveUnanswered, Count: 1, At: at}, true
+	}
+	return prober.Evidence{}, false
 }
 
 // passiveResetCount is the Count of the passive-reset evidence for c: its

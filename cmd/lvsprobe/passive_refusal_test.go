@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvsprobe/lvsprobe/internal/config"
 	"github.com/lvsprobe/lvsprobe/internal/loader"
 	"github.com/lvsprobe/lvsprobe/internal/prober"
 	"github.com/lvsprobe/lvsprobe/internal/testenv"
@@ -129,4 +131,59 @@ func TestPassiveResetCount(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPassiveEventEvidence: each passive event, alone, handed to a
+// detector as consume hands it: a refused client connect (EventRefused)
+// is a suspicion at once, worth what the counters' refusal is
+// (passiveResetCount), as a retransmitted client SYN is; one reset of a
+// connection is not; the director's own reset is no evidence.
+func TestPassiveEventEvidence(t *testing.T) {
+	rs := netip.MustParseAddrPort("198.18.1.2:8080")
+	tests := []struct {
+		kind      loader.EventKind
+		evidence  bool
+		wantState string
+	}{
+		{loader.EventReset, true, "up"},
+		{loader.EventRefused, true, "suspect"},
+		{loader.EventSYNRetransmit, true, "suspect"},
+		{loader.EventOwnReset, false, "up"},
+	}
+	cfg, err := config.Parse("evidence.conf", []byte(strings.ReplaceAll(refusalConf, "ADDR", rs.Addr().String())), config.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range tests {
+		t.Run(tc.kind.String(), func(t *testing.T) {
+			s, err := prober.NewScheduler(cfg, prober.SchedulerOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			det, err := prober.NewDetector(s, prober.DetectorOptions{Mode: prober.DetectFast})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, ok := eventEvidence(loader.Event{RealServer: rs, Kind: tc.kind, KtimeNs: loader.Ktime()}, time.Now())
+			if ok != tc.evidence {
+				t.Fatalf("eventEvidence: evidence %v, want %v", ok, tc.evidence)
+			}
+			if ok {
+				det.Observe(ev)
+			}
+			if got := endpointState(det, rs); got != tc.wantState {
+				t.Errorf("after one %s event: %s, want %s (evidence %+v)", tc.kind, got, tc.wantState, ev)
+			}
+		})
+	}
+}
+
+// endpointState is det's state of ep.
+func endpointState(det *prober.Detector, ep netip.AddrPort) string {
+	for _, e := range det.Status().Endpoints {
+		if e.Endpoint == ep {
+			return e.State
+		}
+	}
+	return fmt.Sprintf("%s not checked", ep)
 }

@@ -76,7 +76,7 @@ func TestRunPassive(t *testing.T) {
 	if err == nil {
 		t.Fatal("dial to a closed listener succeeded")
 	}
-	must(`msg="passive event"`, "real_server="+rs.Addr.String()+":8080", "kind=reset")
+	must(`msg="passive event"`, "real_server="+rs.Addr.String()+":8080", "kind=refused")
 	p.stop()
 	if got := tcxPrograms(t, rs.Link); got != 0 {
 		t.Errorf("%d TCX programs left after exit", got)

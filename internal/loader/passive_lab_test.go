@@ -89,7 +89,7 @@ func TestPassiveNetemLatency(t *testing.T) {
 // TestPassiveIPVSNAT: behind real IPVS-NAT (the kernel lab), the programs
 // on the real server's link see the rewritten traffic: the client's SYN to
 // the virtual address counts for the real server, and a killed server's
-// refusals come back as reset events.
+// refusals come back as refusal events.
 func TestPassiveIPVSNAT(t *testing.T) {
 	testenv.RequireRoot(t)
 	ipvsadm := testenv.RequireProgram(t, "ipvsadm")
@@ -126,7 +126,7 @@ func TestPassiveIPVSNAT(t *testing.T) {
 	if _, err := dial(client, vip, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial with the server gone = %v", err)
 	}
-	waitEvent(t, p, EventReset, target)
+	waitEvent(t, p, EventRefused, target) // the first RST, and a refusal
 	if c := counters(t, p, target); c.SYNs != 6 || c.Refused != 1 {
 		t.Errorf("counters %+v", c)
 	}

@@ -91,6 +91,21 @@ func routed(t *testing.T, p *Passive) (client, rs *testnet.RealServer) {
 	return client, rs
 }
 
+// routedRun is routed, with rs's port as p's one real server and p
+// running until the test ends.
+func routedRun(t *testing.T, p *Passive, port uint16) (client, rs *testnet.RealServer, target netip.AddrPort) {
+	t.Helper()
+	client, rs = routed(t, p)
+	target = netip.AddrPortFrom(rs.Addr, port)
+	if err := p.SetRealServers([]netip.AddrPort{target}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go p.Run(ctx)
+	return client, rs, target
+}
+
 // dial connects from the client's namespace.
 func dial(client *testnet.RealServer, to netip.AddrPort, timeout time.Duration) (net.Conn, error) {
 	var c net.Conn
@@ -197,15 +212,8 @@ func TestPassiveKilledServer(t *testing.T) {
 // clients' SYN retransmissions are counted and reported at once.
 func TestPassiveDirectReturn(t *testing.T) {
 	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true})
-	client, rs := routed(t, p)
+	client, rs, target := routedRun(t, p, 8080)
 	rs.DirectReturn(t, client)
-	target := netip.AddrPortFrom(rs.Addr, 8080)
-	if err := p.SetRealServers([]netip.AddrPort{target}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go p.Run(ctx)
 
 	startServer(t, rs, 8080)
 	// On a loaded machine a SYN-ACK can take longer than the client's

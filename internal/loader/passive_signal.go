@@ -160,6 +160,11 @@ const (
 	EventReset         EventKind = 1 // a RST from the real server crossed a link
 	EventSYNRetransmit EventKind = 2 // a client SYN to the real server was retransmitted
 	EventOwnReset      EventKind = 3 // the director's own connection was refused or reset
+	// EventRefused: a RST from the real server answered a client's SYN
+	// (nothing listens on its port). It is sent for the first such RST
+	// of an event gap even when an [EventReset] started the gap, and
+	// instead of that [EventReset] when the refusal started it.
+	EventRefused EventKind = 4
 )
 
 // String names the kind for logs and metrics.
@@ -171,14 +176,17 @@ func (k EventKind) String() string {
 		return "syn_retransmit"
 	case EventOwnReset:
 		return "own_reset"
+	case EventRefused:
+		return "refused"
 	}
 	return "unknown"
 }
 
 // Event is sent at once, through a ring buffer, for the first RST (or SYN
 // retransmission, or own reset) of a real server after a quiet gap
-// ([PassiveOptions.EventGap]); the counters in the next [Delta] carry the
-// rest.
+// ([PassiveOptions.EventGap]), and for the first refused client SYN
+// within that gap ([EventRefused]); the counters in the next [Delta]
+// carry the rest.
 type Event struct {
 	RealServer netip.AddrPort
 	Kind       EventKind
