@@ -156,7 +156,8 @@ type Detection struct {
 // its time goes; a zero time is a step the episode did not have (a change
 // decided by a scheduled check has no suspicion). The steps come in this
 // order: the first signal (a SYN probe's answer as the kernel received
-// it, a miss at the moment its successor probe left, a client SYN or
+// it, a miss at its deadline (its successor probe's departure, or one
+// interval after it left if earlier), a client SYN or
 // reset as it crossed the passive hook; for other signals when they were
 // handed over), the suspicion (the detector asks for the confirming
 // checks), the first check attempt's start, the deciding attempt's start
@@ -238,8 +239,9 @@ var ErrDetectorAttached = errors.New("scheduler already has a detector")
 // or resets or unanswered client SYNs seen by the passive observer.
 //
 // A probe is unanswered when no valid answer reached the kernel before the
-// target's next probe left (one probe interval, 100 ms by default; the SYN
-// prober declares the miss on its next drain, within 10 ms). One such miss
+// target's next probe left or, if earlier (a backed-off prober), one probe
+// interval after it left (100 ms by default; the SYN prober declares the
+// miss on its next drain, within 10 ms). One such miss
 // (SuspectMisses) suspects an endpoint: a black-holed real server is
 // suspected one interval after its first unanswered probe left, and its
 // confirming check starts then, so it is out about connect_timeout plus
@@ -486,7 +488,8 @@ func (d *Detector) trustSilence() {
 // unreliable (its send loop or its answers late: a starved CPU). A late
 // send loop does not make misses up (a probe is missed only when no answer
 // reached the kernel, by the kernel's timestamps, before its successor
-// left, and a late loop sends the successor later), but a late drain can:
+// left or one interval after it left, and a drain only settles what it
+// has read past), but a late drain can:
 // answers that overflow the receiver's ring settle as misses
 // (lvsprobe_synprobe_kernel_lost_total). So silence still suspects an endpoint
 // (the cost of a wrong suspicion is one full check), but while the prober

@@ -317,8 +317,9 @@ const maxSilenceLead = 300 * time.Millisecond
 // span its endpoint's silence may have begun and still corroborate it: a
 // quarter of the span, at most maxSilenceLead. A real server black-holed
 // just before a scheduled check started (the check's SYN was the first
-// packet lost) is silent only from the moment its first unanswered
-// probe's successor left, up to two probe intervals (200 ms) later; its
+// packet lost) is silent only from its first unanswered probe's deadline
+// (its successor's departure, or one interval after it left), up to two
+// probe intervals (200 ms) later; its
 // check times out at connect_timeout, and demanding a silence older than
 // the check sent it up the retry ladder (connect_timeout more, §17.3). A
 // silence that covers at least three quarters of the check, unbroken by

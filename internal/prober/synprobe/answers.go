@@ -27,41 +27,67 @@ func (p *Prober) flush() {
 	}
 }
 
-// settleMisses declares missed every probe whose successor left before
-// upTo and that is still unanswered: the receiver has handed up every
-// answer that reached the kernel before upTo.
+// settleMisses declares missed every probe whose deadline (deadline.go:
+// its successor's departure or, if earlier, its own departure plus its
+// target's nominal interval) is before upTo and that is still unanswered:
+// the receiver has handed up every answer that reached the kernel before
+// upTo.
 func (p *Prober) settleMisses(upTo uint64) {
 	p.mu.Lock()
-	n := 0
-	for _, st := range p.unsettled {
-		if st.untilNs >= upTo {
-			break
+	n := 0 // of p.unsettled, settled
+	// The two kinds of deadline are taken in time order, so that a miss
+	// is stamped with the earlier of its probe's two.
+	for {
+		st, q := (*settlement)(nil), (*deadlineQueue)(nil)
+		if n < len(p.unsettled) && p.unsettled[n].untilNs < upTo {
+			st = &p.unsettled[n]
 		}
-		n++
-		t := st.t
-		var pr *sent
-		switch st.gen {
-		case t.prev.gen:
-			pr = &t.prev
-		case t.cur.gen:
-			pr = &t.cur
+		for i := range p.deadlines.qs {
+			dq := &p.deadlines.qs[i]
+			if dq.head < len(dq.q) {
+				if h := &dq.q[dq.head]; h.untilNs < upTo && (st == nil || h.untilNs < st.untilNs) {
+					st, q = h, dq
+				}
+			}
 		}
-		answered := pr != nil && pr.answered
-		if pr == nil && t.gen-st.gen < 64 { // settled late: cur and prev moved on
-			answered = t.answeredBits&(1<<(st.gen%64)) != 0
-		}
-		if p.targets[t.addr] != t || answered {
-			continue // removed, or answered in time after all
-		}
-		p.m.misses.Inc()
-		if st.gen > t.answeredGen {
-			t.state.ConsecutiveMisses++
-			p.emit(Signal{Target: t.addr, Kind: Miss, ConsecutiveMisses: t.state.ConsecutiveMisses, Stamp: st.untilNs})
+		switch {
+		case st == nil:
+			p.unsettled = append(p.unsettled[:0], p.unsettled[n:]...)
+			p.mu.Unlock()
+			p.flush()
+			return
+		case q == nil: // a successor's departure
+			n++
+			// A probe 64 or more probes old (settled late, its bit
+			// reused) counts as unanswered.
+			if t := st.t; t.gen-st.gen >= 64 || !t.done(st.gen) {
+				p.miss(*st)
+			}
+		default: // its own deadline
+			q.head++
+			if !st.t.done(st.gen) {
+				p.miss(*st)
+			}
+			*st = settlement{} // keeps no removed target alive
 		}
 	}
-	p.unsettled = append(p.unsettled[:0], p.unsettled[n:]...)
-	p.mu.Unlock()
-	p.flush()
+}
+
+// miss declares probe st.gen of st.t missed at st.untilNs, unless its
+// target was removed. The caller holds p.mu.
+func (p *Prober) miss(st settlement) {
+	t := st.t
+	if p.targets[t.addr] != t {
+		return
+	}
+	if t.gen-st.gen < 64 {
+		t.doneBits |= 1 << (st.gen % 64)
+	}
+	p.m.misses.Inc()
+	if st.gen > t.answeredGen {
+		t.state.ConsecutiveMisses++
+		p.emit(Signal{Target: t.addr, Kind: Miss, ConsecutiveMisses: t.state.ConsecutiveMisses, Stamp: st.untilNs})
+	}
 }
 
 // handle validates one packet from the receiver and updates its target.
@@ -107,7 +133,7 @@ func (p *Prober) settle(ktime uint64, a *answer) error {
 	}
 	rtt := time.Duration(ktime - min(ktime, pr.sentNs))
 	pr.answered = true
-	t.answeredBits |= 1 << (pr.gen % 64)
+	t.doneBits |= 1 << (pr.gen % 64)
 	t.answeredGen = max(t.answeredGen, pr.gen)
 	t.state.Answered++
 	t.state.ConsecutiveMisses = 0

@@ -36,5 +36,9 @@ func BenchmarkCollect(b *testing.B) {
 			sent += bs.len()
 		}
 		p.unsettled = p.unsettled[:0] // no receiver here to settle them
+		for i := range p.deadlines.qs {
+			q := &p.deadlines.qs[i]
+			q.q, q.head = q.q[:0], 0
+		}
 	}
 }

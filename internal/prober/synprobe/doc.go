@@ -85,9 +85,17 @@
 //
 // RTT is the kernel's timestamp on the answer minus the send time, both
 // CLOCK_MONOTONIC. An answer counts for the probe it acknowledges when the
-// kernel saw it before the target's next probe left; a probe unanswered
-// by then is a miss, declared once the receiver has drained everything
-// older. Forged (bad cookie), duplicated, late, malformed, truncated or
+// kernel saw it before the target's next probe left. A probe unanswered
+// at its deadline, the earlier of its successor's departure and its own
+// departure plus the target's nominal interval, is a miss, declared once
+// the receiver has drained everything older (a late drain never makes a
+// false miss), and at most pollMin after the deadline (the send loop
+// wakes for it). At full rate that is the successor's departure; backed
+// off, a probe's miss still comes one nominal interval after it left,
+// not a stretched one. An answer that the kernel saw after the deadline
+// but before the successor left still counts (RTT, a SynAck or Reset
+// signal, consecutive misses back to 0); the miss declared stands.
+// Forged (bad cookie), duplicated, late, malformed, truncated or
 // badly checksummed answers are counted in answers_invalid_total{reason}
 // and otherwise ignored.
 //

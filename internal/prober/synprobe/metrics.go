@@ -42,7 +42,7 @@ func newMetrics(reg prometheus.Registerer, lost func() float64, targets func() f
 		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "answers_invalid_total", Help: "Answers ignored, by reason (bad_checksum, bad_cookie, duplicate, late, malformed, truncated, not_answer, unknown_target)."}, []string{"reason"}),
 		misses: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "misses_total", Help: "Probes with no valid answer before the next probe was due."}),
+			Name: "misses_total", Help: "Probes with no valid answer by their deadline: the next probe's departure, or an interval after they left if earlier."}),
 		rtt: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "rtt_seconds", Help: "Round-trip time of answered SYN probes.",
 			Buckets: prometheus.ExponentialBuckets(10e-6, 2.5, 12)}),

@@ -200,6 +200,9 @@ func (p *Prober) paced(pc *pace, now uint64, sendLate, answerLate time.Duration,
 		}
 		return
 	}
+	if p.pinRate > 0 {
+		return
+	}
 	p.mu.Lock()
 	p.rate = f
 	p.mu.Unlock()

@@ -49,9 +49,12 @@ func (r *ebpfReceiver) closePoll() error {
 // drains find nothing. An answer thus reaches the signals at most pollMin
 // late while they flow (its RTT is the kernel's timestamp, unaffected),
 // and a probe's miss is declared within pollMin of its successor's
-// departure; a quiet prober wakes only to send. pollMin is the send tick:
-// a loop that sends every tick drains on the same wakeups and wakes for
-// nothing else.
+// departure. A probe not answered yet also wakes the loop just after its
+// own deadline (its departure plus its target's interval, deadline.go),
+// at most once every pollMin: a backed-off prober, whose sends are
+// further apart, declares the miss within pollMin of that deadline. A
+// quiet prober wakes only to send. pollMin is the send tick: a loop that
+// sends every tick drains on the same wakeups and wakes for nothing else.
 const (
 	pollMin  = sendTick
 	pollMax  = 64 * time.Millisecond
@@ -67,4 +70,15 @@ func (p *Prober) pollAnswers(pl poller, deliver func(uint64, []byte, int)) error
 	}
 	p.settleMisses(upTo)
 	return nil
+}
+
+// settleWait returns how long the send loop, which last drained at
+// polledAt and now is at now, waits to settle a probe not answered yet
+// whose own deadline is deadline (ktimes): until just after the deadline
+// (a backed-off prober's next send may be much later), but no sooner than
+// pollMin after the last drain, so that the deadlines of many silent
+// targets (a switch down) wake the loop at most every pollMin.
+func settleWait(deadline, polledAt, now uint64) time.Duration {
+	at := max(deadline+1, polledAt+uint64(pollMin))
+	return time.Duration(at - min(at, now))
 }

@@ -35,7 +35,8 @@ type Prober struct {
 	targets   map[netip.AddrPort]*target
 	paths     map[pathKey]*path // the routes of the targets (targets.go)
 	due       due
-	unsettled []settlement // in untilNs order
+	unsettled []settlement // successors' departures, in untilNs order
+	deadlines deadlines    // the probes' own deadlines (deadline.go)
 	wake      chan struct{}
 	rate      float64 // fraction of the nominal probe rate while backed off (pace.go); 0 means 1
 	nominal   float64 // probes per second of all targets at their intervals (tick.go)
@@ -57,6 +58,9 @@ type Prober struct {
 	// the send loop that sent probes: how many, how many of them were
 	// already late (outside the wakeup's limit), at which tick.
 	onWakeup func(probes, overdue int, tick time.Duration)
+	// pinRate, when set (by tests, before Run), is the probe rate's
+	// fraction held whatever the back-off decides (pace.go).
+	pinRate float64
 }
 
 // ErrRunning is returned by Run when the prober is already running.

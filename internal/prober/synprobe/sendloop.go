@@ -47,9 +47,16 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 	// the spreading itself delays; prevLate is how late the last round
 	// took its first probe.
 	draining, prevLate := false, time.Duration(0)
+	if p.pinRate > 0 {
+		p.mu.Lock()
+		p.rate = p.pinRate
+		p.mu.Unlock()
+	}
+	var polledAt uint64 // ktime of the last drain
 	for {
 		now = loader.Ktime()
 		answerLate = 0
+		polledAt = now
 		if polled {
 			got = 0
 			if err := p.pollAnswers(pl, deliver); err != nil {
@@ -139,12 +146,19 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 		if t := p.due.peek(); t != nil {
 			wait = time.Duration(t.next - min(t.next, now))
 		}
+		deadline, pending := uint64(0), false
+		if polled {
+			deadline, pending = p.nextDeadline()
+		}
 		p.mu.Unlock()
 		if budget <= 0 { // sent its limit: the rest of a backlog goes with the next wakeups
 			wait = max(wait, catchUpWait(tick))
 		}
 		if polled && now-lastSend < uint64(pollSpan) {
 			wait = min(wait, pollWait)
+		}
+		if pending {
+			wait = min(wait, settleWait(deadline, polledAt, now))
 		}
 		p.sendMu.Lock()
 		if p.snd.queued() > 0 {
@@ -223,11 +237,12 @@ func (bs *batches) add(pr probe) {
 const sendTick = 10 * time.Millisecond
 
 // collect takes the targets due by horizon (until a batch is full or it
-// took limit), settles their previous probe (a miss when unanswered) and
-// prepares the next one into bs. A target with a prebuilt frame and no
-// miss in a row is sent as a frame; one that missed goes through the raw
-// socket, whose kernel path checks its neighbour again. The send time is stamped just
-// before the send. Each target's next probe is due its interval later,
+// took limit), queues the settlement of their previous probe at this
+// departure (if neither answered nor missed yet) and prepares the next
+// one into bs. A target with a prebuilt frame and no miss in a row is
+// sent as a frame; one that missed goes through the raw socket, whose
+// kernel path checks its neighbour again. The send time is stamped just
+// before the send (and the probe's own deadline queued, deadline.go). Each target's next probe is due its interval later,
 // stretched while the rate is backed off (pace.go). collect returns how
 // late the first target it took was (0 if on time or none).
 func (p *Prober) collect(now, horizon uint64, bs *batches, limit int) (late time.Duration) {
@@ -252,13 +267,13 @@ func (p *Prober) collect(now, horizon uint64, bs *batches, limit int) (late time
 		}
 		if t.cur.gen != 0 {
 			t.cur.untilNs = now
-			if !t.cur.answered {
+			if !t.done(t.cur.gen) { // neither answered nor missed at its own deadline
 				p.unsettled = append(p.unsettled, settlement{t: t, gen: t.cur.gen, untilNs: now})
 			}
 		}
 		t.prev = t.cur
 		t.gen++
-		t.answeredBits &^= 1 << (t.gen % 64)
+		t.doneBits &^= 1 << (t.gen % 64)
 		t.cur = sent{gen: t.gen, lport: p.ports.lo + uint16((t.base+t.gen)%size), sentNs: now}
 		t.state.Sent++
 		pr := probe{local: t.path.local, remote: t.addr.Addr(), lport: t.cur.lport, rport: t.addr.Port(), t: t, gen: t.cur.gen}
@@ -277,13 +292,17 @@ func (p *Prober) collect(now, horizon uint64, bs *batches, limit int) (late time
 }
 
 // stamp records the send time of a batch about to leave (after the token
-// bucket's wait, so that a paced probe's RTT does not include it).
-func (p *Prober) stamp(b []probe) {
-	now := loader.Ktime()
+// bucket's wait, so that a paced probe's RTT does not include it) and
+// queues each probe's own deadline, an interval later (deadline.go).
+func (p *Prober) stamp(b []probe) { p.stampAt(b, loader.Ktime()) }
+
+// stampAt is stamp at ktime now.
+func (p *Prober) stampAt(b []probe, now uint64) {
 	p.mu.Lock()
 	for i := range b {
 		if t := b[i].t; t.cur.gen == b[i].gen {
 			t.cur.sentNs = now
+			p.deadlines.push(t, t.gen, now)
 		}
 	}
 	p.mu.Unlock()

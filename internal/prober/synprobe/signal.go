@@ -12,7 +12,7 @@ type Kind int
 const (
 	SynAck Kind = iota + 1 // the target answered a probe with a SYN-ACK: something listens
 	Reset                  // the target answered with a RST: nothing listens
-	Miss                   // no valid answer before the next probe was due
+	Miss                   // no valid answer by the probe's deadline: the next probe's departure, or an interval after it left if earlier
 )
 
 // String names the kind for logs.
@@ -36,7 +36,8 @@ type Signal struct {
 	ConsecutiveMisses int            // misses in a row, including this one (0 after an answer)
 	// Stamp is when it happened, in ns of CLOCK_MONOTONIC (loader.Ktime's
 	// clock): an answer's arrival at the receiver's hook, a miss's
-	// deadline (its successor's departure). 0: unknown.
+	// deadline (its successor's departure or, if earlier, its own
+	// departure plus its target's interval). 0: unknown.
 	Stamp uint64
 }
 

@@ -21,15 +21,19 @@ type target struct {
 	// later probe was answered does not count as consecutive.
 	answeredGen uint32
 	base        uint32 // per-target offset into the port range
-	// answeredBits has bit gen%64 set when probe gen was answered (the
-	// bit is cleared when gen+64 is sent): a miss settled late, after
-	// its probe left cur and prev, still knows whether it was answered.
-	answeredBits uint64
+	// doneBits has bit gen%64 set when probe gen was answered or
+	// declared missed (the bit is cleared when gen+64 is sent): each
+	// probe is settled once, by whichever of its deadlines comes first
+	// (deadline.go), and a miss settled late, after its probe left cur
+	// and prev, still knows whether it was answered.
+	doneBits uint64
 
 	// The newest probe and the one before it. An answer counts for the
 	// probe it acknowledges if it reached the kernel (its ktime) before
-	// the next probe left; a probe unanswered by then is a miss, settled
-	// once the receiver has drained everything older (see settleMisses).
+	// the next probe left; a probe unanswered at its deadline (its
+	// successor's departure or, if earlier, its own departure plus
+	// interval) is a miss, settled once the receiver has drained
+	// everything older (see settleMisses and deadline.go).
 	cur, prev sent
 
 	state targetCounts
@@ -103,8 +107,9 @@ type sent struct {
 	answered bool
 }
 
-// settlement is a probe to declare missed, unless answered, once the
-// receiver has drained every answer older than untilNs.
+// settlement is a probe to declare missed, unless answered or missed
+// already, once the receiver has drained every answer older than untilNs
+// (one of its two deadlines, deadline.go).
 type settlement struct {
 	t       *target
 	gen     uint32
