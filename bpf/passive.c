@@ -34,7 +34,9 @@
  * director's own address), the real server's handshake line (not for a
  * RST whose sequence is not 0: it resets a connection, it cannot answer
  * a SYN), one clock read (the coarse clock
- * for a RST, the precise one only when an event may be due), two to five
+ * for a RST and for the SYN and SYN-ACK of a handshake outside the
+ * timed sample, see hs_sample_mask; the precise one for a timed
+ * handshake's, and when an event may be due), two to five
  * atomic adds on the real server's counters. Data packets and ACKs of
  * IPv4 without options leave after a few header checks and the flags
  * (four instruction lines, no map), others after the general parse;
@@ -135,6 +137,19 @@ volatile const __u32 rs_slots = 16384;
 /* The key of the handshakes' tuple hash (hs_hash); set by the loader. */
 volatile const __u64 hs_seed = 0x9e3779b97f4a7c15ULL;
 
+/* Which handshakes are timed: those whose tuple hash has
+ * (hash & hs_sample_mask) == 0, a sample of 1 in hs_sample_mask + 1 (a
+ * power of two, set by the loader: PassiveOptions.HandshakeSample; 0
+ * times every one). The rule costs nothing a SYN does not compute
+ * anyway, needs no state, and a SYN, its retransmissions, its SYN-ACK
+ * and its refusal agree on it. A timed handshake reads the precise
+ * clock at its first SYN and at its SYN-ACK, whose read orders every
+ * load in flight (60-90 ns of a busy SYN, docs/benchmarks.md 18.2);
+ * the others read the coarse clock only, and take a way all the same:
+ * retransmissions, refusals and the DR real server's unanswered SYNs
+ * are found through it. */
+volatile const __u32 hs_sample_mask = 0;
+
 /* How long an unanswered handshake's way says "in flight", in units of
  * 1 << PASSIVE_HS_SHIFT ns: a SYN of the same 4-tuple within it is a
  * retransmission. Until its first retransmission a handshake holds its
@@ -154,7 +169,7 @@ static __always_inline __u32 hs_window(__u32 tag)
 	return (tag & PASSIVE_HS_RETRANS) ? HS_WINDOW : HS_FIRST_WINDOW;
 }
 
-/* The four values above as the hot paths read them: immediates the
+/* The five values above as the hot paths read them: immediates the
  * loader writes into the instructions (PASSIVE_IMM, internal/loader/
  * passive_imm.go), not loads from .rodata. A .rodata load is one more
  * cold cache line, and the SYN's and SYN-ACK's handshake slot cannot
@@ -165,6 +180,7 @@ static __always_inline __u32 hs_window(__u32 tag)
 #define EP_SEED PASSIVE_IMM(PASSIVE_IMM_EP_SEED)
 #define RS_SLOTS ((__u32)PASSIVE_IMM(PASSIVE_IMM_RS_SLOTS))
 #define HS_SEED PASSIVE_IMM(PASSIVE_IMM_HS_SEED)
+#define HS_SAMPLE_MASK ((__u32)PASSIVE_IMM(PASSIVE_IMM_HS_SAMPLE))
 
 /* The event gap in whole ticks less one, set by the loader when it knows
  * the kernel's HZ (else 0): a RST fewer ticks than this after the last
@@ -639,6 +655,14 @@ static __always_inline __u32 hs_tag(__u64 hash)
 	return ((__u32)(hash >> 32) & ~3u) | 1;
 }
 
+/* hs_timed reports whether the handshake of a tuple hash is timed (see
+ * hs_sample_mask). Its bits are the hash's low ones; the tag's are the
+ * high half's. */
+static __always_inline int hs_timed(__u64 hash)
+{
+	return ((__u32)hash & HS_SAMPLE_MASK) == 0;
+}
+
 /* hs_find returns the way of v that holds the in-flight handshake of tag
  * (its first SYN less than its window before nt), or 0. All eight ways
  * are one cache line. */
@@ -662,16 +686,18 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	struct passive_rs_key rk __attribute__((aligned(8))) = {};
 	struct passive_rs_stats *v;
 	struct passive_hs *h = 0, *free = 0;
-	__u64 now;
-	__u32 tag, slot, nt;
-	int i;
+	__u64 now, hash;
+	__u32 tag, slot, nt, st;
+	int i, timed;
 
 	/* parse let only a SYN without ACK or RST through. */
 	/* Sent by the director itself (no input link): a check or a SYN
 	 * probe, left to the tracepoints. */
 	if (skb->ingress_ifindex == 0)
 		return PASS_ON;
-	tag = hs_tag(hs_hash(t, 1));
+	hash = hs_hash(t, 1);
+	tag = hs_tag(hash);
+	timed = hs_timed(hash);
 	rs_key_of(&rk, t->tunneled ? t->tunnel : t->daddr, t->dport, t->family);
 	v = rs_find(&rk, &slot);
 	if (!v) {
@@ -692,8 +718,22 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	}
 	__sync_fetch_and_add(&v->syns, 1);
 
-	now = bpf_ktime_get_ns();
-	nt = HS_UNITS(now);
+	if (timed) {
+		now = bpf_ktime_get_ns();
+		nt = HS_UNITS(now);
+		st = nt;
+	} else {
+		/* Untimed: the coarse clock, which lags the precise one by
+		 * less than COARSE_LAG_NS. The way keeps the coarse time
+		 * itself (never ahead of a precise reader's now: no way's
+		 * age goes negative), and the scan adds the lag (no timed
+		 * way's age goes negative either): an age is at most
+		 * COARSE_LAG_NS too long, a way frees that much early in a
+		 * window of seconds. */
+		now = bpf_ktime_get_coarse_ns();
+		nt = HS_UNITS(now + COARSE_LAG_NS);
+		st = HS_UNITS(now);
+	}
 	/* One pass over the eight ways: the 4-tuple's own (a retransmission)
 	 * or else the first free one. */
 #pragma unroll
@@ -718,7 +758,7 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 			count(PASSIVE_STAT_HS_FULL);
 			return PASS_ON;
 		}
-		free->t = nt;
+		free->t = st;
 		free->tag = tag;
 		return PASS_ON;
 	}
@@ -727,6 +767,10 @@ static __always_inline int egress(struct __sk_buff *skb, struct tuple *t)
 	if (!(h->tag & PASSIVE_HS_RETRANS))
 		h->tag = tag | PASSIVE_HS_RETRANS;
 	__sync_fetch_and_add(&v->syn_retrans, 1);
+	/* Rare: the event gap is the precise clock's, whatever the
+	 * handshake's sample. */
+	if (!timed)
+		now = bpf_ktime_get_ns();
 	/* 0: no event yet, whatever the clock (it is below the gap for the
 	 * first event_gap_ns after boot). */
 	if (!v->retrans_event_ns || now - v->retrans_event_ns >= event_gap_ns) {
@@ -746,13 +790,18 @@ static __always_inline int ingress(struct tuple *t)
 	struct passive_rs_key rk __attribute__((aligned(8))) = {};
 	struct passive_rs_stats *v;
 	struct passive_hs *h = 0;
-	__u64 now = 0, coarse = 0;
+	__u64 now = 0, coarse = 0, hash;
 	__u32 tag = 0, slot, kind;
+	int timed = 0;
 
 	/* parse let only a RST or a SYN-ACK through. A RST that cannot
 	 * answer a SYN (a connection's reset) needs no handshake. */
-	if (!(t->flags & TCPF_RST) || t->refusal)
-		tag = hs_tag(hs_hash(t, 0));
+	if (!(t->flags & TCPF_RST) || t->refusal) {
+		hash = hs_hash(t, 0);
+		tag = hs_tag(hash);
+		/* Only a SYN-ACK is timed. */
+		timed = !(t->flags & TCPF_RST) && hs_timed(hash);
+	}
 	rs_key_of(&rk, t->saddr, t->sport, t->family);
 	v = rs_find_lazy(&rk, &slot);
 	if (!v) {
@@ -760,10 +809,11 @@ static __always_inline int ingress(struct tuple *t)
 		return PASS_ON;
 	}
 	if (tag) {
-		/* In flight? A SYN-ACK's latency needs the precise clock; a
-		 * RST's window does with the coarse one (see the gap test
-		 * below), which lags by less than a tick. */
-		if (t->flags & TCPF_RST) {
+		/* In flight? A timed SYN-ACK's latency needs the precise
+		 * clock; a RST's window, and an untimed SYN-ACK's, do with
+		 * the coarse one (see the gap test below), which lags by
+		 * less than a tick. */
+		if (!timed) {
 			/* The coarse clock can read before the SYN's precise
 			 * one: a tick's lag added, the way's age is at most
 			 * COARSE_LAG_NS too long, never negative. */
@@ -834,8 +884,9 @@ static __always_inline int ingress(struct tuple *t)
 	}
 	/* Karn: a retransmitted handshake's latency is ambiguous. The time
 	 * is in units of 1 << PASSIVE_HS_SHIFT ns at both ends: unbiased,
-	 * within a unit of the true latency. */
-	if (!(h->tag & PASSIVE_HS_RETRANS))
+	 * within a unit of the true latency. An untimed handshake's way
+	 * is only freed. */
+	if (timed && !(h->tag & PASSIVE_HS_RETRANS))
 		record_latency(v->lat, &v->lat_count, &v->lat_sum_ns,
 			       (__u64)(HS_UNITS(now) - h->t) << PASSIVE_HS_SHIFT);
 	h->tag = 0; /* answered */

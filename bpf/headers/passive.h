@@ -33,7 +33,10 @@ struct passive_rs_key {
  * 10 s once retransmitted: see bpf/passive.c) is free too. */
 struct passive_hs {
 	__u32 tag;
-	__u32 t; /* ktime >> PASSIVE_HS_SHIFT of the handshake's first SYN (wraps every 18 minutes) */
+	__u32 t; /* ktime >> PASSIVE_HS_SHIFT of the handshake's first SYN (wraps every 18 minutes):
+		  * the precise clock's for a timed handshake, the coarse one's
+		  * (a tick behind at most) for the others (see hs_sample_mask
+		  * in bpf/passive.c) */
 };
 
 /* Bit 0 of rst_event_ns (its nanosecond, never needed): the refusal
@@ -69,7 +72,7 @@ struct passive_rs_stats {
 	/* Line 3: a SYN-ACK (an untracked one: synacks only), with the
 	 * histogram's first five buckets (latencies below 32 us). */
 	__u64 synacks;          /* SYN-ACKs from the real server */
-	__u64 lat_count;        /* handshakes timed (first SYN to SYN-ACK) */
+	__u64 lat_count;        /* handshakes timed (first SYN to SYN-ACK): a sample of 1 in N, see hs_sample_mask */
 	__u64 lat_sum_ns;       /* their total latency */
 	__u64 lat[PASSIVE_LAT_BUCKETS];
 	/* The rest of line 6. */
@@ -185,6 +188,7 @@ enum passive_stat {
 #define PASSIVE_IMM_RS_SLOTS 0x4c5650494d4d0003ULL
 #define PASSIVE_IMM_HS_MASK  0x4c5650494d4d0004ULL
 #define PASSIVE_IMM_HS_SEED  0x4c5650494d4d0005ULL
+#define PASSIVE_IMM_HS_SAMPLE 0x4c5650494d4d0006ULL
 #define PASSIVE_IMM(marker) ({ __u64 __imm; asm("%0 = %1 ll" : "=r"(__imm) : "i"(marker)); __imm; })
 
 #endif

@@ -26,6 +26,7 @@ type passiveFlags struct {
 	mode     string        // auto or off
 	links    string        // comma-separated interface names; "" means the links that route to the real servers
 	interval time.Duration // how often the counters are read
+	sample   int           // time 1 client handshake in this many (loader.PassiveOptions.HandshakeSample)
 }
 
 // register adds the flags to fs with their defaults.
@@ -34,6 +35,8 @@ func (f *passiveFlags) register(fs *flag.FlagSet) {
 		"auto (on where the kernel allows, warning once where not) or off")
 	fs.StringVar(&f.links, "passive-links", "", "comma-separated `interfaces` facing the real servers (default: those that route to them)")
 	fs.DurationVar(&f.interval, "passive-interval", time.Second, "how often the passive counters are read and handed to the failure detector")
+	fs.IntVar(&f.sample, "passive-sample", loader.DefaultHandshakeSample, "time 1 client handshake in `N` (a power of two; 1 times every one, 0 means the default) for the handshake latency: "+
+		"the precise clock is most of a SYN's cost on the forwarding path; every handshake is still watched for retransmission and refusal")
 }
 
 // check reports what is wrong with the flags' values.
@@ -43,6 +46,9 @@ func (f *passiveFlags) check() error {
 	}
 	if f.interval <= 0 {
 		return errors.New("--passive-interval must be positive")
+	}
+	if f.sample < 0 || f.sample > loader.MaxHandshakeSample || f.sample&(f.sample-1) != 0 { // 0: the default
+		return fmt.Errorf("--passive-sample must be a power of two from 1 to %d, not %d", loader.MaxHandshakeSample, f.sample)
 	}
 	return nil
 }
@@ -79,7 +85,7 @@ func startPassive(ctx context.Context, log *slog.Logger, f passiveFlags, syn syn
 	}
 	// consume acts on client traffic only: the own connections' counters
 	// (every check's) stay out of the deltas and are read for the metrics.
-	opts := loader.PassiveOptions{PollInterval: f.interval, Registerer: reg, Logger: log, ClientDeltasOnly: true}
+	opts := loader.PassiveOptions{PollInterval: f.interval, HandshakeSample: f.sample, Registerer: reg, Logger: log, ClientDeltasOnly: true}
 	if syn.enabled {
 		opts.ProbePortLo, opts.ProbePortHi, _ = parsePortRange(syn.ports) // checked with the flags
 	}

@@ -99,6 +99,12 @@ func TestPassiveFlagsAndTargets(t *testing.T) {
 		{passiveFlags{mode: "off", interval: time.Second}, true},
 		{passiveFlags{mode: "on", interval: time.Second}, false},
 		{passiveFlags{mode: "auto"}, false},
+		{passiveFlags{mode: "auto", interval: time.Second, sample: 1}, true},
+		{passiveFlags{mode: "auto", interval: time.Second, sample: 8}, true},
+		{passiveFlags{mode: "auto", interval: time.Second, sample: 1 << 16}, true},
+		{passiveFlags{mode: "auto", interval: time.Second, sample: 3}, false},
+		{passiveFlags{mode: "auto", interval: time.Second, sample: 1 << 17}, false},
+		{passiveFlags{mode: "auto", interval: time.Second, sample: -8}, false},
 	} {
 		if err := tt.f.check(); (err == nil) != tt.ok {
 			t.Errorf("check(%+v) = %v", tt.f, err)

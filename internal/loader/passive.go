@@ -25,6 +25,7 @@ type PassiveOptions struct {
 	ProbePortLo       uint16                // the SYN prober's reserved source ports, whose answers are not client traffic
 	ProbePortHi       uint16                // (0-0: none)
 	EventGap          time.Duration         // shortest time between two events of one kind for one real server; 0 means 100ms
+	HandshakeSample   int                   // time 1 client handshake in this many (a power of two, at most MaxHandshakeSample; chosen by a hash of the 4-tuple) for the latency histogram; 0 means DefaultHandshakeSample, 1 times every one
 	PollInterval      time.Duration         // how often Run reads the counters and sends deltas; 0 means 1s
 	EventTail         time.Duration         // after an event's early read, Run reads once more this much later (what the event gap kept quiet); 0 means half of EventGap
 	ClientDeltasOnly  bool                  // Run leaves the director's own connections out of the Deltas (Own stays zero) and reads no counters early on their events
@@ -43,6 +44,9 @@ func (o PassiveOptions) withDefaults() PassiveOptions {
 	}
 	if o.EventGap <= 0 {
 		o.EventGap = 100 * time.Millisecond
+	}
+	if o.HandshakeSample <= 0 {
+		o.HandshakeSample = DefaultHandshakeSample
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
@@ -94,6 +98,25 @@ const (
 	legacyVarHsMask     = "hs_mask"
 )
 
+// DefaultHandshakeSample is [PassiveOptions.HandshakeSample]'s default:
+// 1 client handshake in 8 is timed. The precise clock that times one is
+// most of what a SYN costs on a busy director (docs/benchmarks.md 18.2);
+// the others take the coarse clock, and are still watched for
+// retransmission and refusal.
+const DefaultHandshakeSample = 8
+
+// MaxHandshakeSample is the largest [PassiveOptions.HandshakeSample].
+const MaxHandshakeSample = 1 << 16
+
+// checkHandshakeSample reports what is wrong with a handshake sample
+// rate (after defaults).
+func checkHandshakeSample(n int) error {
+	if n < 1 || n > MaxHandshakeSample || n&(n-1) != 0 {
+		return fmt.Errorf("handshake sample %d: want a power of two from 1 to %d", n, MaxHandshakeSample)
+	}
+	return nil
+}
+
 // localCapacity is the most director addresses the endpoint table holds.
 const localCapacity = 4096
 
@@ -121,6 +144,7 @@ type Passive struct {
 	trace    *passiveTraceObjects // nil when the tracepoints are unavailable
 	traceErr error
 	links    []link.Link // the tracepoint attachments
+	hsSeed   uint64      // the handshake hash's key (tests: which handshakes are timed)
 
 	mu       sync.Mutex
 	attached []passiveAttachment
@@ -167,6 +191,9 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 	if opts.Capacity > maxPassiveCapacity {
 		return nil, fmt.Errorf("passive capacity %d above %d", opts.Capacity, maxPassiveCapacity)
 	}
+	if err := checkHandshakeSample(opts.HandshakeSample); err != nil {
+		return nil, fmt.Errorf("passive options: %w", err)
+	}
 	spec.Maps[passiveMapRsStats].MaxEntries = uint32(opts.Capacity)
 	buckets := epBuckets(2*opts.Capacity + localCapacity)
 	others := uint32(opts.Capacity + localCapacity)
@@ -185,29 +212,33 @@ func LoadPassive(opts PassiveOptions) (_ *Passive, err error) {
 	}
 	epSeed := binary.NativeEndian.Uint64(seed[8:])
 	hsSeed := binary.NativeEndian.Uint64(seed[:8])
+	p.hsSeed = hsSeed
+	hsSampleMask := uint32(opts.HandshakeSample - 1)
 	if _, err := patchImmediates(spec, map[string]uint64{
-		passiveVarEpMask:  uint64(buckets - 1),
-		passiveVarEpSeed:  epSeed,
-		passiveVarRsSlots: uint64(opts.Capacity),
-		legacyVarHsMask:   uint64(slots - 1),
-		passiveVarHsSeed:  hsSeed,
+		passiveVarEpMask:       uint64(buckets - 1),
+		passiveVarEpSeed:       epSeed,
+		passiveVarRsSlots:      uint64(opts.Capacity),
+		legacyVarHsMask:        uint64(slots - 1),
+		passiveVarHsSeed:       hsSeed,
+		passiveVarHsSampleMask: uint64(hsSampleMask),
 	}); err != nil {
 		return nil, fmt.Errorf("passive immediates: %w", err)
 	}
 	for name, v := range map[string]any{
-		passiveVarProbePortLo: opts.ProbePortLo,
-		passiveVarProbePortHi: opts.ProbePortHi,
-		passiveVarEventGapNs:  uint64(opts.EventGap),
-		legacyVarHsMask:       slots - 1,
-		passiveVarHsSeed:      hsSeed,
-		passiveVarEpMask:      buckets - 1,
-		passiveVarEpSeed:      epSeed,
-		passiveVarGapJiffies:  gapJiffies(opts.EventGap, kernelHZ()),
-		passiveVarRsSlots:     uint32(opts.Capacity),
+		passiveVarProbePortLo:  opts.ProbePortLo,
+		passiveVarProbePortHi:  opts.ProbePortHi,
+		passiveVarEventGapNs:   uint64(opts.EventGap),
+		legacyVarHsMask:        slots - 1,
+		passiveVarHsSeed:       hsSeed,
+		passiveVarEpMask:       buckets - 1,
+		passiveVarEpSeed:       epSeed,
+		passiveVarGapJiffies:   gapJiffies(opts.EventGap, kernelHZ()),
+		passiveVarRsSlots:      uint32(opts.Capacity),
+		passiveVarHsSampleMask: hsSampleMask,
 	} {
 		vs := spec.Variables[name]
-		if vs == nil && (name == passiveVarGapJiffies || name == passiveVarRsSlots || name == legacyVarHsMask) {
-			continue // older or newer objects (a benchmark's ablation): the coarse clock, no home slots, no handshake table
+		if vs == nil && (name == passiveVarGapJiffies || name == passiveVarRsSlots || name == legacyVarHsMask || name == passiveVarHsSampleMask) {
+			continue // older or newer objects (a benchmark's ablation): the coarse clock, no home slots, no handshake table, every handshake timed
 		}
 		if vs == nil {
 			return nil, fmt.Errorf("object has no variable %s", name)

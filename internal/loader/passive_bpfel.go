@@ -86,6 +86,7 @@ const (
 	passiveVarEpSeed          = "ep_seed"
 	passiveVarEventGapNs      = "event_gap_ns"
 	passiveVarGapJiffies      = "gap_jiffies"
+	passiveVarHsSampleMask    = "hs_sample_mask"
 	passiveVarHsSeed          = "hs_seed"
 	passiveVarProbePortHi     = "probe_port_hi"
 	passiveVarProbePortLo     = "probe_port_lo"
@@ -155,15 +156,16 @@ type passiveMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type passiveVariableSpecs struct {
-	EpMask      *ebpf.VariableSpec `ebpf:"ep_mask"`
-	EpSeed      *ebpf.VariableSpec `ebpf:"ep_seed"`
-	EventGapNs  *ebpf.VariableSpec `ebpf:"event_gap_ns"`
-	GapJiffies  *ebpf.VariableSpec `ebpf:"gap_jiffies"`
-	HsSeed      *ebpf.VariableSpec `ebpf:"hs_seed"`
-	ProbePortHi *ebpf.VariableSpec `ebpf:"probe_port_hi"`
-	ProbePortLo *ebpf.VariableSpec `ebpf:"probe_port_lo"`
-	RsSlots     *ebpf.VariableSpec `ebpf:"rs_slots"`
-	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
+	EpMask       *ebpf.VariableSpec `ebpf:"ep_mask"`
+	EpSeed       *ebpf.VariableSpec `ebpf:"ep_seed"`
+	EventGapNs   *ebpf.VariableSpec `ebpf:"event_gap_ns"`
+	GapJiffies   *ebpf.VariableSpec `ebpf:"gap_jiffies"`
+	HsSampleMask *ebpf.VariableSpec `ebpf:"hs_sample_mask"`
+	HsSeed       *ebpf.VariableSpec `ebpf:"hs_seed"`
+	ProbePortHi  *ebpf.VariableSpec `ebpf:"probe_port_hi"`
+	ProbePortLo  *ebpf.VariableSpec `ebpf:"probe_port_lo"`
+	RsSlots      *ebpf.VariableSpec `ebpf:"rs_slots"`
+	UnusedEvent  *ebpf.VariableSpec `ebpf:"unused_event"`
 }
 
 // passiveObjects contains all objects after they have been loaded into the kernel.
@@ -209,15 +211,16 @@ func (m *passiveMaps) Close() error {
 //
 // It can be passed to loadPassiveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type passiveVariables struct {
-	EpMask      *ebpf.Variable `ebpf:"ep_mask"`
-	EpSeed      *ebpf.Variable `ebpf:"ep_seed"`
-	EventGapNs  *ebpf.Variable `ebpf:"event_gap_ns"`
-	GapJiffies  *ebpf.Variable `ebpf:"gap_jiffies"`
-	HsSeed      *ebpf.Variable `ebpf:"hs_seed"`
-	ProbePortHi *ebpf.Variable `ebpf:"probe_port_hi"`
-	ProbePortLo *ebpf.Variable `ebpf:"probe_port_lo"`
-	RsSlots     *ebpf.Variable `ebpf:"rs_slots"`
-	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
+	EpMask       *ebpf.Variable `ebpf:"ep_mask"`
+	EpSeed       *ebpf.Variable `ebpf:"ep_seed"`
+	EventGapNs   *ebpf.Variable `ebpf:"event_gap_ns"`
+	GapJiffies   *ebpf.Variable `ebpf:"gap_jiffies"`
+	HsSampleMask *ebpf.Variable `ebpf:"hs_sample_mask"`
+	HsSeed       *ebpf.Variable `ebpf:"hs_seed"`
+	ProbePortHi  *ebpf.Variable `ebpf:"probe_port_hi"`
+	ProbePortLo  *ebpf.Variable `ebpf:"probe_port_lo"`
+	RsSlots      *ebpf.Variable `ebpf:"rs_slots"`
+	UnusedEvent  *ebpf.Variable `ebpf:"unused_event"`
 }
 
 // passivePrograms contains all programs after they have been loaded into the kernel.

@@ -84,7 +84,8 @@ func (m busyMode) attach(b *testing.B, ifindex int) (detach func()) {
 
 // busyModes returns off, empty, on and, from LVSPROBE_BENCH_PASSIVE_OBJS
 // (name=path.o,...: objects built from variants of bpf/passive.c, for
-// ablations), one mode per extra object, each loaded as the observer is
+// ablations), one mode per extra object, and from LVSPROBE_BENCH_HS_SAMPLE
+// one per handshake sample rate, each loaded as the observer is
 // with opts and given rs as its real servers; on is the embedded object,
 // the returned observer.
 func busyModes(b *testing.B, opts PassiveOptions, rs []netip.AddrPort) (*Passive, []busyMode) {
@@ -130,6 +131,22 @@ func busyModes(b *testing.B, opts PassiveOptions, rs []netip.AddrPort) (*Passive
 		eg, in := v.Programs()
 		fillDenseKeys(b, v)
 		modes = append(modes, busyMode{name, in, eg})
+	}
+	// LVSPROBE_BENCH_HS_SAMPLE=N,...: the embedded object once more per
+	// N, timing 1 handshake in N (mode sampleN; on has the default).
+	for _, v := range strings.Split(os.Getenv("LVSPROBE_BENCH_HS_SAMPLE"), ",") {
+		var n int
+		if _, err := fmt.Sscan(v, &n); err != nil {
+			continue
+		}
+		o := opts
+		o.HandshakeSample = n
+		v := mustLoadPassive(b, o)
+		if err := v.SetRealServers(rs); err != nil {
+			b.Fatal(err)
+		}
+		eg, in := v.Programs()
+		modes = append(modes, busyMode{fmt.Sprintf("sample%d", n), in, eg})
 	}
 	return p, modes
 }

@@ -51,7 +51,7 @@ func TestRSSlotsHome(t *testing.T) {
 // reload that frees and reuses slots.
 func TestPassiveHomeSlots(t *testing.T) {
 	const capacity = 64
-	p := mustLoadPassive(t, PassiveOptions{Capacity: capacity, NoTracepoints: true})
+	p := mustLoadPassive(t, PassiveOptions{Capacity: capacity, NoTracepoints: true, HandshakeSample: 1})
 	egress, ingress := p.Programs()
 	rsN := func(i int) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 9, 10}), uint16(8000+i))

@@ -27,7 +27,7 @@ func TestPassiveHandshakeTuples(t *testing.T) {
 		{"ipv6 client address first word", rs6, netip.AddrPortFrom(v6, 1000), netip.AddrPortFrom(netip.MustParseAddr("2001:db9::9:1"), 1000)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true})
+			p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, HandshakeSample: 1})
 			if err := p.SetRealServers([]netip.AddrPort{tc.rs}); err != nil {
 				t.Fatal(err)
 			}

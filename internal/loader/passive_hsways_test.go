@@ -51,7 +51,7 @@ func inFlight(v passivePassiveRsStats) int {
 // hsLoad loads the observer with one real server per family and returns
 // its programs and a client port maker for fam.
 func hsLoad(t *testing.T) *Passive {
-	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true})
+	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, HandshakeSample: 1})
 	if err := p.SetRealServers([]netip.AddrPort{rs4, rs6}); err != nil {
 		t.Fatal(err)
 	}

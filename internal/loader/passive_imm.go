@@ -15,6 +15,7 @@ const (
 	immRsSlots = 0x4c5650494d4d0003
 	immHsMask  = 0x4c5650494d4d0004
 	immHsSeed  = 0x4c5650494d4d0005
+	immHsSamp  = 0x4c5650494d4d0006
 )
 
 // immVars maps each marker to the variable whose value replaces it.
@@ -24,6 +25,7 @@ var immVars = map[uint64]string{
 	immRsSlots: passiveVarRsSlots,
 	immHsMask:  legacyVarHsMask, // older objects only
 	immHsSeed:  passiveVarHsSeed,
+	immHsSamp:  passiveVarHsSampleMask,
 }
 
 // patchImmediates writes the values in vals (by variable name) into every

@@ -37,7 +37,7 @@ func TestPassiveImmediates(t *testing.T) {
 		count()
 		return found, patched, err
 	}
-	all := map[string]uint64{passiveVarEpMask: 1023, passiveVarEpSeed: 7, passiveVarRsSlots: 100, legacyVarHsMask: 4095, passiveVarHsSeed: 9}
+	all := map[string]uint64{passiveVarEpMask: 1023, passiveVarEpSeed: 7, passiveVarRsSlots: 100, legacyVarHsMask: 4095, passiveVarHsSeed: 9, passiveVarHsSampleMask: 7}
 	left, n, err := markers(t, all)
 	if err != nil || n < len(immVars)-1 || len(left) != 0 {
 		t.Errorf("patch: %d loads rewritten, %v left, err %v; want >= %d, none, nil", n, left, err, len(immVars)-1)

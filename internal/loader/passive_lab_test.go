@@ -52,7 +52,7 @@ func handshakes(t *testing.T, p *Passive, client *testnet.RealServer, to, rs net
 // kernel lab has netem, the host has not) moves the handshake-latency
 // histogram by the delay.
 func TestPassiveNetemLatency(t *testing.T) {
-	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true})
+	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, HandshakeSample: 1})
 	client, rs := routed(t, p)
 	target := netip.AddrPortFrom(rs.Addr, 8080)
 	if err := p.SetRealServers([]netip.AddrPort{target}); err != nil {
@@ -96,7 +96,7 @@ func TestPassiveIPVSNAT(t *testing.T) {
 	if out, err := exec.Command(ipvsadm, "-Ln").CombinedOutput(); err != nil {
 		testenv.SkipForKernelLab(t, fmt.Errorf("ipvsadm -Ln: %w: %s", err, out))
 	}
-	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true})
+	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, HandshakeSample: 1})
 	client, rs := routed(t, p)
 	target := netip.AddrPortFrom(rs.Addr, 8080)
 	if err := p.SetRealServers([]netip.AddrPort{target}); err != nil {

@@ -68,7 +68,7 @@ func newPassiveCollector(p *Passive) *passiveCollector {
 			"resets":      d("own_resets_total", "RSTs received by own established sockets.", rs),
 			"retrans":     d("own_retransmits_total", "Segments retransmitted by own sockets.", rs),
 		},
-		cHist: d("client_handshake_seconds", "Client SYN to real server SYN-ACK, handshakes without retransmission.", rs),
+		cHist: d("client_handshake_seconds", "Client SYN to real server SYN-ACK, handshakes without retransmission; only a sample of 1 in N handshakes is timed (lvsprobe run --passive-sample N, default 8; chosen by a hash of the 4-tuple), so the count is about 1/N of the handshakes.", rs),
 		oHist: d("own_connect_seconds", "Own connects, SYN_SENT to ESTABLISHED.", rs),
 		skip:  d("packets_skipped_total", "Packets passed uncounted, by reason.", "reason"),
 		tcp:   d("handshake_packets_total", "TCP handshake packets examined on the real-server links: SYNs toward the real servers, SYN-ACKs and RSTs from them (data segments and ACKs are not counted)."),

@@ -138,7 +138,7 @@ func waitEvent(t *testing.T, p *Passive, kind EventKind, rs netip.AddrPort) Even
 // kernel sends cross the director's link: Go gets a reset event, and the
 // counters show the resets and the refused connects that follow.
 func TestPassiveKilledServer(t *testing.T) {
-	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, PollInterval: 10 * time.Millisecond})
+	p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, PollInterval: 10 * time.Millisecond, HandshakeSample: 1})
 	client, rs := routed(t, p)
 	target := netip.AddrPortFrom(rs.Addr, 8080)
 	if err := p.SetRealServers([]netip.AddrPort{target}); err != nil {

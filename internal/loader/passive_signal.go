@@ -78,7 +78,7 @@ type ClientCounters struct {
 	SYNACKs        uint64        // SYN-ACKs from the real server (NAT only: DR/TUN replies bypass the director)
 	Resets         uint64        // RSTs from the real server
 	Refused        uint64        // of those, RSTs answering a SYN
-	Latency        Histogram     // first SYN to SYN-ACK, handshakes without retransmission only
+	Latency        Histogram     // first SYN to SYN-ACK, handshakes without retransmission only, of the timed sample ([PassiveOptions.HandshakeSample])
 	LatencySum     time.Duration // total of the latencies in Latency
 }
 

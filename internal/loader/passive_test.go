@@ -309,7 +309,7 @@ func TestPassiveHandshakes(t *testing.T) {
 		rs, client netip.AddrPort
 	}{{"ipv4", rs4, client4}, {"ipv6", rs6, client6}} {
 		t.Run(fam.name, func(t *testing.T) {
-			p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, ProbePortLo: 61000, ProbePortHi: 61999})
+			p := mustLoadPassive(t, PassiveOptions{NoTracepoints: true, ProbePortLo: 61000, ProbePortHi: 61999, HandshakeSample: 1})
 			if err := p.SetRealServers([]netip.AddrPort{fam.rs}); err != nil {
 				t.Fatal(err)
 			}
