@@ -2,7 +2,6 @@ package synprobe
 
 import (
 	"math"
-	"net/netip"
 	"testing"
 )
 
@@ -16,17 +15,8 @@ import (
 func BenchmarkCollectSettle(b *testing.B) {
 	p := newBareProber(b)
 	p.signals = make(chan []Signal, 1) // the consumer falls behind: signals are dropped, not kept
-	local := netip.MustParseAddr("198.18.0.1")
-	const targets, interval, tick = 10000, uint64(100e6), uint64(1e6)
-	for i := range targets {
-		a := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(1 + i/500), 2}), uint16(20000+i%500))
-		tg := &target{addr: a, path: &path{local: local}, interval: interval, next: uint64(i) * interval / targets,
-			base: uint32(i * 7919)}
-		p.targets[a] = tg
-		p.dueAdd(tg)
-	}
-	var bs batches
-	bs.init(64, 64)
+	const tick = uint64(1e6)
+	bs := benchTargets(p)
 	var ans []answer
 	now := uint64(0)
 	b.ReportAllocs()
@@ -44,7 +34,7 @@ func BenchmarkCollectSettle(b *testing.B) {
 		_, _ = p.nextDeadline()
 		p.mu.Unlock()
 		for {
-			p.collect(now, now+tick, &bs, math.MaxInt)
+			p.collect(now, now+tick, bs, math.MaxInt)
 			if bs.len() == 0 {
 				break
 			}
