@@ -222,14 +222,21 @@ func TestPassiveHandshakeSample(t *testing.T) {
 			rs.BlackHole(t)
 			lost := samplePorts(p, client.Addr, open, 1, tc.lost, 40000)
 			before, rt := counters(t, p, open), synRetrans(t, client)
+			// One first SYN at a time: two CPUs' SYNs to one real server
+			// can take the same free way (the programs claim ways
+			// without a lock: the loser goes untracked, its answer a
+			// handshake miss, its retransmission a new SYN), which
+			// this test is not about. Each connect starts once the
+			// previous one's SYN was counted.
 			var wg sync.WaitGroup
-			for _, port := range lost {
+			for i, port := range lost {
 				wg.Go(func() {
 					if c, err := sampleDial(client, from(port), open, 1500*time.Millisecond); err == nil {
 						c.Close()
 						t.Errorf("port %d: a black hole answered", port)
 					}
 				})
+				waitSYNs(t, p, open, before.SYNs+uint64(i)+1)
 			}
 			wg.Wait()
 			retrans := synRetrans(t, client) - rt
@@ -251,5 +258,18 @@ func TestPassiveHandshakeSample(t *testing.T) {
 				t.Errorf("%d ways marked retransmitted, want %d: %+v", marked, len(lost), v.Hs)
 			}
 		})
+	}
+}
+
+// waitSYNs waits until the programs counted at least n SYNs to rs, for
+// at most 5 s.
+func waitSYNs(t *testing.T, p *Passive, rs netip.AddrPort, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for counters(t, p, rs).SYNs < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v: fewer than %d SYNs counted after 5 s", rs, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
