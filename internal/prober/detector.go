@@ -240,7 +240,7 @@ var ErrDetectorAttached = errors.New("scheduler already has a detector")
 //
 // A probe is unanswered when no valid answer reached the kernel before the
 // target's next probe left or, if earlier (a backed-off prober), one probe
-// interval after it left (100 ms by default; the SYN prober declares the
+// interval after it left (80 ms by default; the SYN prober declares the
 // miss on its next drain, within 10 ms). One such miss
 // (SuspectMisses) suspects an endpoint: a black-holed real server is
 // suspected one interval after its first unanswered probe left, and its

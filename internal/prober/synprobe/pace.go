@@ -36,7 +36,7 @@ const (
 	paceWindow     = time.Second
 	paceLateLimit  = 50 * time.Millisecond // the send loop's; the 10 ms send tick explains 10 ms (answers: twice this, over the 64 ms quiet-poll back-off)
 	paceLateRounds = 2                     // late rounds in a window that may cut the rate (one is a hiccup)
-	paceMaxStretch = 16                    // the rate never drops below 1/16 of the nominal (every 1.6 s at 100 ms)
+	paceMaxStretch = 16                    // the rate never drops below 1/16 of the nominal (every 1.28 s at 80 ms)
 	paceStep       = 0.125                 // nominal rate given back per window with at most one late round in twenty
 	// paceGrace: after targets are added in bulk (a tenth of those
 	// probed, one at least: a small prober's start is a start too), no

@@ -232,7 +232,7 @@ func (bs *batches) add(pr probe) {
 // interval after this one was). 10 ms bounds the loop's wake-ups at 100 a
 // second however the targets' phases fall (1 ms woke it up to 1,000 times
 // a second at 100 targets, most of the prober's cost in an emulated
-// guest); probing at 100 ms, a probe is at most a tenth of its interval
+// guest); probing at 80 ms, a probe is at most an eighth of its interval
 // early.
 const sendTick = 10 * time.Millisecond
 
