@@ -87,6 +87,9 @@ type batchBuf[K, V any] struct {
 	gen   []uint32         // the slot's generation
 	ap    []netip.AddrPort // the real server
 	label []string         // its metrics label
+
+	mem    *ebpf.Memory // rs_stats' memory mapping, once mapped (passive_mmap.go)
+	mapped mapState     // whether rs_stats is read through mem; tests set mapRefused for the BatchLookup path
 }
 
 // slotOf resolves a map key to the real server's slot (-1: none, e.g.
@@ -121,11 +124,21 @@ func byRSKey[K any](key func(*K) [rsKeySize]byte) slotOf[K] {
 // resolved to slots by resolve. Each batch is read and resolved under
 // p.mu, so that Close cannot close m meanwhile (it returns [ErrClosed]
 // once p is closed); fn runs without the lock.
+//
+// rs_stats is read through its memory mapping instead, only the slots in
+// use (readMapped), where the kernel and the object allow it: the same
+// entries of the same slots in the same order, without the free slots
+// (which resolve to -1 here and every caller skips).
 func readBatches[K, V any](p *Passive, m *ebpf.Map, b *batchBuf[K, V], resolve slotOf[K], fn func(n int)) error {
 	if b.keys == nil {
 		b.keys, b.vals = make([]K, readBatch), make([]V, readBatch)
 		b.slot, b.gen = make([]int32, readBatch), make([]uint32, readBatch)
 		b.ap, b.label = make([]netip.AddrPort, readBatch), make([]string, readBatch)
+	}
+	if rb, ok := any(b).(*rsStatsBuf); ok && m == p.tc.RsStats && rb.mapped != mapRefused {
+		if done, err := readMapped(p, rb, fn); done {
+			return err
+		}
 	}
 	var cur ebpf.MapBatchCursor
 	var it *ebpf.MapIterator // entry by entry, once batches are found unsupported
