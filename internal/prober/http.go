@@ -246,16 +246,11 @@ var farPast = time.Unix(1, 0)
 // only when the url's status is in range and something needs it, or when
 // all is set.
 func (h *httpChecker) fetch(ctx context.Context, u *urlCheck, all bool) (*URLResult, error) {
-	c, err := h.ep.dial(ctx)
+	c, err := h.ep.dialRaw(ctx, h.tls) // the deadline of ctx is left set on c
 	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
+		return nil, fmt.Errorf("connect: %v: %w", h.ep.addr, err)
 	}
 	defer c.Close() // a RST: SO_LINGER is 0
-	if dl, ok := ctx.Deadline(); ok {
-		if err := c.SetDeadline(dl); err != nil {
-			return nil, fmt.Errorf("set deadline: %w", err)
-		}
-	}
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(farPast) })
 	defer stop()
 
