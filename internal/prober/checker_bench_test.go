@@ -3,6 +3,7 @@ package prober
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -130,4 +131,33 @@ func BenchmarkSSLGetDigest(b *testing.B) {
 	addr := benchTarget(b, true)
 	c := checkerFor(config.SSLGet, addr, time.Second, &config.URL{Path: "/bench.html", Digest: md5hex(benchBody)})
 	benchCheck(b, mustChecker(b, c, CheckerOptions{}))
+}
+
+// dial connects within ctx through net.Dialer, as every TCP check did
+// before the epoll connector and dialRaw; kept for the comparison only.
+// The connection comes back with SO_LINGER 0 set, so that closing it
+// sends a RST.
+func (e endpoint) dial(ctx context.Context) (*net.TCPConn, error) {
+	d := net.Dialer{
+		KeepAlive: -1,
+		Control:   e.control,
+	}
+	if e.bind.IsValid() || e.port != 0 {
+		la := &net.TCPAddr{Port: int(e.port)}
+		if e.bind.IsValid() {
+			la.IP = e.bind.AsSlice()
+			la.Zone = e.bind.Zone()
+		}
+		d.LocalAddr = la
+	}
+	c, err := d.DialContext(ctx, "tcp", e.addr.String())
+	if err != nil {
+		return nil, err
+	}
+	tc := c.(*net.TCPConn)
+	if err := tc.SetLinger(0); err != nil {
+		_ = tc.Close()
+		return nil, fmt.Errorf("set SO_LINGER: %w", err)
+	}
+	return tc, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -100,35 +99,6 @@ func (e endpoint) key() string {
 		k += " fwmark " + strconv.FormatUint(uint64(e.fwmark), 10)
 	}
 	return k + " timeout " + e.timeout.String()
-}
-
-// dial connects within ctx. The connection comes back with SO_LINGER 0
-// set, so that closing it sends a RST: the director never holds
-// TIME_WAIT sockets for its checks and a close never blocks (keepalived
-// #2271).
-func (e endpoint) dial(ctx context.Context) (*net.TCPConn, error) {
-	d := net.Dialer{
-		KeepAlive: -1,
-		Control:   e.control,
-	}
-	if e.bind.IsValid() || e.port != 0 {
-		la := &net.TCPAddr{Port: int(e.port)}
-		if e.bind.IsValid() {
-			la.IP = e.bind.AsSlice()
-			la.Zone = e.bind.Zone()
-		}
-		d.LocalAddr = la
-	}
-	c, err := d.DialContext(ctx, "tcp", e.addr.String())
-	if err != nil {
-		return nil, err
-	}
-	tc := c.(*net.TCPConn)
-	if err := tc.SetLinger(0); err != nil {
-		_ = tc.Close()
-		return nil, fmt.Errorf("set SO_LINGER: %w", err)
-	}
-	return tc, nil
 }
 
 // control sets the socket options of the checker on the socket before

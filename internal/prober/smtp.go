@@ -87,9 +87,9 @@ func (s *smtpChecker) Check(ctx context.Context) Result {
 func (s *smtpChecker) talk(ctx context.Context, r *report, h endpoint) error {
 	ctx, cancel := h.withTimeout(ctx)
 	defer cancel()
-	c, err := h.dial(ctx)
+	c, err := h.dialRaw(ctx, true) // the deadline of ctx is left set on c
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		return fmt.Errorf("connect: %v: %w", h.addr, err)
 	}
 	defer c.Close()
 	stop := closeOnDone(ctx, c)
