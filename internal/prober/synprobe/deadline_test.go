@@ -153,23 +153,25 @@ func TestMissDeadline(t *testing.T) {
 }
 
 // TestSettleWait: the send loop wakes just after the earliest deadline of
-// a probe not answered yet, but never sooner than pollMin after its last
-// drain.
+// a probe not answered yet, but never sooner than a tick after its last
+// drain, whatever the tick (10 ms, or a small prober's 40 ms grid).
 func TestSettleWait(t *testing.T) {
 	ms := uint64(time.Millisecond)
 	for _, tt := range []struct {
 		name                    string
 		deadline, polledAt, now uint64
-		want                    time.Duration
+		tick, want              time.Duration
 	}{
-		{"deadline ahead, last drain long ago", 1000 * ms, 500 * ms, 900 * ms, 100*time.Millisecond + 1},
-		{"deadline passed, last drain long ago", 800 * ms, 500 * ms, 900 * ms, 0},
-		{"deadline passed, drained just now: pollMin after it", 899 * ms, 900 * ms, 900 * ms, pollMin},
-		{"deadline soon after a drain: pollMin after the drain", 902 * ms, 900 * ms, 901 * ms, pollMin - time.Millisecond},
-		{"deadline past pollMin: the deadline", 950 * ms, 900 * ms, 901 * ms, 49*time.Millisecond + 1},
+		{"deadline ahead, last drain long ago", 1000 * ms, 500 * ms, 900 * ms, sendTick, 100*time.Millisecond + 1},
+		{"deadline passed, last drain long ago", 800 * ms, 500 * ms, 900 * ms, sendTick, 0},
+		{"deadline passed, drained just now: a tick after it", 899 * ms, 900 * ms, 900 * ms, sendTick, sendTick},
+		{"deadline soon after a drain: a tick after the drain", 902 * ms, 900 * ms, 901 * ms, sendTick, sendTick - time.Millisecond},
+		{"deadline past the tick: the deadline", 950 * ms, 900 * ms, 901 * ms, sendTick, 49*time.Millisecond + 1},
+		{"grid tick: a tick after the drain", 902 * ms, 900 * ms, 901 * ms, 40 * time.Millisecond, 39 * time.Millisecond},
+		{"grid tick, deadline past it: the deadline", 950 * ms, 900 * ms, 901 * ms, 40 * time.Millisecond, 49*time.Millisecond + 1},
 	} {
-		if got := settleWait(tt.deadline, tt.polledAt, tt.now); got != tt.want {
-			t.Errorf("%s: settleWait(%d, %d, %d) = %v, want %v", tt.name, tt.deadline, tt.polledAt, tt.now, got, tt.want)
+		if got := settleWait(tt.deadline, tt.polledAt, tt.now, tt.tick); got != tt.want {
+			t.Errorf("%s: settleWait(%d, %d, %d, %v) = %v, want %v", tt.name, tt.deadline, tt.polledAt, tt.now, tt.tick, got, tt.want)
 		}
 	}
 }

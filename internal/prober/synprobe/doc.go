@@ -7,7 +7,7 @@
 // The sender builds a SYN (with an MSS option, checksummed in Go) whose
 // sequence number is SipHash-2-4 of the 4-tuple under a secret that
 // rotates every [Config].SecretRotation (the previous secret still
-// validates), and sends every probe due within the next tick (10 ms) in
+// validates), and sends every probe due within the next tick (10 ms; tick.go) in
 // one go, paced by a global token bucket ([Config].PPS) and a per-target
 // interval. A target whose next hop the kernel has resolved on an
 // Ethernet link gets a prebuilt frame (Ethernet, IP and TCP headers; per
@@ -76,12 +76,16 @@
 // # Spreading the probes
 //
 // The send loop wakes once a tick and sends the probes due within it: the
-// tick is 10 ms while that is 100 probes or fewer, and shrinks (in whole
+// tick is 10 ms while that is about 100 probes, and shrinks (in whole
 // milliseconds, to 1 ms) as the rate grows, so that each wakeup puts about
 // 100 frames on the links and never more than 128 not yet due (tick.go);
 // probes already late are never held back, so a loop that wakes late
-// sends its backlog at once.
-// Metric probes_per_wakeup.
+// sends its backlog at once. A small prober, whose 10 ms ticks would
+// carry fewer, wakes on a grid instead: a tick of whole milliseconds
+// that divides the interval, up to half of it and 50 ms (40 ms for 100
+// targets every 80 ms), at its multiples, so that a target's probes still
+// leave exactly an interval apart and are never late; each wakeup costs,
+// more than its probes do. Metric probes_per_wakeup.
 //
 // RTT is the kernel's timestamp on the answer minus the send time, both
 // CLOCK_MONOTONIC. An answer counts for the probe it acknowledges when the
@@ -89,8 +93,9 @@
 // at its deadline, the earlier of its successor's departure and its own
 // departure plus the target's nominal interval, is a miss, declared once
 // the receiver has drained everything older (a late drain never makes a
-// false miss), and at most pollMin after the deadline (the send loop
-// wakes for it). At full rate that is the successor's departure; backed
+// false miss), and at most a tick after the deadline (the send loop
+// wakes for it; on a grid it drains again right after its sends, so a
+// miss at a successor's departure is declared on that wakeup). At full rate that is the successor's departure; backed
 // off, a probe's miss still comes one nominal interval after it left,
 // not a stretched one. An answer that the kernel saw after the deadline
 // but before the successor left still counts (RTT, a SynAck or Reset

@@ -44,19 +44,21 @@ func (r *ebpfReceiver) closePoll() error {
 }
 
 // Polling: while answers may still come (a probe left within the last
-// pollSpan), the send loop wakes at least every pollMin after a send or a
+// pollSpan), the send loop wakes at least every tick after a send or a
 // drain that found something, and backs off, doubling, to pollMax while
-// drains find nothing. An answer thus reaches the signals at most pollMin
+// drains find nothing. An answer thus reaches the signals at most a tick
 // late while they flow (its RTT is the kernel's timestamp, unaffected),
-// and a probe's miss is declared within pollMin of its successor's
+// and a probe's miss is declared within a tick of its successor's
 // departure. A probe not answered yet also wakes the loop just after its
 // own deadline (its departure plus its target's interval, deadline.go),
-// at most once every pollMin: a backed-off prober, whose sends are
-// further apart, declares the miss within pollMin of that deadline. A
-// quiet prober wakes only to send. pollMin is the send tick: a loop that
-// sends every tick drains on the same wakeups and wakes for nothing else.
+// at most once a tick: a backed-off prober, whose sends are further
+// apart, declares the miss within a tick of that deadline. A quiet
+// prober wakes only to send. A loop that sends every tick drains on the
+// same wakeups and wakes for nothing else. The tick is the send loop's
+// (tick.go): 10 ms, shorter at high rates, at most maxGridTick on a
+// small prober's grid; a RST wakes the loop at once whatever the tick
+// (notify.go).
 const (
-	pollMin  = sendTick
 	pollMax  = 64 * time.Millisecond
 	pollSpan = time.Second
 )
@@ -76,9 +78,9 @@ func (p *Prober) pollAnswers(pl poller, deliver func(uint64, []byte, int)) error
 // polledAt and now is at now, waits to settle a probe not answered yet
 // whose own deadline is deadline (ktimes): until just after the deadline
 // (a backed-off prober's next send may be much later), but no sooner than
-// pollMin after the last drain, so that the deadlines of many silent
-// targets (a switch down) wake the loop at most every pollMin.
-func settleWait(deadline, polledAt, now uint64) time.Duration {
-	at := max(deadline+1, polledAt+uint64(pollMin))
+// a tick after the last drain, so that the deadlines of many silent
+// targets (a switch down) wake the loop at most once a tick.
+func settleWait(deadline, polledAt, now uint64, tick time.Duration) time.Duration {
+	at := max(deadline+1, polledAt+uint64(tick))
 	return time.Duration(at - min(at, now))
 }

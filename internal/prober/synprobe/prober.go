@@ -40,7 +40,8 @@ type Prober struct {
 	wake      chan struct{}
 	rate      float64 // fraction of the nominal probe rate while backed off (pace.go); 0 means 1
 	nominal   float64 // probes per second of all targets at their intervals (tick.go)
-	added     int     // targets added since the send loop last looked (pace.go's start-up grace)
+	intervals intervalCounts
+	added     int // targets added since the send loop last looked (pace.go's start-up grace)
 
 	sendMu sync.Mutex // guards snd
 	snd    *sender

@@ -36,7 +36,7 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 		defer pl.closePoll()
 		defer p.wakeOnRST()()
 	}
-	pollWait, lastSend := pollMin, uint64(0)
+	pollWait, lastSend := sendTick, uint64(0)
 	// A wakeup is the rounds from one wait to the next: it sends at most
 	// limit probes, those due within tick (tick.go).
 	tick, limit := sendTick, wakeLimit
@@ -63,7 +63,7 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 				return err
 			}
 			if got > 0 {
-				pollWait = pollMin
+				pollWait = tick
 			} else {
 				pollWait = min(2*pollWait, pollMax)
 			}
@@ -92,10 +92,12 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 		}
 		// Probes due within the next tick go now: one wakeup sends a
 		// batch instead of one probe every few microseconds.
-		sendLate := p.collect(now, now+uint64(tick), &bs, budget)
+		sendLate := p.collect(now, horizonFor(now, tick), &bs, budget)
 		late := newLateness(draining, sendLate, prevLate)
 		prevLate = sendLate
-		p.paced(&pc, now, late, answerLate, added)
+		// On a grid an answer waits in the ring up to a tick by design:
+		// only what is beyond the 10 ms tick's wait counts as late.
+		p.paced(&pc, now, late, answerLate-min(answerLate, gridSlack(tick)), added)
 		for _, b := range [][]probe{bs.frames, bs.v4, bs.v6} {
 			if len(b) == 0 {
 				continue
@@ -125,13 +127,21 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 		budget -= sent - bs.overdue
 		wakeSent, wakeOverdue = wakeSent+sent, wakeOverdue+bs.overdue
 		if sent > 0 {
-			pollWait, lastSend = pollMin, loader.Ktime()
+			pollWait, lastSend = tick, loader.Ktime()
 			if bs.full() && (budget > 0 || p.behind(loader.Ktime())) {
 				draining = true
 				continue // a socket's batch was full: more are due
 			}
 		}
-		// The wakeup ends.
+		// The wakeup ends. On a grid the next drain is a whole tick away:
+		// drain now (the ring is mapped: no system call when it is empty),
+		// so that a probe whose successor just left is declared missed now
+		// rather than a tick later.
+		if polled && gridded(tick) && wakeSent > 0 {
+			if err := p.pollAnswers(pl, deliver); err != nil {
+				return err
+			}
+		}
 		woke, draining = true, budget <= 0
 		if n := wakeSent; n > 0 {
 			p.m.wakeProbes.Observe(float64(n))
@@ -144,7 +154,8 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 		now = loader.Ktime()
 		p.mu.Lock()
 		if t := p.due.peek(); t != nil {
-			wait = time.Duration(t.next - min(t.next, now))
+			at := wakeFor(t.next, tick)
+			wait = time.Duration(at - min(at, now))
 		}
 		deadline, pending := uint64(0), false
 		if polled {
@@ -158,7 +169,7 @@ func (p *Prober) sendLoop(ctx context.Context) error {
 			wait = min(wait, pollWait)
 		}
 		if pending {
-			wait = min(wait, settleWait(deadline, polledAt, now))
+			wait = min(wait, settleWait(deadline, polledAt, now, tick))
 		}
 		p.sendMu.Lock()
 		if p.snd.queued() > 0 {
@@ -185,8 +196,9 @@ func (p *Prober) wakeup() (tick time.Duration, limit, added int) {
 		r *= p.rate
 	}
 	added, p.added = p.added, 0
+	shortest := p.intervals.shortest()
 	p.mu.Unlock()
-	tick, limit = tickFor(r)
+	tick, limit = tickFor(r, shortest)
 	return tick, limit, added
 }
 
@@ -226,14 +238,14 @@ func (bs *batches) add(pr probe) {
 	}
 }
 
-// sendTick is the granularity of the send loop (the longest tick: at
-// high rates it is shorter, tick.go): a probe may leave up to a tick
-// before it is due. Its interval is kept (the next one is due an
-// interval after this one was). 10 ms bounds the loop's wake-ups at 100 a
-// second however the targets' phases fall (1 ms woke it up to 1,000 times
-// a second at 100 targets, most of the prober's cost in an emulated
-// guest); probing at 80 ms, a probe is at most an eighth of its interval
-// early.
+// sendTick is the granularity of the send loop: a probe may leave up to a
+// tick before it is due. Its interval is kept (the next one is due an
+// interval after this one was). At high rates the tick is shorter, and a
+// small prober's is a longer grid (tick.go). 10 ms bounds the loop's
+// wake-ups at 100 a second however the targets' phases fall (1 ms woke it
+// up to 1,000 times a second at 100 targets, most of the prober's cost in
+// an emulated guest); probing at 80 ms, a probe is at most an eighth of
+// its interval early.
 const sendTick = 10 * time.Millisecond
 
 // collect takes the targets due by horizon (until a batch is full or it

@@ -65,7 +65,7 @@ func TestSendSpread(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	wantTick, wantLimit := tickFor(targets * probeRate(uint64(100*time.Millisecond)))
+	wantTick, wantLimit := tickFor(targets*probeRate(uint64(100*time.Millisecond)), 100*time.Millisecond)
 	t.Logf("%d probes (%d not yet due) in %d wakeups (%.1f each, most %d not yet due), ticks %v", probes, onTime, wakeups, float64(probes)/float64(wakeups), most, ticks)
 	if wantLimit != wakeLimit || wantTick >= sendTick {
 		t.Fatalf("tickFor: tick %v limit %d at %d targets; the test wants a short tick", wantTick, wantLimit, targets)
@@ -112,6 +112,76 @@ func TestSendSpread(t *testing.T) {
 		}
 	}
 	if rst < targets {
+		t.Errorf("%v RSTs from %d closed ports, want one per target at least", rst, targets)
+	}
+}
+
+// TestSendGrid: a small prober wakes on its grid. 100 targets every
+// 80 ms are 1,250 probes/s, 12.5 a 10 ms tick; on the 40 ms grid
+// (tick.go) each wakeup carries half the targets. Real packets over veth
+// to a real server's kernel (closed ports: every probe gets a RST, which
+// wakes the loop at once but sends nothing); nothing is timed.
+func TestSendGrid(t *testing.T) {
+	n := testnet.New(t, testnet.Options{RealServers: 1})
+	rs := n.RealServers[0]
+	const (
+		targets    = 100
+		interval   = 80 * time.Millisecond
+		wantProbes = 2000 // 16 rounds
+	)
+	p, reg := newTestProber(t, n, Config{Interval: interval, PortLo: 62000, PortHi: 62999})
+	var (
+		mu              sync.Mutex
+		wakeups, probes int
+		ticks           = map[time.Duration]int{}
+		enough          = make(chan struct{})
+	)
+	p.onWakeup = func(n, _ int, tick time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		wakeups++
+		probes += n
+		ticks[tick]++
+		if probes >= wantProbes && probes-n < wantProbes {
+			close(enough)
+		}
+	}
+	for port := range uint16(targets) {
+		if err := p.Add(netip.AddrPortFrom(rs.Addr, 20000+port), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := start(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	select {
+	case <-enough:
+	case <-ctx.Done():
+		t.Fatalf("%d probes sent in %v, want %d", probes, waitTimeout, wantProbes)
+	}
+	stop()
+
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d probes in %d wakeups (%.1f each), ticks %v", probes, wakeups, float64(probes)/float64(wakeups), ticks)
+	const grid = 40 * time.Millisecond
+	if ticks[grid] < wakeups*3/4 {
+		t.Errorf("%d of %d wakeups on the %v grid", ticks[grid], wakeups, grid)
+	}
+	// About half the targets a wakeup; the 10 ms tick carried an eighth.
+	if per := float64(probes) / float64(wakeups); per < targets/4 {
+		t.Errorf("%.1f probes a wakeup, want about %d (a 10 ms tick sends %.1f)", per, targets/2, float64(targets)/8)
+	}
+	for _, s := range p.SnapshotAll(nil) {
+		if s.Sent == 0 || s.Answered == 0 {
+			t.Errorf("%v: %d probes sent, %d answered", s.Target, s.Sent, s.Answered)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rst := counter(mfs, "lvsprobe_synprobe_answers_total", "rst"); rst < targets {
 		t.Errorf("%v RSTs from %d closed ports, want one per target at least", rst, targets)
 	}
 }

@@ -150,6 +150,8 @@ func (p *Prober) Add(addr netip.AddrPort, interval time.Duration) error {
 	defer p.mu.Unlock()
 	if t, ok := p.targets[addr]; ok {
 		p.nominal += probeRate(uint64(interval)) - probeRate(t.interval)
+		p.intervals.drop(t.interval)
+		p.intervals.add(uint64(interval))
 		t.interval = uint64(interval)
 		if pa := t.path; pa.local != local || pa.ifindex != ifindex || pa.hop != hop {
 			t.path = p.usePath(local, ifindex, hop) // its frame is built by the next refreshFrames
@@ -166,6 +168,7 @@ func (p *Prober) Add(addr netip.AddrPort, interval time.Duration) error {
 	t.next = loader.Ktime() + (h>>32)%uint64(interval)
 	p.targets[addr] = t
 	p.nominal += probeRate(t.interval)
+	p.intervals.add(t.interval)
 	p.added++
 	p.dueAdd(t)
 	select {
@@ -187,6 +190,7 @@ func (p *Prober) Remove(addr netip.AddrPort) {
 	}
 	delete(p.targets, addr)
 	p.nominal = max(p.nominal-probeRate(t.interval), 0)
+	p.intervals.drop(t.interval)
 	if len(p.targets) == 0 {
 		p.nominal = 0 // no rounding left over
 	}
@@ -240,4 +244,35 @@ func (p *Prober) SnapshotAll(dst []TargetState) []TargetState {
 		dst = append(dst, t.snapshot())
 	}
 	return dst
+}
+
+// intervalCounts counts the targets of each interval (ns), for the
+// shortest one (the send loop's grid tick divides it, tick.go): there are
+// as many entries as distinct intervals, usually one.
+type intervalCounts map[uint64]int
+
+func (c *intervalCounts) add(iv uint64) {
+	if *c == nil {
+		*c = intervalCounts{}
+	}
+	(*c)[iv]++
+}
+
+func (c intervalCounts) drop(iv uint64) {
+	if c[iv] <= 1 {
+		delete(c, iv)
+		return
+	}
+	c[iv]--
+}
+
+// shortest returns the shortest interval of any target, 0 with none.
+func (c intervalCounts) shortest() time.Duration {
+	var s uint64
+	for iv := range c {
+		if s == 0 || iv < s {
+			s = iv
+		}
+	}
+	return time.Duration(s)
 }
