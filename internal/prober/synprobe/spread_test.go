@@ -24,47 +24,8 @@ func TestSendSpread(t *testing.T) {
 	rs := n.RealServers[0]
 	p, reg := newTestProber(t, n, Config{Interval: 100 * time.Millisecond, PortLo: 62000, PortHi: 62999})
 	const targets, wantProbes = 3000, 30000 // a second's worth
-	var (
-		mu              sync.Mutex
-		wakeups, probes int
-		onTime          int // probes not yet due when sent
-		most            int // the most probes not yet due one wakeup sent
-		over            int // wakeups that sent more than wakeLimit in all (late probes included)
-		ticks           = map[time.Duration]int{}
-		enough          = make(chan struct{})
-	)
-	p.onWakeup = func(n, overdue int, tick time.Duration) {
-		mu.Lock()
-		defer mu.Unlock()
-		wakeups++
-		probes += n
-		most = max(most, n-overdue) // late probes are never held back
-		onTime += n - overdue
-		if n > wakeLimit {
-			over++
-		}
-		ticks[tick]++
-		if probes >= wantProbes && probes-n < wantProbes {
-			close(enough)
-		}
-	}
-	for port := range uint16(targets) {
-		if err := p.Add(netip.AddrPortFrom(rs.Addr, 20000+port), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	stop := start(t, p)
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	select {
-	case <-enough:
-	case <-ctx.Done():
-		t.Fatalf("%d probes sent in %v, want %d", probes, waitTimeout, wantProbes)
-	}
-	stop()
-
-	mu.Lock()
-	defer mu.Unlock()
+	w := probeWakeups(t, p, rs.Addr, targets, wantProbes)
+	wakeups, probes, onTime, most, over, ticks := w.wakeups, w.probes, w.onTime, w.most, w.over, w.ticks
 	wantTick, wantLimit := tickFor(targets*probeRate(uint64(100*time.Millisecond)), 100*time.Millisecond)
 	t.Logf("%d probes (%d not yet due) in %d wakeups (%.1f each, most %d not yet due), ticks %v", probes, onTime, wakeups, float64(probes)/float64(wakeups), most, ticks)
 	if wantLimit != wakeLimit || wantTick >= sendTick {
@@ -130,39 +91,8 @@ func TestSendGrid(t *testing.T) {
 		wantProbes = 2000 // 16 rounds
 	)
 	p, reg := newTestProber(t, n, Config{Interval: interval, PortLo: 62000, PortHi: 62999})
-	var (
-		mu              sync.Mutex
-		wakeups, probes int
-		ticks           = map[time.Duration]int{}
-		enough          = make(chan struct{})
-	)
-	p.onWakeup = func(n, _ int, tick time.Duration) {
-		mu.Lock()
-		defer mu.Unlock()
-		wakeups++
-		probes += n
-		ticks[tick]++
-		if probes >= wantProbes && probes-n < wantProbes {
-			close(enough)
-		}
-	}
-	for port := range uint16(targets) {
-		if err := p.Add(netip.AddrPortFrom(rs.Addr, 20000+port), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	stop := start(t, p)
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	select {
-	case <-enough:
-	case <-ctx.Done():
-		t.Fatalf("%d probes sent in %v, want %d", probes, waitTimeout, wantProbes)
-	}
-	stop()
-
-	mu.Lock()
-	defer mu.Unlock()
+	w := probeWakeups(t, p, rs.Addr, targets, wantProbes)
+	wakeups, probes, ticks := w.wakeups, w.probes, w.ticks
 	t.Logf("%d probes in %d wakeups (%.1f each), ticks %v", probes, wakeups, float64(probes)/float64(wakeups), ticks)
 	const grid = 40 * time.Millisecond
 	if ticks[grid] < wakeups*3/4 {
@@ -184,6 +114,62 @@ func TestSendGrid(t *testing.T) {
 	if rst := counter(mfs, "lvsprobe_synprobe_answers_total", "rst"); rst < targets {
 		t.Errorf("%v RSTs from %d closed ports, want one per target at least", rst, targets)
 	}
+}
+
+// wakeupLog adds up the send loop's wakeups that sent probes
+// (Prober.onWakeup).
+type wakeupLog struct {
+	wakeups, probes int
+	onTime          int // probes not yet due when sent
+	most            int // the most probes not yet due one wakeup sent
+	over            int // wakeups that sent more than wakeLimit in all (late probes included)
+	ticks           map[time.Duration]int
+}
+
+// probeWakeups probes targets ports of rs from 20000 up with p until its
+// send loop has sent wantProbes probes (or fails the test after
+// waitTimeout), stops p and returns what the wakeups did.
+func probeWakeups(t *testing.T, p *Prober, rs netip.Addr, targets, wantProbes int) wakeupLog {
+	t.Helper()
+	var (
+		mu     sync.Mutex
+		w      = wakeupLog{ticks: map[time.Duration]int{}}
+		enough = make(chan struct{})
+	)
+	p.onWakeup = func(n, overdue int, tick time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.wakeups++
+		w.probes += n
+		w.most = max(w.most, n-overdue) // late probes are never held back
+		w.onTime += n - overdue
+		if n > wakeLimit {
+			w.over++
+		}
+		w.ticks[tick]++
+		if w.probes >= wantProbes && w.probes-n < wantProbes {
+			close(enough)
+		}
+	}
+	for port := range uint16(targets) {
+		if err := p.Add(netip.AddrPortFrom(rs, 20000+port), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := start(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	select {
+	case <-enough:
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("%d probes sent in %v, want %d", w.probes, waitTimeout, wantProbes)
+	}
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	return w
 }
 
 // histogram returns the histogram of the family name, nil if absent.
