@@ -143,12 +143,7 @@ func (e endpoint) dial(ctx context.Context) (*net.TCPConn, error) {
 		Control:   e.control,
 	}
 	if e.bind.IsValid() || e.port != 0 {
-		la := &net.TCPAddr{Port: int(e.port)}
-		if e.bind.IsValid() {
-			la.IP = e.bind.AsSlice()
-			la.Zone = e.bind.Zone()
-		}
-		d.LocalAddr = la
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(e.bind, e.port))
 	}
 	c, err := d.DialContext(ctx, "tcp", e.addr.String())
 	if err != nil {

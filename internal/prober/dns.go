@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/lvsprobe/lvsprobe/internal/config"
@@ -104,12 +105,7 @@ func (d *dnsChecker) String() string {
 func (e endpoint) dialUDP(ctx context.Context) (*net.UDPConn, error) {
 	d := net.Dialer{Control: e.controlUDP}
 	if e.bind.IsValid() || e.port != 0 {
-		la := &net.UDPAddr{Port: int(e.port)}
-		if e.bind.IsValid() {
-			la.IP = e.bind.AsSlice()
-			la.Zone = e.bind.Zone()
-		}
-		d.LocalAddr = la
+		d.LocalAddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(e.bind, e.port))
 	}
 	c, err := d.DialContext(ctx, "udp", e.addr.String())
 	if err != nil {
