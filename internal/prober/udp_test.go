@@ -1,7 +1,9 @@
 package prober
 
 import (
+	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"syscall"
 	"testing"
@@ -85,4 +87,51 @@ func TestLabUDP(t *testing.T) {
 		srv = startUDPEcho(top, rs, 5300)
 		healthy(t)
 	})
+}
+
+// TestDialUDPLocal: dialUDP binds to bindto and bind_port as configured,
+// each alone or both, and leaves the choice to the kernel when neither is
+// set. Loopback only.
+func TestDialUDPLocal(t *testing.T) {
+	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	to := srv.LocalAddr().(*net.UDPAddr).AddrPort()
+	// A free port for bind_port: the kernel picks one, we release it.
+	free, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint16(free.LocalAddr().(*net.UDPAddr).Port)
+	free.Close()
+	lo, lo2 := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	for _, tt := range []struct {
+		name string
+		opts epOpts
+		ip   netip.Addr // want; invalid: any loopback address
+		port uint16     // want; 0: any
+	}{
+		{"neither", epOpts{}, netip.Addr{}, 0},
+		{"bindto", epOpts{bind: lo2}, lo2, 0},
+		{"bind_port", epOpts{port: port}, netip.Addr{}, port},
+		{"both", epOpts{bind: lo2, port: port}, lo2, port},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := endpoint{addr: to, timeout: time.Second, epOpts: &tt.opts}
+			c, err := e.dialUDP(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			got := c.LocalAddr().(*net.UDPAddr).AddrPort()
+			if a := got.Addr().Unmap(); (tt.ip.IsValid() && a != tt.ip) || (!tt.ip.IsValid() && a != lo) {
+				t.Errorf("local address %v, want %v", got, tt.ip)
+			}
+			if tt.port != 0 && got.Port() != tt.port {
+				t.Errorf("local port %d, want %d", got.Port(), tt.port)
+			}
+		})
+	}
 }
